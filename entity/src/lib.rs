@@ -1,0 +1,13 @@
+//! sea-orm entities, one file a table. No GraphQL derives here: the public API is
+//! shaped in `src/graphql`, so the database and the contract can change apart.
+
+pub mod geographies;
+pub mod institution_identifiers;
+pub mod institutions;
+pub mod memberships;
+pub mod network_districts;
+pub mod networks;
+pub mod organisations;
+pub mod region_districts;
+pub mod regions;
+pub mod stewardships;

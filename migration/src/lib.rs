@@ -1,0 +1,15 @@
+//! The only way the database schema changes. Each migration has a working `down()`,
+//! and `tests/migrations.rs` runs them up, down and up again on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_directory;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_directory::Migration)]
+    }
+}

@@ -1,0 +1,214 @@
+//! Settings, layered: built-in defaults, then a TOML file (`--config`, `ANCHORFED_CONFIG`, or
+//! `./anchorfed.toml` when present), then `ANCHORFED_*` variables (nested keys with `__`, such
+//! as `ANCHORFED_LIMITS__DEPTH=10`), then `DATABASE_URL`. Validated once at start, so a bad
+//! setting stops the service with a message that says what to fix.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the settings: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("setting `{key}` is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Request limits. async-graphql enforces depth and complexity; the HTTP handler enforces
+/// the rest, which async-graphql lacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub depth: usize,
+    pub complexity: usize,
+    pub aliases: usize,
+    pub root_fields: usize,
+    pub batch: usize,
+    pub body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            depth: 12,
+            complexity: 20_000,
+            aliases: 30,
+            root_fields: 20,
+            batch: 10,
+            body_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port to listen on; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// Where the embedded SQLite file and generated keys live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; the SQLite file in `data_dir` when unset.
+    pub database_url: Option<SecretString>,
+    pub db_max_connections: u32,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `anchorfed=debug,info`.
+    pub log_level: String,
+    pub graphiql: bool,
+    pub introspection: bool,
+    pub limits: Limits,
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            db_max_connections: 16,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            graphiql: true,
+            introspection: true,
+            limits: Limits::default(),
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings from the layers above. `file` overrides where the TOML file is read from.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("ANCHORFED_CONFIG").map(PathBuf::from));
+        let mut fig = Figment::new();
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid {
+                        key: "config",
+                        reason: format!("the settings file {} does not exist", path.display()),
+                    });
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("anchorfed.toml")),
+        }
+        let settings: Settings = fig
+            .merge(Env::prefixed("ANCHORFED_").ignore(&["CONFIG"]).split("__"))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .extract()
+            .map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.depth", l.depth),
+            ("limits.complexity", l.complexity),
+            ("limits.aliases", l.aliases),
+            ("limits.root_fields", l.root_fields),
+            ("limits.batch", l.batch),
+            ("limits.body_bytes", l.body_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.db_max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "db_max_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if let Some(url) = &self.database_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "database_url",
+                    reason: "must start with sqlite:, postgres:// or postgresql://".into(),
+                });
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(ConfigError::Invalid {
+                key: "log_level",
+                reason: format!("{e} (try `info` or `anchorfed=debug,info`)"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured URL, or a SQLite file in the data directory.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                let path = self.data_dir.join("anchorfed.sqlite");
+                SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn zero_limit_is_refused_by_name() {
+        let mut s = Settings::default();
+        s.limits.aliases = 0;
+        let err = s.validate().map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("limits.aliases"), "{err}");
+    }
+
+    #[test]
+    fn foreign_database_is_refused() {
+        let s = Settings {
+            database_url: Some(SecretString::from("mysql://x")),
+            ..Settings::default()
+        };
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings {
+            database_url: Some(SecretString::from("postgres://u:hunter2@h/db")),
+            ..Settings::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,78 @@
+//! Connecting to the database (embedded SQLite or PostgreSQL) and migrating it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::telemetry::Metrics;
+
+/// Opens a pool on `url`, counting every statement into `metrics`. For SQLite the file's
+/// directory is created and the journal switched to WAL, so readers never wait for a writer.
+pub async fn connect(
+    url: &SecretString,
+    max_connections: u32,
+    metrics: Option<&Metrics>,
+) -> anyhow::Result<DatabaseConnection> {
+    let raw = url.expose_secret();
+    if let Some(path) = sqlite_path(raw) {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("Failed to create the data directory {}", dir.display())
+                })?;
+            }
+        }
+    }
+    let mut opts = ConnectOptions::new(raw.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    let mut db = Database::connect(opts)
+        .await
+        .context("Failed to connect to the database (check database_url / DATABASE_URL)")?;
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL")
+            .await
+            .context("Failed to switch SQLite to WAL mode")?;
+    }
+    if let Some(m) = metrics {
+        let m = m.clone();
+        db.set_metric_callback(move |info| m.record_statement(info.elapsed.as_secs_f64()));
+    }
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("Failed to apply database migrations")
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (path != ":memory:" && !path.is_empty()).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn finds_the_sqlite_file() {
+        assert_eq!(
+            sqlite_path("sqlite://data/a.sqlite?mode=rwc"),
+            Some("data/a.sqlite")
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+}

@@ -1,0 +1,546 @@
+//! The directory's service functions: plain async functions over a connection, called by
+//! the GraphQL resolvers and the DataLoaders. The directory is public (DESIGN.md: anyone reads
+//! regions, networks, institutions), so nothing here consults the policy module.
+
+pub mod demo;
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use entity::{
+    geographies, institution_identifiers, institutions, memberships, networks, organisations,
+    regions,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Value,
+};
+
+use crate::domain::{GssCode, IdOrKey, Identifier, Sector};
+use crate::error::{ApiError, ApiResult};
+use crate::sql;
+
+/// The membership status that counts; `INVITED` waits for the steward's consent.
+pub const ACTIVE: &str = "ACTIVE";
+pub const INVITED: &str = "INVITED";
+
+/// A page of rows ordered by id, and whether more follow.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `first + 1` rows: the extra row only says more follow.
+    pub fn from_overfetch(mut rows: Vec<T>, first: usize) -> Self {
+        let has_next = rows.len() > first;
+        rows.truncate(first);
+        Page {
+            items: rows,
+            has_next,
+        }
+    }
+}
+
+/// Where a page starts: after the row with this id, if any, and how many rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageArgs {
+    pub first: u64,
+    pub after: Option<i64>,
+}
+
+pub async fn regions<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<regions::Model>> {
+    Ok(regions::Entity::find()
+        .order_by_asc(regions::Column::Code)
+        .all(db)
+        .await?)
+}
+
+pub async fn region_by_code<C: ConnectionTrait>(
+    db: &C,
+    code: &GssCode,
+) -> ApiResult<Option<regions::Model>> {
+    Ok(regions::Entity::find()
+        .filter(regions::Column::Code.eq(code.as_str()))
+        .one(db)
+        .await?)
+}
+
+pub async fn regions_by_id<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, regions::Model>> {
+    Ok(regions::Entity::find()
+        .filter(regions::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect())
+}
+
+pub async fn geographies_by_code<C: ConnectionTrait>(
+    db: &C,
+    codes: &[String],
+) -> ApiResult<HashMap<String, geographies::Model>> {
+    Ok(geographies::Entity::find()
+        .filter(geographies::Column::Code.is_in(codes.iter().cloned()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| (g.code.clone(), g))
+        .collect())
+}
+
+#[derive(Debug, FromQueryResult)]
+struct GroupedGeography {
+    group_id: i64,
+    code: String,
+    name: String,
+    kind: String,
+    vintage: i32,
+    parent_code: Option<String>,
+}
+
+impl GroupedGeography {
+    fn split(self) -> (i64, geographies::Model) {
+        (
+            self.group_id,
+            geographies::Model {
+                code: self.code,
+                name: self.name,
+                kind: self.kind,
+                vintage: self.vintage,
+                parent_code: self.parent_code,
+            },
+        )
+    }
+}
+
+/// The districts of each network in `ids`, in code order, in one statement.
+pub async fn network_districts<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
+    let rows = GroupedGeography::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT nd.network_id AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
+             FROM network_districts nd JOIN geographies g ON g.code = nd.district_code \
+             WHERE nd.network_id IN ({}) ORDER BY nd.network_id, g.code",
+            sql::placeholders(ids.len())
+        ),
+        ids.iter().map(|&i| Value::from(i)).collect(),
+    ))
+    .all(db)
+    .await?;
+    Ok(group(rows.into_iter().map(GroupedGeography::split)))
+}
+
+/// The constituent districts of each region in `ids`, in one statement.
+pub async fn region_districts<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
+    let rows = GroupedGeography::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT rd.region_id AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
+             FROM region_districts rd JOIN geographies g ON g.code = rd.district_code \
+             WHERE rd.region_id IN ({}) ORDER BY rd.region_id, g.code",
+            sql::placeholders(ids.len())
+        ),
+        ids.iter().map(|&i| Value::from(i)).collect(),
+    ))
+    .all(db)
+    .await?;
+    Ok(group(rows.into_iter().map(GroupedGeography::split)))
+}
+
+fn group<K: std::hash::Hash + Eq, V>(rows: impl Iterator<Item = (K, V)>) -> HashMap<K, Vec<V>> {
+    let mut out: HashMap<K, Vec<V>> = HashMap::new();
+    for (k, v) in rows {
+        out.entry(k).or_default().push(v);
+    }
+    out
+}
+
+pub async fn networks_page<C: ConnectionTrait>(
+    db: &C,
+    page: PageArgs,
+) -> ApiResult<Page<networks::Model>> {
+    let mut q = networks::Entity::find().order_by_asc(networks::Column::Id);
+    if let Some(after) = page.after {
+        q = q.filter(networks::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.first + 1).all(db).await?;
+    Ok(Page::from_overfetch(rows, page.first as usize))
+}
+
+pub async fn networks_count<C: ConnectionTrait>(db: &C) -> ApiResult<u64> {
+    Ok(networks::Entity::find().count(db).await?)
+}
+
+pub async fn network<C: ConnectionTrait>(
+    db: &C,
+    id: &IdOrKey,
+) -> ApiResult<Option<networks::Model>> {
+    let q = networks::Entity::find();
+    let q = match id {
+        IdOrKey::Id(i) => q.filter(networks::Column::Id.eq(*i)),
+        IdOrKey::Key(k) => q.filter(networks::Column::Key.eq(k.as_str())),
+    };
+    Ok(q.one(db).await?)
+}
+
+/// Like [`network`], but a missing network is an error naming the argument.
+pub async fn require_network<C: ConnectionTrait>(
+    db: &C,
+    field: &str,
+    id: &IdOrKey,
+) -> ApiResult<networks::Model> {
+    network(db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{field}: network {}", describe(id))))
+}
+
+pub async fn networks_by_id<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, networks::Model>> {
+    Ok(networks::Entity::find()
+        .filter(networks::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|n| (n.id, n))
+        .collect())
+}
+
+pub async fn institution<C: ConnectionTrait>(
+    db: &C,
+    id: &IdOrKey,
+) -> ApiResult<Option<institutions::Model>> {
+    let q = institutions::Entity::find();
+    let q = match id {
+        IdOrKey::Id(i) => q.filter(institutions::Column::Id.eq(*i)),
+        IdOrKey::Key(k) => q.filter(institutions::Column::Key.eq(k.as_str())),
+    };
+    Ok(q.one(db).await?)
+}
+
+fn describe(id: &IdOrKey) -> String {
+    match id {
+        IdOrKey::Id(i) => format!("with id {i}"),
+        IdOrKey::Key(k) => format!("`{k}`"),
+    }
+}
+
+/// The filters of `institutions(filter: …)`, validated.
+#[derive(Debug, Clone, Default)]
+pub struct InstitutionFilter {
+    /// Institutions that are members of this network on `on`.
+    pub network: Option<i64>,
+    pub sector: Option<Sector>,
+    pub district: Option<GssCode>,
+    /// A case-insensitive part of the name.
+    pub name: Option<String>,
+    pub identifier: Option<Identifier>,
+    pub on: Option<NaiveDate>,
+}
+
+fn filtered(f: &InstitutionFilter) -> sea_orm::Select<institutions::Entity> {
+    use institutions::Column as C;
+    let mut q = institutions::Entity::find();
+    if let Some(net) = f.network {
+        let on = f.on.unwrap_or_else(today);
+        q = q.filter(
+            C::Id.in_subquery(
+                Query::select()
+                    .column(memberships::Column::InstitutionId)
+                    .from(memberships::Entity)
+                    .and_where(memberships::Column::NetworkId.eq(net))
+                    .cond_where(active_on(on))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(s) = f.sector {
+        q = q.filter(C::Sector.eq(s.as_str()));
+    }
+    if let Some(d) = &f.district {
+        q = q.filter(C::HomeDistrictCode.eq(d.as_str()));
+    }
+    if let Some(name) = &f.name {
+        let escaped: String = name
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        q = q.filter(
+            Expr::expr(Func::lower(Expr::col(C::Name)))
+                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        );
+    }
+    if let Some(id) = &f.identifier {
+        q = q.filter(
+            C::Id.in_subquery(
+                Query::select()
+                    .column(institution_identifiers::Column::InstitutionId)
+                    .from(institution_identifiers::Entity)
+                    .and_where(institution_identifiers::Column::Scheme.eq(id.scheme().as_str()))
+                    .and_where(institution_identifiers::Column::Value.eq(id.value()))
+                    .to_owned(),
+            ),
+        );
+    }
+    q
+}
+
+/// The condition that a membership row counts on `on` (its `to` date is inclusive).
+pub fn active_on(on: NaiveDate) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(memberships::Column::Status.eq(ACTIVE))
+        .add(memberships::Column::FromDate.lte(on))
+        .add(
+            sea_orm::Condition::any()
+                .add(memberships::Column::ToDate.is_null())
+                .add(memberships::Column::ToDate.gte(on)),
+        )
+}
+
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+pub async fn institutions_page<C: ConnectionTrait>(
+    db: &C,
+    filter: &InstitutionFilter,
+    page: PageArgs,
+) -> ApiResult<Page<institutions::Model>> {
+    let mut q = filtered(filter).order_by_asc(institutions::Column::Id);
+    if let Some(after) = page.after {
+        q = q.filter(institutions::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.first + 1).all(db).await?;
+    Ok(Page::from_overfetch(rows, page.first as usize))
+}
+
+pub async fn institutions_count<C: ConnectionTrait>(
+    db: &C,
+    filter: &InstitutionFilter,
+) -> ApiResult<u64> {
+    Ok(filtered(filter).count(db).await?)
+}
+
+#[derive(Debug, FromQueryResult)]
+struct GroupedInstitution {
+    group_id: i64,
+    id: i64,
+    key: String,
+    name: String,
+    sector: String,
+    home_district_code: String,
+    year_end_month: i16,
+    steward_network_id: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl GroupedInstitution {
+    fn split(self) -> (i64, institutions::Model) {
+        (
+            self.group_id,
+            institutions::Model {
+                id: self.id,
+                key: self.key,
+                name: self.name,
+                sector: self.sector,
+                home_district_code: self.home_district_code,
+                year_end_month: self.year_end_month,
+                steward_network_id: self.steward_network_id,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+            },
+        )
+    }
+}
+
+const INSTITUTION_COLUMNS: &str = "i.id, i.key, i.name, i.sector, i.home_district_code, \
+     i.year_end_month, i.steward_network_id, i.created_at, i.updated_at";
+
+/// One page of members for each network in `network_ids`, all in one statement: a window
+/// function numbers each network's members so every page is cut in SQL.
+pub async fn members_pages<C: ConnectionTrait>(
+    db: &C,
+    network_ids: &[i64],
+    on: NaiveDate,
+    page: PageArgs,
+) -> ApiResult<HashMap<i64, Page<institutions::Model>>> {
+    let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
+    values.extend([
+        Value::from(ACTIVE),
+        Value::from(on),
+        Value::from(on),
+        Value::from(page.after.unwrap_or(0)),
+        Value::from(page.first as i64 + 1),
+    ]);
+    let rows = GroupedInstitution::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT * FROM ( \
+               SELECT m.network_id AS group_id, {INSTITUTION_COLUMNS}, \
+                 ROW_NUMBER() OVER (PARTITION BY m.network_id ORDER BY i.id) AS rn \
+               FROM memberships m JOIN institutions i ON i.id = m.institution_id \
+               WHERE m.network_id IN ({}) AND m.status = ? AND m.from_date <= ? \
+                 AND (m.to_date IS NULL OR m.to_date >= ?) AND i.id > ? \
+             ) t WHERE rn <= ? ORDER BY group_id, id",
+            sql::placeholders(network_ids.len())
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    let grouped = group(rows.into_iter().map(GroupedInstitution::split));
+    Ok(network_ids
+        .iter()
+        .map(|id| {
+            let rows = grouped.get(id).cloned().unwrap_or_default();
+            (*id, Page::from_overfetch(rows, page.first as usize))
+        })
+        .collect())
+}
+
+#[derive(Debug, FromQueryResult)]
+struct GroupCount {
+    group_id: i64,
+    n: i64,
+}
+
+/// How many members each network in `network_ids` has on `on`, in one statement.
+pub async fn members_counts<C: ConnectionTrait>(
+    db: &C,
+    network_ids: &[i64],
+    on: NaiveDate,
+) -> ApiResult<HashMap<i64, u64>> {
+    let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
+    values.extend([Value::from(ACTIVE), Value::from(on), Value::from(on)]);
+    let rows = GroupCount::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT m.network_id AS group_id, COUNT(DISTINCT m.institution_id) AS n \
+             FROM memberships m WHERE m.network_id IN ({}) AND m.status = ? \
+               AND m.from_date <= ? AND (m.to_date IS NULL OR m.to_date >= ?) \
+             GROUP BY m.network_id",
+            sql::placeholders(network_ids.len())
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    Ok(counts(network_ids, rows))
+}
+
+fn counts(ids: &[i64], rows: Vec<GroupCount>) -> HashMap<i64, u64> {
+    let found: HashMap<i64, u64> = rows
+        .into_iter()
+        .map(|r| (r.group_id, u64::try_from(r.n).unwrap_or(0)))
+        .collect();
+    ids.iter()
+        .map(|id| (*id, found.get(id).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// One page of the institutions each network in `network_ids` stewards, in one statement.
+pub async fn steward_pages<C: ConnectionTrait>(
+    db: &C,
+    network_ids: &[i64],
+    page: PageArgs,
+) -> ApiResult<HashMap<i64, Page<institutions::Model>>> {
+    let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
+    values.extend([
+        Value::from(page.after.unwrap_or(0)),
+        Value::from(page.first as i64 + 1),
+    ]);
+    let rows = GroupedInstitution::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT * FROM ( \
+               SELECT i.steward_network_id AS group_id, {INSTITUTION_COLUMNS}, \
+                 ROW_NUMBER() OVER (PARTITION BY i.steward_network_id ORDER BY i.id) AS rn \
+               FROM institutions i WHERE i.steward_network_id IN ({}) AND i.id > ? \
+             ) t WHERE rn <= ? ORDER BY group_id, id",
+            sql::placeholders(network_ids.len())
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    let grouped = group(rows.into_iter().map(GroupedInstitution::split));
+    Ok(network_ids
+        .iter()
+        .map(|id| {
+            let rows = grouped.get(id).cloned().unwrap_or_default();
+            (*id, Page::from_overfetch(rows, page.first as usize))
+        })
+        .collect())
+}
+
+pub async fn steward_counts<C: ConnectionTrait>(
+    db: &C,
+    network_ids: &[i64],
+) -> ApiResult<HashMap<i64, u64>> {
+    let rows = GroupCount::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT steward_network_id AS group_id, COUNT(*) AS n FROM institutions \
+             WHERE steward_network_id IN ({}) GROUP BY steward_network_id",
+            sql::placeholders(network_ids.len())
+        ),
+        network_ids.iter().map(|&i| Value::from(i)).collect(),
+    ))
+    .all(db)
+    .await?;
+    Ok(counts(network_ids, rows))
+}
+
+pub async fn identifiers_of<C: ConnectionTrait>(
+    db: &C,
+    institution_ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<institution_identifiers::Model>>> {
+    let rows = institution_identifiers::Entity::find()
+        .filter(
+            institution_identifiers::Column::InstitutionId.is_in(institution_ids.iter().copied()),
+        )
+        .order_by_asc(institution_identifiers::Column::InstitutionId)
+        .order_by_asc(institution_identifiers::Column::Scheme)
+        .all(db)
+        .await?;
+    Ok(group(rows.into_iter().map(|r| (r.institution_id, r))))
+}
+
+pub async fn memberships_of<C: ConnectionTrait>(
+    db: &C,
+    institution_ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<memberships::Model>>> {
+    let rows = memberships::Entity::find()
+        .filter(memberships::Column::InstitutionId.is_in(institution_ids.iter().copied()))
+        .order_by_asc(memberships::Column::InstitutionId)
+        .order_by_asc(memberships::Column::FromDate)
+        .order_by_asc(memberships::Column::Id)
+        .all(db)
+        .await?;
+    Ok(group(rows.into_iter().map(|r| (r.institution_id, r))))
+}
+
+pub async fn organisations<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<organisations::Model>> {
+    Ok(organisations::Entity::find()
+        .order_by_asc(organisations::Column::Key)
+        .all(db)
+        .await?)
+}

@@ -1,0 +1,208 @@
+//! DataLoaders: every relation a resolver follows goes through one of these, so a nested
+//! query costs a fixed number of statements however many parents it has. One `Loaders`
+//! value serves every key type; a fresh one is made per request, so nothing cached outlives
+//! the request that read it.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use chrono::NaiveDate;
+use entity::{geographies, institution_identifiers, institutions, memberships, networks, regions};
+use sea_orm::DatabaseConnection;
+
+use crate::directory::{self, Page, PageArgs};
+
+pub struct Loaders {
+    db: DatabaseConnection,
+}
+
+impl Loaders {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetworkId(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegionId(pub i64);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GeoCode(pub String);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetworkDistricts(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegionDistricts(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentifiersOf(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembershipsOf(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembersPage {
+    pub network: i64,
+    pub on: NaiveDate,
+    pub page: PageArgs,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembersCount {
+    pub network: i64,
+    pub on: NaiveDate,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StewardPage {
+    pub network: i64,
+    pub page: PageArgs,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StewardCount(pub i64);
+
+/// Groups keys that share everything but their parent id, so each group is one statement.
+fn grouped<K, G: std::hash::Hash + Eq + Copy>(
+    keys: &[K],
+    group: impl Fn(&K) -> (G, i64),
+) -> HashMap<G, Vec<i64>> {
+    let mut out: HashMap<G, Vec<i64>> = HashMap::new();
+    for k in keys {
+        let (g, id) = group(k);
+        out.entry(g).or_default().push(id);
+    }
+    out
+}
+
+impl Loader<NetworkId> for Loaders {
+    type Value = networks::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[NetworkId]) -> LoadResult<NetworkId, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = directory::networks_by_id(&self.db, &ids).await?;
+        Ok(found.into_iter().map(|(k, v)| (NetworkId(k), v)).collect())
+    }
+}
+
+impl Loader<RegionId> for Loaders {
+    type Value = regions::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[RegionId]) -> LoadResult<RegionId, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = directory::regions_by_id(&self.db, &ids).await?;
+        Ok(found.into_iter().map(|(k, v)| (RegionId(k), v)).collect())
+    }
+}
+
+impl Loader<GeoCode> for Loaders {
+    type Value = geographies::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[GeoCode]) -> LoadResult<GeoCode, Self::Value> {
+        let codes: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let found = directory::geographies_by_code(&self.db, &codes).await?;
+        Ok(found.into_iter().map(|(k, v)| (GeoCode(k), v)).collect())
+    }
+}
+
+impl Loader<NetworkDistricts> for Loaders {
+    type Value = Vec<geographies::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[NetworkDistricts]) -> LoadResult<NetworkDistricts, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = directory::network_districts(&self.db, &ids).await?;
+        Ok(found
+            .into_iter()
+            .map(|(k, v)| (NetworkDistricts(k), v))
+            .collect())
+    }
+}
+
+impl Loader<RegionDistricts> for Loaders {
+    type Value = Vec<geographies::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[RegionDistricts]) -> LoadResult<RegionDistricts, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = directory::region_districts(&self.db, &ids).await?;
+        Ok(found
+            .into_iter()
+            .map(|(k, v)| (RegionDistricts(k), v))
+            .collect())
+    }
+}
+
+impl Loader<IdentifiersOf> for Loaders {
+    type Value = Vec<institution_identifiers::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[IdentifiersOf]) -> LoadResult<IdentifiersOf, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = directory::identifiers_of(&self.db, &ids).await?;
+        Ok(found
+            .into_iter()
+            .map(|(k, v)| (IdentifiersOf(k), v))
+            .collect())
+    }
+}
+
+impl Loader<MembershipsOf> for Loaders {
+    type Value = Vec<memberships::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[MembershipsOf]) -> LoadResult<MembershipsOf, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = directory::memberships_of(&self.db, &ids).await?;
+        Ok(found
+            .into_iter()
+            .map(|(k, v)| (MembershipsOf(k), v))
+            .collect())
+    }
+}
+
+impl Loader<MembersPage> for Loaders {
+    type Value = Page<institutions::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[MembersPage]) -> LoadResult<MembersPage, Self::Value> {
+        let mut out = HashMap::new();
+        for ((on, page), ids) in grouped(keys, |k| ((k.on, k.page), k.network)) {
+            for (network, p) in directory::members_pages(&self.db, &ids, on, page).await? {
+                out.insert(MembersPage { network, on, page }, p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<MembersCount> for Loaders {
+    type Value = u64;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[MembersCount]) -> LoadResult<MembersCount, Self::Value> {
+        let mut out = HashMap::new();
+        for (on, ids) in grouped(keys, |k| (k.on, k.network)) {
+            for (network, n) in directory::members_counts(&self.db, &ids, on).await? {
+                out.insert(MembersCount { network, on }, n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<StewardPage> for Loaders {
+    type Value = Page<institutions::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[StewardPage]) -> LoadResult<StewardPage, Self::Value> {
+        let mut out = HashMap::new();
+        for (page, ids) in grouped(keys, |k| (k.page, k.network)) {
+            for (network, p) in directory::steward_pages(&self.db, &ids, page).await? {
+                out.insert(StewardPage { network, page }, p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<StewardCount> for Loaders {
+    type Value = u64;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[StewardCount]) -> LoadResult<StewardCount, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = directory::steward_counts(&self.db, &ids).await?;
+        Ok(found
+            .into_iter()
+            .map(|(k, v)| (StewardCount(k), v))
+            .collect())
+    }
+}

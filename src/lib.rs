@@ -1,0 +1,12 @@
+//! anchorfed: a GraphQL service that joins local anchor-institution networks into a
+//! regional federation. See `DESIGN.md` in the shared folder and the README.
+
+pub mod config;
+pub mod db;
+pub mod directory;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod server;
+pub mod sql;
+pub mod telemetry;

@@ -1,0 +1,698 @@
+//! GraphQL over HTTP, by the specification (graphql.github.io/graphql-over-http): content
+//! negotiation between `application/graphql-response+json` and `application/json`, the
+//! status codes it sets, `GET` for queries only, and the limits async-graphql lacks (body
+//! size, batch size, aliases, root fields). async-graphql's stock actix responder answers 200
+//! to everything and runs mutations sent by `GET`, hence this handler.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{BatchRequest, Request, ServerError, Variables};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::AppState;
+use crate::config::Limits;
+use crate::graphql::loaders::Loaders;
+
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MediaType::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+            MediaType::Json => "application/json",
+        }
+    }
+}
+
+/// A failure before any operation ran: the response carries `errors` and no `data`.
+struct RequestFailure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    allow: Option<&'static str>,
+}
+
+impl RequestFailure {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+}
+
+/// Picks the response media type from `Accept`. No header, or one that takes anything, gets
+/// `application/graphql-response+json`, as the specification allows since 2025.
+fn negotiate(req: &HttpRequest) -> Option<MediaType> {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Some(MediaType::GraphqlResponseJson);
+    };
+    let mut best: Option<(f32, MediaType)> = None;
+    for part in accept.split(',') {
+        let mut pieces = part.split(';');
+        let mime = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = pieces
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if q <= 0.0 {
+            continue;
+        }
+        let media = match mime.as_str() {
+            GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => MediaType::GraphqlResponseJson,
+            "application/json" => MediaType::Json,
+            _ => continue,
+        };
+        // Prefer the higher q; on a tie prefer graphql-response+json.
+        let better = match best {
+            None => true,
+            Some((bq, bm)) => {
+                q > bq
+                    || (q == bq && media == MediaType::GraphqlResponseJson && bm == MediaType::Json)
+            }
+        };
+        if better {
+            best = Some((q, media));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+#[derive(Debug, Deserialize)]
+struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<Json>,
+    extensions: Option<Json>,
+}
+
+fn to_request(
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<Json>,
+) -> Result<Request, RequestFailure> {
+    let Some(query) = query.filter(|q| !q.trim().is_empty()) else {
+        return Err(RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the request has no `query`",
+        ));
+    };
+    let mut r = Request::new(query);
+    if let Some(name) = operation_name {
+        r = r.operation_name(name);
+    }
+    match variables {
+        None | Some(Json::Null) => {}
+        Some(v @ Json::Object(_)) => r = r.variables(Variables::from_json(v)),
+        Some(_) => {
+            return Err(RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "`variables` must be a JSON object",
+            ));
+        }
+    }
+    Ok(r)
+}
+
+fn from_get(req: &HttpRequest) -> Result<BatchRequest, RequestFailure> {
+    let params = web::Query::<GetParams>::from_query(req.query_string()).map_err(|e| {
+        RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            format!("bad query string: {e}"),
+        )
+    })?;
+    let params = params.into_inner();
+    let variables = params
+        .variables
+        .map(|v| serde_json::from_str::<Json>(&v))
+        .transpose()
+        .map_err(|e| {
+            RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("`variables` is not JSON: {e}"),
+            )
+        })?;
+    if let Some(ext) = params.extensions {
+        serde_json::from_str::<Json>(&ext).map_err(|e| {
+            RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("`extensions` is not JSON: {e}"),
+            )
+        })?;
+    }
+    Ok(BatchRequest::Single(to_request(
+        params.query,
+        params.operation_name,
+        variables,
+    )?))
+}
+
+async fn read_body(
+    payload: &mut web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, RequestFailure> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("could not read the body: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(RequestFailure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "QUERY_TOO_COMPLEX",
+                format!("the request body is larger than the limit of {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn from_post(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    limits: &Limits,
+) -> Result<BatchRequest, RequestFailure> {
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime: Option<mime::Mime> = ctype.parse().ok();
+    let is_json = mime
+        .as_ref()
+        .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == mime::JSON);
+    if !is_json {
+        return Err(RequestFailure::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            format!("unsupported content type `{ctype}`: send application/json"),
+        ));
+    }
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limits.body_bytes {
+            return Err(RequestFailure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "QUERY_TOO_COMPLEX",
+                format!(
+                    "the request body is larger than the limit of {} bytes",
+                    limits.body_bytes
+                ),
+            ));
+        }
+    }
+    let body = read_body(payload, limits.body_bytes).await?;
+    let json: Json = serde_json::from_slice(&body).map_err(|e| {
+        RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let one = |v: Json| -> Result<Request, RequestFailure> {
+        let p: PostParams = serde_json::from_value(v).map_err(|e| {
+            RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("not a GraphQL request: {e}"),
+            )
+        })?;
+        let _ = p.extensions;
+        to_request(p.query, p.operation_name, p.variables)
+    };
+    match json {
+        Json::Array(items) => {
+            if items.is_empty() {
+                return Err(RequestFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_USER_INPUT",
+                    "the batch is empty",
+                ));
+            }
+            if items.len() > limits.batch {
+                return Err(RequestFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "QUERY_TOO_COMPLEX",
+                    format!(
+                        "the batch has {} operations; the limit is {}",
+                        items.len(),
+                        limits.batch
+                    ),
+                ));
+            }
+            Ok(BatchRequest::Batch(
+                items.into_iter().map(one).collect::<Result<_, _>>()?,
+            ))
+        }
+        v => Ok(BatchRequest::Single(one(v)?)),
+    }
+}
+
+/// Counts aliases in a selection set, following fragments (each spread counts again, since
+/// each spread is executed again), with a guard against cyclic fragments.
+fn count_aliases(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+    if depth > 64 {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|sel| match &sel.node {
+            Selection::Field(f) => {
+                usize::from(f.node.alias.is_some())
+                    + count_aliases(doc, &f.node.selection_set.node, depth + 1)
+            }
+            Selection::InlineFragment(i) => {
+                count_aliases(doc, &i.node.selection_set.node, depth + 1)
+            }
+            Selection::FragmentSpread(s) => doc
+                .fragments
+                .get(&s.node.fragment_name.node)
+                .map(|f| count_aliases(doc, &f.node.selection_set.node, depth + 1))
+                .unwrap_or(0),
+        })
+        .sum()
+}
+
+fn count_root_fields(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+    if depth > 64 {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|sel| match &sel.node {
+            Selection::Field(_) => 1,
+            Selection::InlineFragment(i) => {
+                count_root_fields(doc, &i.node.selection_set.node, depth + 1)
+            }
+            Selection::FragmentSpread(s) => doc
+                .fragments
+                .get(&s.node.fragment_name.node)
+                .map(|f| count_root_fields(doc, &f.node.selection_set.node, depth + 1))
+                .unwrap_or(0),
+        })
+        .sum()
+}
+
+/// Parses the request's document and applies the checks that come before execution:
+/// `GET` only for queries, and the alias and root-field limits.
+fn precheck(req: &mut Request, method: &Method, limits: &Limits) -> Result<(), RequestFailure> {
+    let op_name = req.operation_name.clone();
+    let doc = match req.parsed_query() {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Err(RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                e.message,
+            ));
+        }
+    };
+    let op = match (&doc.operations, op_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    // An undeterminable operation is reported by execution, which knows the exact reason.
+    let Some(op) = op else { return Ok(()) };
+    if *method == Method::GET && op.node.ty != OperationType::Query {
+        return Err(RequestFailure {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "BAD_USER_INPUT",
+            message: "only queries may be sent with GET; send mutations with POST".into(),
+            allow: Some("POST"),
+        });
+    }
+    let aliases = count_aliases(doc, &op.node.selection_set.node, 0);
+    if aliases > limits.aliases {
+        return Err(RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TOO_COMPLEX",
+            format!(
+                "the operation uses {aliases} aliases; the limit is {}",
+                limits.aliases
+            ),
+        ));
+    }
+    let roots = count_root_fields(doc, &op.node.selection_set.node, 0);
+    if roots > limits.root_fields {
+        return Err(RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TOO_COMPLEX",
+            format!(
+                "the operation selects {roots} root fields; the limit is {}",
+                limits.root_fields
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn error_json(code: &str, message: &str) -> Json {
+    json!({ "message": message, "extensions": { "code": code } })
+}
+
+/// Gives every error an `extensions.code`. Errors async-graphql raised itself have none:
+/// before execution they are the client's document (parse, validation, limits); during
+/// execution, input coercion is the client's too and anything else is internal.
+fn code_errors(errors: &mut [ServerError], request_level: bool) {
+    for e in errors {
+        let has_code = e
+            .extensions
+            .as_ref()
+            .is_some_and(|x| x.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if e.message.starts_with("Query is too complex")
+            || e.message.starts_with("Query is nested too deep")
+            || e.message.contains("too many directives")
+            || e.message.contains("recursion depth")
+        {
+            "QUERY_TOO_COMPLEX"
+        } else if request_level
+            || e.message.starts_with("Failed to parse")
+            || e.message.starts_with("Invalid value")
+        {
+            "BAD_USER_INPUT"
+        } else {
+            "INTERNAL"
+        };
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+}
+
+struct Executed {
+    body: Json,
+    request_error: bool,
+    codes: Vec<String>,
+}
+
+async fn execute_one(state: &AppState, req: Request) -> Executed {
+    let req = req.data(DataLoader::new(
+        Loaders::new(state.db.clone()),
+        tokio::spawn,
+    ));
+    let mut resp = state.schema.execute(req).await;
+    // A response with no data and only errors that no field raised failed before execution.
+    let request_error = resp.data == async_graphql::Value::Null
+        && !resp.errors.is_empty()
+        && resp.errors.iter().all(|e| e.path.is_empty());
+    code_errors(&mut resp.errors, request_error);
+    let codes = resp
+        .errors
+        .iter()
+        .filter_map(|e| {
+            e.extensions
+                .as_ref()?
+                .get("code")
+                .map(|v| v.to_string().trim_matches('"').to_owned())
+        })
+        .collect();
+    let mut body = serde_json::to_value(&resp)
+        .unwrap_or_else(|_| json!({ "errors": [error_json("INTERNAL", "internal error")] }));
+    if request_error {
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("data");
+        }
+    }
+    Executed {
+        body,
+        request_error,
+        codes,
+    }
+}
+
+/// Keeps the operation-name label set bounded: names are client input.
+pub struct OperationLabels(Mutex<HashSet<String>>);
+
+impl Default for OperationLabels {
+    fn default() -> Self {
+        Self(Mutex::new(HashSet::new()))
+    }
+}
+
+impl OperationLabels {
+    const MAX: usize = 200;
+
+    fn label(&self, name: Option<&str>) -> String {
+        let Some(name) = name else {
+            return "anonymous".into();
+        };
+        if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return "invalid".into();
+        }
+        let Ok(mut seen) = self.0.lock() else {
+            return "other".into();
+        };
+        if seen.contains(name) || seen.len() < Self::MAX {
+            seen.insert(name.to_owned());
+            name.to_owned()
+        } else {
+            "other".into()
+        }
+    }
+}
+
+fn respond(media: MediaType, status: StatusCode, body: &Json, allow: Option<&str>) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    b.insert_header((
+        header::CONTENT_TYPE,
+        format!("{}; charset=utf-8", media.as_str()),
+    ));
+    if let Some(allow) = allow {
+        b.insert_header((header::ALLOW, allow));
+    }
+    b.body(body.to_string())
+}
+
+/// `GET /graphql` and `POST /graphql`.
+pub async fn handle(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let Some(media) = negotiate(&req) else {
+        return respond(
+            MediaType::Json,
+            StatusCode::NOT_ACCEPTABLE,
+            &json!({ "errors": [error_json("BAD_USER_INPUT", "send Accept: application/graphql-response+json or application/json")] }),
+            None,
+        );
+    };
+    let method = req.method().clone();
+    let batch = if method == Method::GET {
+        from_get(&req)
+    } else {
+        from_post(&req, &mut payload, &state.settings.limits).await
+    };
+    let batch = match batch {
+        Ok(b) => b,
+        Err(f) => {
+            state
+                .metrics
+                .requests
+                .with_label_values(&["none", "refused"])
+                .inc();
+            state
+                .metrics
+                .errors
+                .with_label_values(&["none", f.code])
+                .inc();
+            return respond(
+                media,
+                f.status,
+                &json!({ "errors": [error_json(f.code, &f.message)] }),
+                f.allow,
+            );
+        }
+    };
+
+    match batch {
+        BatchRequest::Single(r) => {
+            let label = state.operation_labels.label(r.operation_name.as_deref());
+            tracing::Span::current().record("graphql.operation", label.as_str());
+            // Method-not-allowed must be answered as such, before anything runs.
+            let mut r = r;
+            if let Err(f) = precheck(&mut r, &method, &state.settings.limits) {
+                record(&state, &label, started, true, &[f.code.to_owned()]);
+                return respond(
+                    media,
+                    f.status,
+                    &json!({ "errors": [error_json(f.code, &f.message)] }),
+                    f.allow,
+                );
+            }
+            let out = execute_one(&state, r).await;
+            record(&state, &label, started, out.request_error, &out.codes);
+            let status = if out.request_error && media == MediaType::GraphqlResponseJson {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            respond(media, status, &out.body, None)
+        }
+        BatchRequest::Batch(rs) => {
+            let label = "batch".to_owned();
+            tracing::Span::current().record("graphql.operation", label.as_str());
+            let mut bodies = Vec::with_capacity(rs.len());
+            let mut codes = vec![];
+            let mut any_request_error = false;
+            for mut r in rs {
+                if let Err(f) = precheck(&mut r, &method, &state.settings.limits) {
+                    if f.status == StatusCode::METHOD_NOT_ALLOWED {
+                        return respond(
+                            media,
+                            f.status,
+                            &json!({ "errors": [error_json(f.code, &f.message)] }),
+                            f.allow,
+                        );
+                    }
+                    any_request_error = true;
+                    codes.push(f.code.to_owned());
+                    bodies.push(json!({ "errors": [error_json(f.code, &f.message)] }));
+                    continue;
+                }
+                let out = execute_one(&state, r).await;
+                any_request_error |= out.request_error;
+                codes.extend(out.codes);
+                bodies.push(out.body);
+            }
+            record(&state, &label, started, any_request_error, &codes);
+            respond(media, StatusCode::OK, &Json::Array(bodies), None)
+        }
+    }
+}
+
+fn record(state: &AppState, label: &str, started: Instant, request_error: bool, codes: &[String]) {
+    let outcome = if request_error {
+        "refused"
+    } else if codes.is_empty() {
+        "ok"
+    } else {
+        "partial"
+    };
+    state
+        .metrics
+        .requests
+        .with_label_values(&[label, outcome])
+        .inc();
+    state
+        .metrics
+        .latency
+        .with_label_values(&[label])
+        .observe(started.elapsed().as_secs_f64());
+    for c in codes {
+        state
+            .metrics
+            .errors
+            .with_label_values(&[label, c.as_str()])
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn accept(v: Option<&str>) -> Option<MediaType> {
+        let mut r = TestRequest::default();
+        if let Some(v) = v {
+            r = r.insert_header((header::ACCEPT, v));
+        }
+        negotiate(&r.to_http_request())
+    }
+
+    #[test]
+    fn negotiates_media_types() {
+        assert_eq!(accept(None), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(accept(Some("*/*")), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(accept(Some("application/json")), Some(MediaType::Json));
+        assert_eq!(
+            accept(Some("application/json, application/graphql-response+json")),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            accept(Some(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Some(MediaType::Json)
+        );
+        assert_eq!(accept(Some("text/html")), None);
+    }
+
+    #[test]
+    fn counts_aliases_and_roots_through_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "query { a: regions { code } b: regions { c: code } ...F } fragment F on Query { d: regions { code } }",
+        )
+        .unwrap();
+        let DocumentOperations::Single(op) = &doc.operations else {
+            panic!()
+        };
+        assert_eq!(count_aliases(&doc, &op.node.selection_set.node, 0), 4);
+        assert_eq!(count_root_fields(&doc, &op.node.selection_set.node, 0), 3);
+    }
+
+    #[test]
+    fn operation_labels_stay_bounded() {
+        let l = OperationLabels::default();
+        assert_eq!(l.label(None), "anonymous");
+        assert_eq!(l.label(Some("bad name")), "invalid");
+        for i in 0..OperationLabels::MAX {
+            assert_eq!(l.label(Some(&format!("op{i}"))), format!("op{i}"));
+        }
+        assert_eq!(l.label(Some("one_more")), "other");
+        assert_eq!(l.label(Some("op3")), "op3");
+    }
+}

@@ -1,0 +1,156 @@
+//! The actix-web application: GraphQL over HTTP, GraphiQL, health, readiness and metrics.
+//! `Application::build` binds before it returns, so tests can bind port 0 and read the
+//! real port back.
+
+mod graphql_http;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use async_graphql::http::GraphiQLSource;
+use sea_orm::DatabaseConnection;
+use tracing_actix_web::TracingLogger;
+
+pub use graphql_http::GRAPHQL_RESPONSE_JSON;
+
+use crate::config::Settings;
+use crate::graphql::{self, AppSchema};
+use crate::telemetry::{Metrics, RequestSpan};
+use crate::{db, directory};
+
+/// What every request handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub db: DatabaseConnection,
+    pub schema: AppSchema,
+    pub metrics: Metrics,
+    operation_labels: graphql_http::OperationLabels,
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    db: DatabaseConnection,
+}
+
+impl Application {
+    /// Connects, migrates, optionally loads the demo data, and binds the listener.
+    pub async fn build(settings: Settings, demo: bool) -> anyhow::Result<Self> {
+        let metrics = Metrics::new().context("Failed to register metrics")?;
+        let db = db::connect(
+            &settings.database_url(),
+            settings.db_max_connections,
+            Some(&metrics),
+        )
+        .await?;
+        db::migrate(&db).await?;
+        if demo {
+            directory::demo::load(&db).await?;
+        }
+        let listener = TcpListener::bind(settings.bind).with_context(|| {
+            format!(
+                "Failed to listen on {} (is another server using it?)",
+                settings.bind
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let schema = graphql::build(&settings, db.clone());
+        let shutdown = settings.shutdown_timeout_seconds;
+        let state = web::Data::new(AppState {
+            settings,
+            db: db.clone(),
+            schema,
+            metrics,
+            operation_labels: Default::default(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .app_data(state.clone())
+                .route("/", web::get().to(graphiql))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics_text))
+                .service(
+                    web::resource("/graphql")
+                        .route(web::get().to(graphql_http::handle))
+                        .route(web::post().to(graphql_http::handle))
+                        .default_service(web::to(method_not_allowed)),
+                )
+        })
+        .shutdown_timeout(shutdown)
+        .listen(listener)?
+        .run();
+        Ok(Self { server, port, db })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let r = self.server.await;
+        // Closing the pool lets SQLite checkpoint its WAL and PostgreSQL end sessions cleanly.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.db.close()).await;
+        r
+    }
+
+    /// A handle to stop the server gracefully (used by tests and signal handling).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
+    if !state.settings.graphiql {
+        return HttpResponse::NotFound()
+            .body("GraphiQL is switched off on this server; POST /graphql\n");
+    }
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("anchorfed")
+                .finish(),
+        )
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.db.ping().await {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed: database unreachable");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unavailable\n")
+        }
+    }
+}
+
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header(("Allow", "GET, POST"))
+        .content_type(GRAPHQL_RESPONSE_JSON)
+        .body(r#"{"errors":[{"message":"use GET for queries or POST","extensions":{"code":"BAD_USER_INPUT"}}]}"#)
+}
