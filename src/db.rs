@@ -17,14 +17,12 @@ pub async fn connect(
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<DatabaseConnection> {
     let raw = url.expose_secret();
-    if let Some(path) = sqlite_path(raw) {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("Failed to create the data directory {}", dir.display())
-                })?;
-            }
-        }
+    if let Some(path) = sqlite_path(raw)
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Failed to create the data directory {}", dir.display()))?;
     }
     let mut opts = ConnectOptions::new(raw.to_owned());
     opts.max_connections(max_connections)

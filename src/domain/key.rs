@@ -97,10 +97,10 @@ pub enum IdOrKey {
 impl IdOrKey {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let s = raw.trim();
-        if let Ok(id) = s.parse::<i64>() {
-            if id > 0 {
-                return Ok(IdOrKey::Id(id));
-            }
+        if let Ok(id) = s.parse::<i64>()
+            && id > 0
+        {
+            return Ok(IdOrKey::Id(id));
         }
         Key::parse(s).map(IdOrKey::Key).map_err(|_| {
             Invalid::new(format!(

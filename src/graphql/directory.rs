@@ -30,6 +30,13 @@ fn id_or_key(field: &str, id: &ID) -> Result<IdOrKey, ApiError> {
     IdOrKey::parse(id).map_err(|e| ApiError::bad_input(field, e))
 }
 
+/// A GSS code read back from the database, where only validated codes are written.
+fn stored_gss(code: &str) -> Result<GssCode> {
+    domain::GssCode::parse(code)
+        .map(GssCode)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored GSS code: {e}")).into())
+}
+
 /// What `totalCount` counts; resolved only when the client asks for it.
 pub enum CountOf {
     Networks,
@@ -122,8 +129,8 @@ pub struct District(geographies::Model);
 
 #[Object]
 impl District {
-    async fn code(&self) -> String {
-        self.0.code.clone()
+    async fn code(&self) -> Result<GssCode> {
+        stored_gss(&self.0.code)
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -146,8 +153,8 @@ impl Region {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    async fn code(&self) -> String {
-        self.0.code.clone()
+    async fn code(&self) -> Result<GssCode> {
+        stored_gss(&self.0.code)
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -478,13 +485,13 @@ impl InstitutionFilterInput {
             }
             None => None,
         };
-        if let Some(name) = &self.name {
-            if name.trim().is_empty() || name.len() > 200 {
-                return Err(ApiError::bad_input(
-                    "filter.name",
-                    "must be 1 to 200 characters",
-                ));
-            }
+        if let Some(name) = &self.name
+            && (name.trim().is_empty() || name.len() > 200)
+        {
+            return Err(ApiError::bad_input(
+                "filter.name",
+                "must be 1 to 200 characters",
+            ));
         }
         Ok(InstitutionFilter {
             network,

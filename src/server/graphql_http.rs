@@ -236,17 +236,16 @@ async fn from_post(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && len > limits.body_bytes
     {
-        if len > limits.body_bytes {
-            return Err(RequestFailure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "QUERY_TOO_COMPLEX",
-                format!(
-                    "the request body is larger than the limit of {} bytes",
-                    limits.body_bytes
-                ),
-            ));
-        }
+        return Err(RequestFailure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "QUERY_TOO_COMPLEX",
+            format!(
+                "the request body is larger than the limit of {} bytes",
+                limits.body_bytes
+            ),
+        ));
     }
     let body = read_body(payload, limits.body_bytes).await?;
     let json: Json = serde_json::from_slice(&body).map_err(|e| {
@@ -341,8 +340,13 @@ fn count_root_fields(doc: &ExecutableDocument, set: &SelectionSet, depth: usize)
 }
 
 /// Parses the request's document and applies the checks that come before execution:
-/// `GET` only for queries, and the alias and root-field limits.
-fn precheck(req: &mut Request, method: &Method, limits: &Limits) -> Result<(), RequestFailure> {
+/// `GET` only for queries, and the alias and root-field limits. Returns the name of the
+/// operation that will run, when it has one.
+fn precheck(
+    req: &mut Request,
+    method: &Method,
+    limits: &Limits,
+) -> Result<Option<String>, RequestFailure> {
     let op_name = req.operation_name.clone();
     let doc = match req.parsed_query() {
         Ok(doc) => doc,
@@ -354,13 +358,18 @@ fn precheck(req: &mut Request, method: &Method, limits: &Limits) -> Result<(), R
             ));
         }
     };
-    let op = match (&doc.operations, op_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(_), None) => None,
+    // A lone named operation is kept in `Multiple`, and runs without `operationName`.
+    let (op, name) = match (&doc.operations, op_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => (Some(op), None),
+        (DocumentOperations::Multiple(ops), Some(name)) => (ops.get(name), Some(name.to_owned())),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            let (n, op) = ops.iter().next().map(|(n, op)| (n.to_string(), op)).unzip();
+            (op, n)
+        }
+        (DocumentOperations::Multiple(_), None) => (None, None),
     };
     // An undeterminable operation is reported by execution, which knows the exact reason.
-    let Some(op) = op else { return Ok(()) };
+    let Some(op) = op else { return Ok(name) };
     if *method == Method::GET && op.node.ty != OperationType::Query {
         return Err(RequestFailure {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -391,11 +400,15 @@ fn precheck(req: &mut Request, method: &Method, limits: &Limits) -> Result<(), R
             ),
         ));
     }
-    Ok(())
+    Ok(name)
 }
 
 fn error_json(code: &str, message: &str) -> Json {
     json!({ "message": message, "extensions": { "code": code } })
+}
+
+fn is_input_coercion(message: &str) -> bool {
+    message.starts_with("Failed to parse") || message.starts_with("Invalid value")
 }
 
 /// Gives every error an `extensions.code`. Errors async-graphql raised itself have none:
@@ -442,10 +455,15 @@ async fn execute_one(state: &AppState, req: Request) -> Executed {
         tokio::spawn,
     ));
     let mut resp = state.schema.execute(req).await;
-    // A response with no data and only errors that no field raised failed before execution.
+    // A response with no data whose errors are all the request's own (raised before any
+    // field ran, or coercing the client's variables, which async-graphql does lazily) is a
+    // request error in the specification's terms.
     let request_error = resp.data == async_graphql::Value::Null
         && !resp.errors.is_empty()
-        && resp.errors.iter().all(|e| e.path.is_empty());
+        && resp
+            .errors
+            .iter()
+            .all(|e| e.path.is_empty() || is_input_coercion(&e.message));
     code_errors(&mut resp.errors, request_error);
     let codes = resp
         .errors
@@ -459,10 +477,8 @@ async fn execute_one(state: &AppState, req: Request) -> Executed {
         .collect();
     let mut body = serde_json::to_value(&resp)
         .unwrap_or_else(|_| json!({ "errors": [error_json("INTERNAL", "internal error")] }));
-    if request_error {
-        if let Some(obj) = body.as_object_mut() {
-            obj.remove("data");
-        }
+    if request_error && let Some(obj) = body.as_object_mut() {
+        obj.remove("data");
     }
     Executed {
         body,
@@ -558,12 +574,16 @@ pub async fn handle(
     };
 
     match batch {
-        BatchRequest::Single(r) => {
-            let label = state.operation_labels.label(r.operation_name.as_deref());
-            tracing::Span::current().record("graphql.operation", label.as_str());
+        BatchRequest::Single(mut r) => {
             // Method-not-allowed must be answered as such, before anything runs.
-            let mut r = r;
-            if let Err(f) = precheck(&mut r, &method, &state.settings.limits) {
+            let checked = precheck(&mut r, &method, &state.settings.limits);
+            let name = match &checked {
+                Ok(name) => name.clone(),
+                Err(_) => r.operation_name.clone(),
+            };
+            let label = state.operation_labels.label(name.as_deref());
+            tracing::Span::current().record("graphql.operation", label.as_str());
+            if let Err(f) = checked {
                 record(&state, &label, started, true, &[f.code.to_owned()]);
                 return respond(
                     media,

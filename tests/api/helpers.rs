@@ -1,0 +1,167 @@
+use std::sync::Once;
+
+use anchorfed::config::Settings;
+use anchorfed::server::Application;
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+/// Runs a test function once against SQLite and once against PostgreSQL.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: sea_orm::DatabaseConnection,
+    pub handle: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+static TRACING: Once = Once::new();
+
+/// A fresh, empty database of the given kind: a SQLite file in `dir`, or a new PostgreSQL
+/// database on the test server.
+pub async fn fresh_database_url(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("test.sqlite").display()),
+        Backend::Postgres => {
+            let admin = std::env::var("ANCHORFED_TEST_PG_URL").expect(
+                "ANCHORFED_TEST_PG_URL is not set: run the tests with scripts/test, which starts \
+                 a throwaway PostgreSQL, or point it at a server you own (postgres://…/postgres)",
+            );
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let conn = Database::connect(&admin)
+                .await
+                .expect("connect to the test PostgreSQL");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+            conn.close().await.ok();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub fn test_settings(database_url: String, dir: &std::path::Path) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        database_url: Some(SecretString::from(database_url)),
+        db_max_connections: 4,
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_with(backend, true, |_| {}).await
+}
+
+pub async fn spawn_with(
+    backend: Backend,
+    demo: bool,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            anchorfed::telemetry::init(&Settings::default());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(backend, dir.path()).await;
+    let mut settings = test_settings(url, dir.path());
+    tweak(&mut settings);
+    let app = Application::build(settings, demo)
+        .await
+        .expect("build the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        handle,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// POSTs a query and returns the status and JSON body.
+    pub async fn post_graphql(&self, query: &str, variables: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .header("accept", "application/graphql-response+json")
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// POSTs a query that must succeed and returns its `data`.
+    pub async fn query(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post_graphql(query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// The first error's `extensions.code` of a query that must fail.
+    pub async fn error_code(&self, query: &str, variables: Value) -> (String, Value) {
+        let (_, body) = self.post_graphql(query, variables).await;
+        let code = body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {body}"))
+            .to_owned();
+        (code, body)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The number of SQL statements the server has run so far, from its own metrics.
+    pub async fn statements(&self) -> u64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("anchorfed_db_statements_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no statement counter in /metrics:\n{text}"))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop without waiting; the runtime ends with the test.
+        drop(handle.stop(false));
+    }
+}
