@@ -14,7 +14,8 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{LogFormat, Settings};
 
-/// Installs the global tracing subscriber. Safe to call more than once (later calls do nothing).
+/// Installs the global tracing subscriber, writing to stderr (stdout is for what a command
+/// prints, such as the address it serves on or a token it issued). Safe to call more than once (later calls do nothing).
 pub fn init(settings: &Settings) {
     let filter =
         EnvFilter::try_new(&settings.log_level)
@@ -33,7 +34,9 @@ pub fn init(settings: &Settings) {
                     .with_current_span(true),
             )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer().with_target(true)).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(true).with_writer(std::io::stderr))
+            .try_init(),
     };
 }
 

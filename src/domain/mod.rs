@@ -5,12 +5,14 @@ mod financial_year;
 mod gss;
 mod identifier;
 mod key;
+mod scope;
 mod sector;
 
 pub use financial_year::FinancialYear;
 pub use gss::{GssCode, GssKind};
 pub use identifier::{Identifier, IdentifierScheme};
 pub use key::{IdOrKey, Key};
+pub use scope::{MetricGroup, Scopes, Verb, YearRange};
 pub use sector::Sector;
 
 /// Why a raw value was refused; the caller adds which field it came from.

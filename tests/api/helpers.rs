@@ -45,8 +45,8 @@ pub async fn fresh_database_url(backend: Backend, dir: &std::path::Path) -> Stri
     match backend {
         Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("test.sqlite").display()),
         Backend::Postgres => {
-            let admin = std::env::var("ANCHORFED_TEST_PG_URL").expect(
-                "ANCHORFED_TEST_PG_URL is not set: run the tests with scripts/test, which starts \
+            let admin = std::env::var("PG_TEST_URL").expect(
+                "PG_TEST_URL is not set: run the tests with scripts/test, which starts \
                  a throwaway PostgreSQL, or point it at a server you own (postgres://…/postgres)",
             );
             let name = format!("t_{}", uuid::Uuid::new_v4().simple());

@@ -1,10 +1,11 @@
 //! Integration tests: the real server on port 0 with a fresh database each, over HTTP.
 //! Every database test runs twice, against SQLite and against PostgreSQL
-//! (`ANCHORFED_TEST_PG_URL`, which `scripts/test` provides by starting a throwaway server).
+//! (`PG_TEST_URL`, which `scripts/test` provides by starting a throwaway server).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
 
+mod cli;
 mod directory;
 mod http;
 mod migrations;

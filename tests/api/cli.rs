@@ -1,0 +1,136 @@
+//! The binary as a newcomer runs it: `serve` on a fresh directory, settings from the
+//! environment, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn anchorfed() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_anchorfed"));
+    c.env_remove("DATABASE_URL").env_remove("ANCHORFED_CONFIG");
+    c
+}
+
+#[test]
+fn bad_settings_stop_the_service_with_a_message_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .env("ANCHORFED_LIMITS__DEPTH", "0")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("limits.depth"), "{err}");
+
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .env("ANCHORFED_BIND", "not-an-address")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("bind")
+    );
+
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "mysql://nope")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
+
+    let out = anchorfed()
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn settings_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("anchorfed.toml"), "[limits]\naliases = 0\n").unwrap();
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limits.aliases"));
+}
+
+#[test]
+fn serve_on_a_fresh_directory_then_stop_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = anchorfed()
+        .current_dir(dir.path())
+        .args(["serve", "--demo", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        assert_eq!(
+            c.get(format!("{address}healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+        let body: serde_json::Value = c
+            .post(format!("{address}graphql"))
+            .json(&serde_json::json!({"query": "{ networks(first: 10) { totalCount } }"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["networks"]["totalCount"], 5);
+    });
+    // The embedded database is a SQLite file in ./data, in WAL mode.
+    assert!(dir.path().join("data/anchorfed.sqlite").exists());
+    assert!(dir.path().join("data/anchorfed.sqlite-wal").exists());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "a SIGTERM stop must exit cleanly, got {s}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
