@@ -53,6 +53,109 @@ impl Default for Limits {
     }
 }
 
+/// How this service signs the tokens it issues.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum SigningAlgorithm {
+    /// A shared secret: generated into the data directory on first run unless configured.
+    #[default]
+    HS256,
+    /// An Ed25519 key pair (PEM files), so other nodes can verify with the public key alone.
+    EdDSA,
+    /// An RSA key pair (PEM files).
+    RS256,
+}
+
+/// Which claims of an external identity provider's tokens carry what anchorfed needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClaimMapping {
+    pub subject: String,
+    pub role: String,
+    pub network: String,
+    pub region: String,
+    pub organisation: String,
+    pub scope: String,
+    /// The provider's role values and the anchorfed role each means (`"coordinator" =
+    /// "NETWORK_ADMIN"`); when empty the claim must hold an anchorfed role name.
+    pub roles: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            subject: "sub".into(),
+            role: "role".into(),
+            network: "network".into(),
+            region: "region".into(),
+            organisation: "org".into(),
+            scope: "scope".into(),
+            roles: Default::default(),
+        }
+    }
+}
+
+/// An identity provider whose tokens are trusted: its issuer, its keys (a JWKS file, keys
+/// chosen by `kid`) and the mapping from its claims.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalIssuer {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_file: PathBuf,
+    /// The algorithms accepted from this issuer (default RS256).
+    #[serde(default = "default_external_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default)]
+    pub claims: ClaimMapping,
+}
+
+fn default_external_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `iss` of the tokens this service issues.
+    pub issuer: String,
+    /// `aud` the tokens this service issues and accepts carry.
+    pub audience: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+    pub algorithm: SigningAlgorithm,
+    /// HS256: the secret's file (default `<data_dir>/token-secret`, generated on first run).
+    pub secret_file: Option<PathBuf>,
+    /// EdDSA or RS256: the private key (PEM) to sign with; a node that only verifies omits it.
+    pub private_key_file: Option<PathBuf>,
+    /// EdDSA or RS256: the public key (PEM) to verify with.
+    pub public_key_file: Option<PathBuf>,
+    /// A `kid` to put in issued tokens' headers and to require on the way in.
+    pub key_id: Option<String>,
+    /// Lifetime of an issued token when none is asked for (30 days).
+    pub default_ttl_seconds: u64,
+    /// The longest lifetime a token may be issued with (365 days).
+    pub max_ttl_seconds: u64,
+    pub external: Vec<ExternalIssuer>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "anchorfed".into(),
+            audience: "anchorfed".into(),
+            leeway_seconds: 30,
+            algorithm: SigningAlgorithm::HS256,
+            secret_file: None,
+            private_key_file: None,
+            public_key_file: None,
+            key_id: None,
+            default_ttl_seconds: 30 * 24 * 3600,
+            max_ttl_seconds: 365 * 24 * 3600,
+            external: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -70,6 +173,7 @@ pub struct Settings {
     pub introspection: bool,
     pub limits: Limits,
     pub shutdown_timeout_seconds: u64,
+    pub auth: AuthSettings,
 }
 
 impl Default for Settings {
@@ -85,6 +189,7 @@ impl Default for Settings {
             introspection: true,
             limits: Limits::default(),
             shutdown_timeout_seconds: 30,
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -153,6 +258,36 @@ impl Settings {
                 return Err(ConfigError::Invalid {
                     key: "database_url",
                     reason: "must start with sqlite:, postgres:// or postgresql://".into(),
+                });
+            }
+        }
+        let a = &self.auth;
+        if a.issuer.trim().is_empty() || a.audience.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "auth.issuer",
+                reason: "auth.issuer and auth.audience must not be empty".into(),
+            });
+        }
+        if a.default_ttl_seconds == 0 || a.default_ttl_seconds > a.max_ttl_seconds {
+            return Err(ConfigError::Invalid {
+                key: "auth.default_ttl_seconds",
+                reason: "must be at least 1 and at most auth.max_ttl_seconds".into(),
+            });
+        }
+        if a.algorithm != SigningAlgorithm::HS256 && a.public_key_file.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "auth.public_key_file",
+                reason: format!(
+                    "{:?} needs the public key (PEM) to verify tokens",
+                    a.algorithm
+                ),
+            });
+        }
+        for e in &a.external {
+            if e.issuer == a.issuer {
+                return Err(ConfigError::Invalid {
+                    key: "auth.external.issuer",
+                    reason: format!("`{}` is this service's own issuer", e.issuer),
                 });
             }
         }

@@ -63,6 +63,13 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
+        // Writes check for duplicates first; a unique violation here is a concurrent write
+        // that got in between, which is the client's conflict, not our fault.
+        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
+            return ApiError::Conflict(
+                "that already exists (written concurrently); read it and retry".into(),
+            );
+        }
         ApiError::Internal(anyhow::Error::new(e).context("database operation failed"))
     }
 }

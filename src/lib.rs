@@ -1,12 +1,15 @@
 //! anchorfed: a GraphQL service that joins local anchor-institution networks into a
 //! regional federation. See `DESIGN.md` in the shared folder and the README.
 
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod graphql;
+pub mod policy;
 pub mod server;
 pub mod sql;
 pub mod telemetry;

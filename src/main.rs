@@ -38,6 +38,41 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL); schema.graphql must equal it.
     ExportSchema,
+    /// Issue or revoke tokens at the console (as an operator).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token and print it (the only time it is shown).
+    Issue {
+        /// OPERATOR, NETWORK_ADMIN, NETWORK_SUBMITTER, REGION_ANALYST or RESEARCHER.
+        #[arg(long)]
+        role: String,
+        /// The network's key (admins and submitters).
+        #[arg(long)]
+        network: Option<String>,
+        /// The region's GSS code (analysts).
+        #[arg(long)]
+        region: Option<String>,
+        /// The organisation's key (researchers).
+        #[arg(long)]
+        org: Option<String>,
+        /// A scope entry, repeatable: metrics:spend, years:2021/22-2023/24, network:KEY, read:impact, …
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime, such as 1h, 30d or 3600 (seconds); default 30 days.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Who or what will hold it, for the record.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Revoke a token by its id (jti); it is refused from the next request on.
+    Revoke { jti: String },
 }
 
 fn main() -> ExitCode {
@@ -88,6 +123,42 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::ExportSchema => Ok(()),
+            Command::Token {
+                command:
+                    TokenCommand::Issue {
+                        role,
+                        network,
+                        region,
+                        org,
+                        scopes,
+                        ttl,
+                        subject,
+                    },
+            } => {
+                let (token, id, expires) = anchorfed::cli::token_issue(
+                    &settings,
+                    anchorfed::cli::TokenIssue {
+                        role,
+                        network,
+                        region,
+                        org,
+                        scopes,
+                        ttl,
+                        subject,
+                    },
+                )
+                .await?;
+                eprintln!("token {id}, expires {expires}; it is shown only now:");
+                println!("{token}");
+                Ok(())
+            }
+            Command::Token {
+                command: TokenCommand::Revoke { jti },
+            } => {
+                anchorfed::cli::token_revoke(&settings, &jti).await?;
+                println!("revoked {jti}");
+                Ok(())
+            }
         }
     });
     match result {

@@ -46,7 +46,11 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(request, graphql.operation = tracing::field::Empty)
+        tracing_actix_web::root_span!(
+            request,
+            graphql.operation = tracing::field::Empty,
+            auth.subject = tracing::field::Empty
+        )
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {

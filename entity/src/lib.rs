@@ -11,3 +11,4 @@ pub mod organisations;
 pub mod region_districts;
 pub mod regions;
 pub mod stewardships;
+pub mod tokens;

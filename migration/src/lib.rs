@@ -4,12 +4,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_directory;
+mod m20261127_000002_tokens;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_directory::Migration)]
+        vec![
+            Box::new(m20261127_000001_directory::Migration),
+            Box::new(m20261127_000002_tokens::Migration),
+        ]
     }
 }

@@ -3,6 +3,7 @@
 //! regions, networks, institutions), so nothing here consults the policy module.
 
 pub mod demo;
+pub mod writes;
 
 use std::collections::HashMap;
 
@@ -543,4 +544,16 @@ pub async fn organisations<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<organisa
         .order_by_asc(organisations::Column::Key)
         .all(db)
         .await?)
+}
+
+pub async fn organisation<C: ConnectionTrait>(
+    db: &C,
+    id: &IdOrKey,
+) -> ApiResult<Option<organisations::Model>> {
+    let q = organisations::Entity::find();
+    let q = match id {
+        IdOrKey::Id(i) => q.filter(organisations::Column::Id.eq(*i)),
+        IdOrKey::Key(k) => q.filter(organisations::Column::Key.eq(k.as_str())),
+    };
+    Ok(q.one(db).await?)
 }

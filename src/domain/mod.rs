@@ -5,6 +5,7 @@ mod financial_year;
 mod gss;
 mod identifier;
 mod key;
+mod role;
 mod scope;
 mod sector;
 
@@ -12,6 +13,7 @@ pub use financial_year::FinancialYear;
 pub use gss::{GssCode, GssKind};
 pub use identifier::{Identifier, IdentifierScheme};
 pub use key::{IdOrKey, Key};
+pub use role::Role;
 pub use scope::{MetricGroup, Scopes, Verb, YearRange};
 pub use sector::Sector;
 

@@ -26,7 +26,7 @@ pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<Loaders>> 
     ctx.data::<DataLoader<Loaders>>()
 }
 
-fn id_or_key(field: &str, id: &ID) -> Result<IdOrKey, ApiError> {
+pub(crate) fn id_or_key(field: &str, id: &ID) -> Result<IdOrKey, ApiError> {
     IdOrKey::parse(id).map_err(|e| ApiError::bad_input(field, e))
 }
 
@@ -146,7 +146,7 @@ impl District {
 }
 
 /// A combined authority with its constituent districts.
-pub struct Region(regions::Model);
+pub struct Region(pub(crate) regions::Model);
 
 #[Object]
 impl Region {
@@ -419,10 +419,51 @@ impl Institution {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Every network that has been its steward, oldest first.
+    async fn stewardship_history(&self, ctx: &Context<'_>) -> Result<Vec<Stewardship>> {
+        Ok(
+            crate::directory::writes::stewardship_history(db(ctx)?, self.0.id)
+                .await?
+                .into_iter()
+                .map(|s| Stewardship {
+                    network_id: s.network_id,
+                    from: s.from_at,
+                    to: s.to_at,
+                    changed_by: s.changed_by,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A span of time a network was an institution's steward.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Stewardship {
+    #[graphql(skip)]
+    network_id: i64,
+    from: DateTime<Utc>,
+    /// Null for the current steward.
+    to: Option<DateTime<Utc>>,
+    /// Who made the change.
+    changed_by: String,
+}
+
+#[ComplexObject]
+impl Stewardship {
+    async fn network(&self, ctx: &Context<'_>) -> Result<Network> {
+        loaders(ctx)?
+            .load_one(NetworkId(self.network_id))
+            .await?
+            .map(Network)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("network with id {}", self.network_id)).into()
+            })
+    }
 }
 
 /// A registered grantee outside the networks.
-pub struct Organisation(organisations::Model);
+pub struct Organisation(pub(crate) organisations::Model);
 
 #[Object]
 impl Organisation {
@@ -440,8 +481,8 @@ impl Organisation {
 /// An identifier to look an institution up by, such as `{scheme: "ODS", value: "RRK"}`.
 #[derive(InputObject)]
 pub struct IdentifierInput {
-    scheme: String,
-    value: String,
+    pub(crate) scheme: String,
+    pub(crate) value: String,
 }
 
 /// Narrows `institutions`; every filter given must hold.

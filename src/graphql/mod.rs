@@ -3,28 +3,37 @@
 
 pub mod connection;
 pub mod directory;
+pub mod directory_writes;
+pub mod identity;
 pub mod loaders;
 pub mod scalars;
 
-use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema, extensions};
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, extensions};
 use sea_orm::DatabaseConnection;
 
+use crate::auth::Keys;
 use crate::config::Settings;
 
 #[derive(MergedObject, Default)]
-pub struct Query(directory::DirectoryQuery);
+pub struct Query(identity::IdentityQuery, directory::DirectoryQuery);
 
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+#[derive(MergedObject, Default)]
+pub struct Mutation(directory_writes::DirectoryMutation, identity::TokenMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema the server runs, with the settings' limits.
-pub fn build(settings: &Settings, db: DatabaseConnection) -> AppSchema {
-    let mut b = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+pub fn build(settings: &Settings, db: DatabaseConnection, keys: Arc<Keys>) -> AppSchema {
+    let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.limits.depth)
         .limit_complexity(settings.limits.complexity)
         .limit_recursive_depth(64)
         .limit_directives(10)
         .extension(extensions::Tracing)
-        .data(db);
+        .data(db)
+        .data(keys);
     if !settings.introspection {
         b = b.disable_introspection();
     }
@@ -33,7 +42,7 @@ pub fn build(settings: &Settings, db: DatabaseConnection) -> AppSchema {
 
 /// The SDL that `schema.graphql` must equal.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

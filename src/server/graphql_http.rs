@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::AppState;
+use crate::auth::{self, Caller};
 use crate::config::Limits;
 use crate::graphql::loaders::Loaders;
 
@@ -449,11 +450,13 @@ struct Executed {
     codes: Vec<String>,
 }
 
-async fn execute_one(state: &AppState, req: Request) -> Executed {
-    let req = req.data(DataLoader::new(
-        Loaders::new(state.db.clone()),
-        tokio::spawn,
-    ));
+async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Executed {
+    let req = req
+        .data(DataLoader::new(
+            Loaders::new(state.db.clone()),
+            tokio::spawn,
+        ))
+        .data(caller.clone());
     let mut resp = state.schema.execute(req).await;
     // A response with no data whose errors are all the request's own (raised before any
     // field ran, or coercing the client's variables, which async-graphql does lazily) is a
@@ -484,6 +487,36 @@ async fn execute_one(state: &AppState, req: Request) -> Executed {
         body,
         request_error,
         codes,
+    }
+}
+
+/// Authenticates the request once: no `Authorization` header is an anonymous caller; a header
+/// that is not a good bearer token is refused with 401, never read as anonymous.
+async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, RequestFailure> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(Caller::Anonymous);
+    };
+    let refuse =
+        |message: &str| RequestFailure::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
+    let value = value
+        .to_str()
+        .map_err(|_| refuse("the Authorization header is not text"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| refuse("use `Authorization: Bearer <token>`"))?;
+    match auth::authenticate(&state.db, &state.keys, token).await {
+        Ok(p) => Ok(Caller::Token(Box::new(p))),
+        Err(e) => {
+            if let auth::AuthError::Internal(cause) = &e {
+                tracing::error!(error.cause_chain = ?cause, "token check failed");
+            } else {
+                tracing::info!(auth.refused = %e.detail(), "bearer token refused");
+            }
+            Err(refuse(e.client_message()))
+        }
     }
 }
 
@@ -545,6 +578,30 @@ pub async fn handle(
             None,
         );
     };
+    let caller = match authenticate(&req, &state).await {
+        Ok(c) => c,
+        Err(f) => {
+            state
+                .metrics
+                .requests
+                .with_label_values(&["none", "unauthenticated"])
+                .inc();
+            let mut resp = respond(
+                media,
+                f.status,
+                &json!({ "errors": [error_json(f.code, &f.message)] }),
+                None,
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            return resp;
+        }
+    };
+    if let Some(p) = caller.principal() {
+        tracing::Span::current().record("auth.subject", p.subject.as_str());
+    }
     let method = req.method().clone();
     let batch = if method == Method::GET {
         from_get(&req)
@@ -592,7 +649,7 @@ pub async fn handle(
                     f.allow,
                 );
             }
-            let out = execute_one(&state, r).await;
+            let out = execute_one(&state, r, &caller).await;
             record(&state, &label, started, out.request_error, &out.codes);
             let status = if out.request_error && media == MediaType::GraphqlResponseJson {
                 StatusCode::BAD_REQUEST
@@ -622,7 +679,7 @@ pub async fn handle(
                     bodies.push(json!({ "errors": [error_json(f.code, &f.message)] }));
                     continue;
                 }
-                let out = execute_one(&state, r).await;
+                let out = execute_one(&state, r, &caller).await;
                 any_request_error |= out.request_error;
                 codes.extend(out.codes);
                 bodies.push(out.body);

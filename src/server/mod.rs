@@ -5,6 +5,7 @@
 mod graphql_http;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -16,6 +17,7 @@ use tracing_actix_web::TracingLogger;
 
 pub use graphql_http::GRAPHQL_RESPONSE_JSON;
 
+use crate::auth::Keys;
 use crate::config::Settings;
 use crate::graphql::{self, AppSchema};
 use crate::telemetry::{Metrics, RequestSpan};
@@ -24,6 +26,7 @@ use crate::{db, directory};
 /// What every request handler shares.
 pub struct AppState {
     pub settings: Settings,
+    pub keys: Arc<Keys>,
     pub db: DatabaseConnection,
     pub schema: AppSchema,
     pub metrics: Metrics,
@@ -50,6 +53,10 @@ impl Application {
         if demo {
             directory::demo::load(&db).await?;
         }
+        let keys = Arc::new(
+            Keys::load(&settings.auth, &settings.data_dir)
+                .context("Failed to load the token keys")?,
+        );
         let listener = TcpListener::bind(settings.bind).with_context(|| {
             format!(
                 "Failed to listen on {} (is another server using it?)",
@@ -57,10 +64,11 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
-        let schema = graphql::build(&settings, db.clone());
+        let schema = graphql::build(&settings, db.clone(), keys.clone());
         let shutdown = settings.shutdown_timeout_seconds;
         let state = web::Data::new(AppState {
             settings,
+            keys,
             db: db.clone(),
             schema,
             metrics,

@@ -1,0 +1,89 @@
+//! What the command line does beyond serving: issuing and revoking tokens at the console.
+//! Whoever can run these holds the database and the signing key, so they act as an operator.
+
+use anyhow::Context;
+
+use crate::auth::{self, IssueRequest, Keys};
+use crate::config::Settings;
+use crate::db;
+use crate::domain::{GssCode, IdOrKey, Role};
+
+pub struct TokenIssue {
+    pub role: String,
+    pub network: Option<String>,
+    pub region: Option<String>,
+    pub org: Option<String>,
+    pub scopes: Vec<String>,
+    pub ttl: Option<String>,
+    pub subject: Option<String>,
+}
+
+fn bad(flag: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{flag}: {e}")
+}
+
+/// Issues a token and returns it with its id and expiry.
+pub async fn token_issue(
+    settings: &Settings,
+    t: TokenIssue,
+) -> anyhow::Result<(String, String, String)> {
+    let role: Role = t.role.parse().map_err(|e| bad("--role", e))?;
+    let network = t
+        .network
+        .as_deref()
+        .map(IdOrKey::parse)
+        .transpose()
+        .map_err(|e| bad("--network", e))?;
+    let region = t
+        .region
+        .as_deref()
+        .map(GssCode::parse)
+        .transpose()
+        .map_err(|e| bad("--region", e))?;
+    let organisation = t
+        .org
+        .as_deref()
+        .map(IdOrKey::parse)
+        .transpose()
+        .map_err(|e| bad("--org", e))?;
+    let ttl_seconds = t
+        .ttl
+        .as_deref()
+        .map(auth::parse_ttl)
+        .transpose()
+        .map_err(|e| bad("--ttl", e))?;
+    let conn = db::connect(&settings.database_url(), 2, None).await?;
+    db::migrate(&conn).await?;
+    let keys =
+        Keys::load(&settings.auth, &settings.data_dir).context("Failed to load the token keys")?;
+    let resolved = IssueRequest {
+        role,
+        network,
+        region,
+        organisation,
+        scopes: (!t.scopes.is_empty()).then(|| t.scopes.join(" ")),
+        ttl_seconds,
+        subject: t.subject,
+        issued_by: "cli".into(),
+    }
+    .resolve(&conn, &keys)
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message().replace("input.", "--")))?;
+    let issued = auth::issue(&conn, &keys, resolved)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    Ok((
+        issued.token,
+        issued.row.id,
+        issued.row.expires_at.to_rfc3339(),
+    ))
+}
+
+pub async fn token_revoke(settings: &Settings, jti: &str) -> anyhow::Result<()> {
+    let conn = db::connect(&settings.database_url(), 2, None).await?;
+    db::migrate(&conn).await?;
+    auth::revoke(&conn, jti, "cli")
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    Ok(())
+}

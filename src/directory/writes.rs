@@ -1,0 +1,648 @@
+//! Directory writes. Each is one transaction that checks what it needs inside it, so a
+//! refused write leaves nothing behind. Who may call them is the policy module's decision,
+//! taken before these run.
+
+use chrono::{NaiveDate, Utc};
+use entity::{
+    geographies, institution_identifiers, institutions, memberships, network_districts, networks,
+    organisations, region_districts, regions, stewardships,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+use super::{ACTIVE, INVITED};
+use crate::domain::{GssCode, Identifier, Key, Sector};
+use crate::error::{ApiError, ApiResult};
+
+async fn begin(db: &DatabaseConnection) -> ApiResult<DatabaseTransaction> {
+    Ok(db.begin().await?)
+}
+
+async fn require_geographies<C: ConnectionTrait>(
+    db: &C,
+    field: &str,
+    codes: &[GssCode],
+    districts_only: bool,
+) -> ApiResult<()> {
+    let found =
+        super::geographies_by_code(db, &codes.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+            .await?;
+    for c in codes {
+        if !found.contains_key(c.as_str()) {
+            return Err(ApiError::bad_input(
+                field,
+                format!("{c} is not a known district: create the region that holds it first"),
+            ));
+        }
+        if districts_only && !c.is_district() {
+            return Err(ApiError::bad_input(
+                field,
+                format!("{c} is not a local authority district"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub struct NewRegion {
+    pub code: GssCode,
+    pub name: String,
+    pub districts: Vec<(GssCode, String)>,
+}
+
+pub async fn create_region(db: &DatabaseConnection, r: NewRegion) -> ApiResult<regions::Model> {
+    let txn = begin(db).await?;
+    if super::region_by_code(&txn, &r.code).await?.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "input.code: region {} already exists",
+            r.code
+        )));
+    }
+    let mut all = vec![(r.code.clone(), r.name.clone())];
+    all.extend(r.districts.iter().cloned());
+    let known = super::geographies_by_code(
+        &txn,
+        &all.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
+    )
+    .await?;
+    for (code, name) in &all {
+        if !known.contains_key(code.as_str()) {
+            geographies::Entity::insert(geographies::ActiveModel {
+                code: Set(code.to_string()),
+                name: Set(name.clone()),
+                kind: Set(code.entity().to_owned()),
+                vintage: Set(2023),
+                parent_code: Set(None),
+            })
+            .exec(&txn)
+            .await?;
+        }
+    }
+    let region = regions::ActiveModel {
+        code: Set(r.code.to_string()),
+        name: Set(r.name),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    for (code, _) in &r.districts {
+        region_districts::ActiveModel {
+            region_id: Set(region.id),
+            district_code: Set(code.to_string()),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(region)
+}
+
+pub struct NewNetwork {
+    pub key: Key,
+    pub name: String,
+    pub short_name: Option<String>,
+    pub region: GssCode,
+    pub established: i32,
+    pub population: i64,
+    pub districts: Vec<GssCode>,
+    pub model: String,
+    pub governance: String,
+    pub membership: String,
+    pub requires_approval: bool,
+    pub imd_rank: Option<i32>,
+    pub imd_rank_of: Option<i32>,
+}
+
+pub async fn create_network(db: &DatabaseConnection, n: NewNetwork) -> ApiResult<networks::Model> {
+    let txn = begin(db).await?;
+    let region = super::region_by_code(&txn, &n.region)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("input.region: region {}", n.region)))?;
+    if super::network(&txn, &crate::domain::IdOrKey::Key(n.key.clone()))
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "input.key: a network `{}` already exists",
+            n.key
+        )));
+    }
+    require_geographies(&txn, "input.districts", &n.districts, true).await?;
+    let now = Utc::now();
+    let net = networks::ActiveModel {
+        key: Set(n.key.to_string()),
+        short_name: Set(n.short_name.unwrap_or_else(|| n.name.clone())),
+        name: Set(n.name),
+        region_id: Set(region.id),
+        established: Set(n.established),
+        population: Set(n.population),
+        model: Set(n.model),
+        membership_rule: Set(n.membership),
+        governance: Set(n.governance),
+        imd_rank: Set(n.imd_rank),
+        imd_rank_of: Set(n.imd_rank_of),
+        requires_approval: Set(n.requires_approval),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    set_network_districts(&txn, net.id, &n.districts).await?;
+    txn.commit().await?;
+    Ok(net)
+}
+
+async fn set_network_districts<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    districts: &[GssCode],
+) -> ApiResult<()> {
+    network_districts::Entity::delete_many()
+        .filter(network_districts::Column::NetworkId.eq(id))
+        .exec(db)
+        .await?;
+    let mut seen = std::collections::BTreeSet::new();
+    for d in districts.iter().filter(|d| seen.insert(d.to_string())) {
+        network_districts::ActiveModel {
+            network_id: Set(id),
+            district_code: Set(d.to_string()),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct NetworkPatch {
+    pub name: Option<String>,
+    pub short_name: Option<String>,
+    pub established: Option<i32>,
+    pub population: Option<i64>,
+    pub districts: Option<Vec<GssCode>>,
+    pub model: Option<String>,
+    pub governance: Option<String>,
+    pub membership: Option<String>,
+    pub requires_approval: Option<bool>,
+    pub imd_rank: Option<i32>,
+    pub imd_rank_of: Option<i32>,
+}
+
+pub async fn update_network(
+    db: &DatabaseConnection,
+    current: networks::Model,
+    p: NetworkPatch,
+) -> ApiResult<networks::Model> {
+    let txn = begin(db).await?;
+    if let Some(d) = &p.districts {
+        require_geographies(&txn, "input.districts", d, true).await?;
+        set_network_districts(&txn, current.id, d).await?;
+    }
+    let mut am: networks::ActiveModel = current.into();
+    if let Some(v) = p.name {
+        am.name = Set(v);
+    }
+    if let Some(v) = p.short_name {
+        am.short_name = Set(v);
+    }
+    if let Some(v) = p.established {
+        am.established = Set(v);
+    }
+    if let Some(v) = p.population {
+        am.population = Set(v);
+    }
+    if let Some(v) = p.model {
+        am.model = Set(v);
+    }
+    if let Some(v) = p.governance {
+        am.governance = Set(v);
+    }
+    if let Some(v) = p.membership {
+        am.membership_rule = Set(v);
+    }
+    if let Some(v) = p.requires_approval {
+        am.requires_approval = Set(v);
+    }
+    if let Some(v) = p.imd_rank {
+        am.imd_rank = Set(Some(v));
+    }
+    if let Some(v) = p.imd_rank_of {
+        am.imd_rank_of = Set(Some(v));
+    }
+    am.updated_at = Set(Utc::now());
+    let net = am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(net)
+}
+
+async fn check_identifiers<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Identifier],
+    except: Option<i64>,
+) -> ApiResult<()> {
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].iter().any(|o| o.scheme() == id.scheme()) {
+            return Err(ApiError::bad_input(
+                format!("input.identifiers[{i}]"),
+                format!("more than one {} identifier", id.scheme()),
+            ));
+        }
+        let holder = institution_identifiers::Entity::find()
+            .filter(institution_identifiers::Column::Scheme.eq(id.scheme().as_str()))
+            .filter(institution_identifiers::Column::Value.eq(id.value()))
+            .one(db)
+            .await?;
+        if let Some(h) = holder.filter(|h| Some(h.institution_id) != except) {
+            return Err(ApiError::Conflict(format!(
+                "input.identifiers[{i}]: {} {} already belongs to institution {}",
+                id.scheme(),
+                id.value(),
+                h.institution_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn set_identifiers<C: ConnectionTrait>(
+    db: &C,
+    institution: i64,
+    ids: &[Identifier],
+) -> ApiResult<()> {
+    institution_identifiers::Entity::delete_many()
+        .filter(institution_identifiers::Column::InstitutionId.eq(institution))
+        .exec(db)
+        .await?;
+    for id in ids {
+        institution_identifiers::ActiveModel {
+            institution_id: Set(institution),
+            scheme: Set(id.scheme().as_str().to_owned()),
+            value: Set(id.value().to_owned()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
+pub struct NewInstitution {
+    pub key: Key,
+    pub name: String,
+    pub sector: Sector,
+    pub home_district: GssCode,
+    pub year_end_month: Option<u8>,
+    pub steward: networks::Model,
+    pub identifiers: Vec<Identifier>,
+    pub member_from: NaiveDate,
+}
+
+/// Creates an institution with its steward membership (from `member_from`) and the first
+/// entry of its stewardship history.
+pub async fn create_institution(
+    db: &DatabaseConnection,
+    n: NewInstitution,
+    by: &str,
+) -> ApiResult<institutions::Model> {
+    let txn = begin(db).await?;
+    if super::institution(&txn, &crate::domain::IdOrKey::Key(n.key.clone()))
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "input.key: an institution `{}` already exists",
+            n.key
+        )));
+    }
+    require_geographies(
+        &txn,
+        "input.homeDistrict",
+        std::slice::from_ref(&n.home_district),
+        true,
+    )
+    .await?;
+    check_identifiers(&txn, &n.identifiers, None).await?;
+    let now = Utc::now();
+    let inst = institutions::ActiveModel {
+        key: Set(n.key.to_string()),
+        name: Set(n.name),
+        sector: Set(n.sector.as_str().to_owned()),
+        home_district_code: Set(n.home_district.to_string()),
+        year_end_month: Set(i16::from(
+            n.year_end_month
+                .unwrap_or(n.sector.default_year_end_month()),
+        )),
+        steward_network_id: Set(n.steward.id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    set_identifiers(&txn, inst.id, &n.identifiers).await?;
+    memberships::ActiveModel {
+        institution_id: Set(inst.id),
+        network_id: Set(n.steward.id),
+        from_date: Set(n.member_from),
+        to_date: Set(None),
+        status: Set(ACTIVE.into()),
+        created_at: Set(now),
+        accepted_at: Set(Some(now)),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    stewardships::ActiveModel {
+        institution_id: Set(inst.id),
+        network_id: Set(n.steward.id),
+        from_at: Set(now),
+        to_at: Set(None),
+        changed_by: Set(by.to_owned()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(inst)
+}
+
+#[derive(Default)]
+pub struct InstitutionPatch {
+    pub name: Option<String>,
+    pub sector: Option<Sector>,
+    pub home_district: Option<GssCode>,
+    pub year_end_month: Option<u8>,
+    pub identifiers: Option<Vec<Identifier>>,
+}
+
+pub async fn update_institution(
+    db: &DatabaseConnection,
+    current: institutions::Model,
+    p: InstitutionPatch,
+) -> ApiResult<institutions::Model> {
+    let txn = begin(db).await?;
+    if let Some(d) = &p.home_district {
+        require_geographies(&txn, "input.homeDistrict", std::slice::from_ref(d), true).await?;
+    }
+    if let Some(ids) = &p.identifiers {
+        check_identifiers(&txn, ids, Some(current.id)).await?;
+        set_identifiers(&txn, current.id, ids).await?;
+    }
+    let mut am: institutions::ActiveModel = current.into();
+    if let Some(v) = p.name {
+        am.name = Set(v);
+    }
+    if let Some(v) = p.sector {
+        am.sector = Set(v.as_str().to_owned());
+    }
+    if let Some(v) = p.home_district {
+        am.home_district_code = Set(v.to_string());
+    }
+    if let Some(v) = p.year_end_month {
+        am.year_end_month = Set(i16::from(v));
+    }
+    am.updated_at = Set(Utc::now());
+    let inst = am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(inst)
+}
+
+/// Whether the institution has a membership of the network (counting or invited) that is
+/// open on or after `from`.
+async fn overlapping<C: ConnectionTrait>(
+    db: &C,
+    institution: i64,
+    network: i64,
+    from: NaiveDate,
+) -> ApiResult<Option<memberships::Model>> {
+    Ok(memberships::Entity::find()
+        .filter(memberships::Column::InstitutionId.eq(institution))
+        .filter(memberships::Column::NetworkId.eq(network))
+        .filter(
+            Condition::any()
+                .add(memberships::Column::ToDate.is_null())
+                .add(memberships::Column::ToDate.gte(from)),
+        )
+        .one(db)
+        .await?)
+}
+
+pub async fn invite_member(
+    db: &DatabaseConnection,
+    network: &networks::Model,
+    institution: &institutions::Model,
+    from: NaiveDate,
+    counts_at_once: bool,
+) -> ApiResult<memberships::Model> {
+    let txn = begin(db).await?;
+    if let Some(m) = overlapping(&txn, institution.id, network.id, from).await? {
+        return Err(ApiError::Conflict(format!(
+            "{} already has a membership of {} (id {}, {}) that overlaps {from}",
+            institution.key,
+            network.key,
+            m.id,
+            m.status.to_lowercase()
+        )));
+    }
+    let now = Utc::now();
+    let m = memberships::ActiveModel {
+        institution_id: Set(institution.id),
+        network_id: Set(network.id),
+        from_date: Set(from),
+        to_date: Set(None),
+        status: Set(if counts_at_once { ACTIVE } else { INVITED }.into()),
+        created_at: Set(now),
+        accepted_at: Set(counts_at_once.then_some(now)),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+pub async fn membership<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+) -> ApiResult<(memberships::Model, institutions::Model)> {
+    let m = memberships::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("membership {id}")))?;
+    let i = institutions::Entity::find_by_id(m.institution_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("membership {id} has no institution")))?;
+    Ok((m, i))
+}
+
+pub async fn accept_membership(
+    db: &DatabaseConnection,
+    m: memberships::Model,
+) -> ApiResult<memberships::Model> {
+    if m.status != INVITED {
+        return Err(ApiError::Conflict(format!(
+            "membership {} is not waiting for acceptance",
+            m.id
+        )));
+    }
+    if m.to_date.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "the invitation {} was withdrawn",
+            m.id
+        )));
+    }
+    let txn = begin(db).await?;
+    let mut am: memberships::ActiveModel = m.into();
+    am.status = Set(ACTIVE.into());
+    am.accepted_at = Set(Some(Utc::now()));
+    let m = am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+pub async fn end_membership(
+    db: &DatabaseConnection,
+    m: memberships::Model,
+    steward_network: i64,
+    to: NaiveDate,
+) -> ApiResult<memberships::Model> {
+    if m.network_id == steward_network && m.status == ACTIVE {
+        return Err(ApiError::Conflict(
+            "the steward membership cannot end while the network is the steward: an operator transfers stewardship first".into(),
+        ));
+    }
+    if to < m.from_date {
+        return Err(ApiError::bad_input(
+            "to",
+            format!("must not be before the membership's start, {}", m.from_date),
+        ));
+    }
+    if let Some(end) = m.to_date {
+        return Err(ApiError::Conflict(format!(
+            "membership {} already ended on {end}",
+            m.id
+        )));
+    }
+    let txn = begin(db).await?;
+    let mut am: memberships::ActiveModel = m.into();
+    am.to_date = Set(Some(to));
+    let m = am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+pub async fn create_organisation(
+    db: &DatabaseConnection,
+    key: Key,
+    name: String,
+) -> ApiResult<organisations::Model> {
+    let txn = begin(db).await?;
+    if super::organisation(&txn, &crate::domain::IdOrKey::Key(key.clone()))
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "input.key: an organisation `{key}` already exists"
+        )));
+    }
+    let o = organisations::ActiveModel {
+        key: Set(key.to_string()),
+        name: Set(name),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(o)
+}
+
+/// Moves an institution's stewardship to `to`, which it joins today if it is not already a
+/// member, and keeps the history.
+pub async fn transfer_stewardship(
+    db: &DatabaseConnection,
+    inst: institutions::Model,
+    to: &networks::Model,
+    by: &str,
+) -> ApiResult<institutions::Model> {
+    if inst.steward_network_id == to.id {
+        return Err(ApiError::Conflict(format!(
+            "{} is already the steward of {}",
+            to.key, inst.key
+        )));
+    }
+    let txn = begin(db).await?;
+    let today = super::today();
+    let now = Utc::now();
+    let member = memberships::Entity::find()
+        .filter(memberships::Column::InstitutionId.eq(inst.id))
+        .filter(memberships::Column::NetworkId.eq(to.id))
+        .filter(super::active_on(today))
+        .one(&txn)
+        .await?;
+    if member.is_none() {
+        if let Some(pending) = overlapping(&txn, inst.id, to.id, today).await? {
+            // A pending invitation or a future membership becomes a current one.
+            let mut am: memberships::ActiveModel = pending.into();
+            am.status = Set(ACTIVE.into());
+            am.from_date = Set(today);
+            am.accepted_at = Set(Some(now));
+            am.update(&txn).await?;
+        } else {
+            memberships::ActiveModel {
+                institution_id: Set(inst.id),
+                network_id: Set(to.id),
+                from_date: Set(today),
+                to_date: Set(None),
+                status: Set(ACTIVE.into()),
+                created_at: Set(now),
+                accepted_at: Set(Some(now)),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+        }
+    }
+    stewardships::Entity::update_many()
+        .col_expr(stewardships::Column::ToAt, Expr::value(now))
+        .filter(stewardships::Column::InstitutionId.eq(inst.id))
+        .filter(stewardships::Column::ToAt.is_null())
+        .exec(&txn)
+        .await?;
+    stewardships::ActiveModel {
+        institution_id: Set(inst.id),
+        network_id: Set(to.id),
+        from_at: Set(now),
+        to_at: Set(None),
+        changed_by: Set(by.to_owned()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let mut am: institutions::ActiveModel = inst.into();
+    am.steward_network_id = Set(to.id);
+    am.updated_at = Set(now);
+    let inst = am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(inst)
+}
+
+/// The stewardship history of an institution, oldest first.
+pub async fn stewardship_history<C: ConnectionTrait>(
+    db: &C,
+    institution: i64,
+) -> ApiResult<Vec<stewardships::Model>> {
+    use sea_orm::QueryOrder;
+    Ok(stewardships::Entity::find()
+        .filter(stewardships::Column::InstitutionId.eq(institution))
+        .order_by_asc(stewardships::Column::FromAt)
+        .order_by_asc(stewardships::Column::Id)
+        .all(db)
+        .await?)
+}
