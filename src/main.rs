@@ -88,6 +88,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::Token { .. })
+        && std::env::var_os("ANCHORFED_LOG_LEVEL").is_none()
+    {
+        // A console command's output is its answer; routine progress would bury it.
+        settings.log_level = "warn".into();
+    }
     telemetry::init(&settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

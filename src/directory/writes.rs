@@ -512,15 +512,15 @@ pub async fn end_membership(
     steward_network: i64,
     to: NaiveDate,
 ) -> ApiResult<memberships::Model> {
-    if m.network_id == steward_network && m.status == ACTIVE {
-        return Err(ApiError::Conflict(
-            "the steward membership cannot end while the network is the steward: an operator transfers stewardship first".into(),
-        ));
-    }
     if to < m.from_date {
         return Err(ApiError::bad_input(
             "to",
             format!("must not be before the membership's start, {}", m.from_date),
+        ));
+    }
+    if m.network_id == steward_network && m.status == ACTIVE {
+        return Err(ApiError::Conflict(
+            "the steward membership cannot end while the network is the steward: an operator transfers stewardship first".into(),
         ));
     }
     if let Some(end) = m.to_date {

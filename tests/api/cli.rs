@@ -69,6 +69,141 @@ fn settings_file_is_read() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("limits.aliases"));
 }
 
+struct Served {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &std::path::Path, demo: bool) -> Served {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+    if demo {
+        args.push("--demo");
+    }
+    let mut child = anchorfed()
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Served { child, address }
+}
+
+async fn viewer_status(address: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{address}graphql"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"query": "{ viewer { role network { key } scopes } }"}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[test]
+fn token_issue_and_revoke_at_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), true);
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "NETWORK_ADMIN",
+            "--network",
+            "black-country",
+            "--scope",
+            "metrics:spend",
+            "--ttl",
+            "2h",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let note = String::from_utf8(out.stderr).unwrap();
+    let jti = note
+        .lines()
+        .find(|l| l.starts_with("token "))
+        .unwrap_or_else(|| panic!("no token line in {note}"))
+        .split_whitespace()
+        .nth(1)
+        .map(|s| s.trim_end_matches(','))
+        .unwrap()
+        .to_owned();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (status, body) = viewer_status(&server.address, &token).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["viewer"]["network"]["key"], "black-country");
+        assert_eq!(
+            body["data"]["viewer"]["scopes"],
+            serde_json::json!(["metrics:spend"])
+        );
+    });
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .args(["token", "revoke", &jti])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(async {
+        let (status, _) = viewer_status(&server.address, &token).await;
+        assert_eq!(status, 401, "a revoked token stops on the next request");
+    });
+
+    // Scopes outside the grammar, and roles without their anchor, are refused at issue.
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "REGION_ANALYST",
+            "--region",
+            "E47000007",
+            "--scope",
+            "admin:everything",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope `admin:everything`"));
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .args(["token", "issue", "--role", "RESEARCHER"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--organisation"));
+}
+
 #[test]
 fn serve_on_a_fresh_directory_then_stop_gracefully() {
     let dir = tempfile::tempdir().unwrap();

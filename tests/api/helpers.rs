@@ -1,6 +1,8 @@
 use std::sync::Once;
 
+use anchorfed::auth::{self, IssueRequest, Keys};
 use anchorfed::config::Settings;
+use anchorfed::domain::{GssCode, IdOrKey, Role};
 use anchorfed::server::Application;
 use sea_orm::{ConnectionTrait, Database};
 use secrecy::SecretString;
@@ -34,6 +36,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: sea_orm::DatabaseConnection,
     pub handle: actix_web::dev::ServerHandle,
+    pub settings: Settings,
+    pub keys: Keys,
     _dir: tempfile::TempDir,
 }
 
@@ -91,9 +95,10 @@ pub async fn spawn_with(
     let url = fresh_database_url(backend, dir.path()).await;
     let mut settings = test_settings(url, dir.path());
     tweak(&mut settings);
-    let app = Application::build(settings, demo)
+    let app = Application::build(settings.clone(), demo)
         .await
         .expect("build the app");
+    let keys = Keys::load(&settings.auth, &settings.data_dir).expect("load the same keys");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db().clone();
     let handle = app.handle();
@@ -103,11 +108,92 @@ pub async fn spawn_with(
         client: reqwest::Client::new(),
         db,
         handle,
+        settings,
+        keys,
         _dir: dir,
     }
 }
 
+/// What a test token is for: a role and its anchor.
+pub enum As<'a> {
+    Operator,
+    Admin(&'a str),
+    Submitter(&'a str),
+    Analyst(&'a str),
+    Researcher(&'a str),
+}
+
 impl TestApp {
+    /// Issues a token straight through the library (as the CLI does).
+    pub async fn token(&self, who: As<'_>, scopes: &str) -> String {
+        self.issue(who, scopes, None).await.0
+    }
+
+    /// Issues a token and returns it with its id.
+    pub async fn issue(&self, who: As<'_>, scopes: &str, ttl: Option<u64>) -> (String, String) {
+        let key = |k: &str| Some(IdOrKey::parse(k).unwrap());
+        let (role, network, region, organisation) = match who {
+            As::Operator => (Role::Operator, None, None, None),
+            As::Admin(n) => (Role::NetworkAdmin, key(n), None, None),
+            As::Submitter(n) => (Role::NetworkSubmitter, key(n), None, None),
+            As::Analyst(r) => (
+                Role::RegionAnalyst,
+                None,
+                Some(GssCode::parse(r).unwrap()),
+                None,
+            ),
+            As::Researcher(o) => (Role::Researcher, None, None, key(o)),
+        };
+        let resolved = IssueRequest {
+            role,
+            network,
+            region,
+            organisation,
+            scopes: (!scopes.is_empty()).then(|| scopes.to_owned()),
+            ttl_seconds: ttl,
+            subject: None,
+            issued_by: "test".into(),
+        }
+        .resolve(&self.db, &self.keys)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+        let issued = auth::issue(&self.db, &self.keys, resolved)
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.message()));
+        (issued.token, issued.row.id)
+    }
+
+    /// POSTs a query with a bearer token.
+    pub async fn post_as(&self, token: &str, query: &str, variables: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// A query with a token that must succeed; returns `data`.
+    pub async fn query_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post_as(token, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// The first error code of a query with a token that must fail.
+    pub async fn error_as(&self, token: &str, query: &str, variables: Value) -> String {
+        let (_, body) = self.post_as(token, query, variables).await;
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {body}"))
+            .to_owned()
+    }
+
     /// POSTs a query and returns the status and JSON body.
     pub async fn post_graphql(&self, query: &str, variables: Value) -> (u16, Value) {
         let r = self

@@ -7,6 +7,8 @@ mod helpers;
 
 mod cli;
 mod directory;
+mod directory_writes;
 mod http;
+mod identity;
 mod migrations;
 mod schema;
