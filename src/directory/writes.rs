@@ -101,6 +101,57 @@ pub async fn create_region(db: &DatabaseConnection, r: NewRegion) -> ApiResult<r
     Ok(region)
 }
 
+/// Renames a region and, when given, replaces its constituent districts (new district codes
+/// are added to the geography with the names given).
+pub async fn update_region(
+    db: &DatabaseConnection,
+    current: regions::Model,
+    name: Option<String>,
+    districts: Option<Vec<(GssCode, String)>>,
+) -> ApiResult<regions::Model> {
+    let txn = begin(db).await?;
+    if let Some(ds) = &districts {
+        let known = super::geographies_by_code(
+            &txn,
+            &ds.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
+        )
+        .await?;
+        for (code, dname) in ds {
+            if !known.contains_key(code.as_str()) {
+                geographies::ActiveModel {
+                    code: Set(code.to_string()),
+                    name: Set(dname.clone()),
+                    kind: Set(code.entity().to_owned()),
+                    vintage: Set(2023),
+                    parent_code: Set(None),
+                }
+                .insert(&txn)
+                .await?;
+            }
+        }
+        region_districts::Entity::delete_many()
+            .filter(region_districts::Column::RegionId.eq(current.id))
+            .exec(&txn)
+            .await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, _) in ds.iter().filter(|(c, _)| seen.insert(c.to_string())) {
+            region_districts::ActiveModel {
+                region_id: Set(current.id),
+                district_code: Set(code.to_string()),
+            }
+            .insert(&txn)
+            .await?;
+        }
+    }
+    let mut am: regions::ActiveModel = current.into();
+    if let Some(n) = name {
+        am.name = Set(n);
+    }
+    let r = am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(r)
+}
+
 pub struct NewNetwork {
     pub key: Key,
     pub name: String,
@@ -561,6 +612,16 @@ pub async fn create_organisation(
     .await?;
     txn.commit().await?;
     Ok(o)
+}
+
+pub async fn update_organisation(
+    db: &DatabaseConnection,
+    current: organisations::Model,
+    name: String,
+) -> ApiResult<organisations::Model> {
+    let mut am: organisations::ActiveModel = current.into();
+    am.name = Set(name);
+    Ok(am.update(db).await?)
 }
 
 /// Moves an institution's stewardship to `to`, which it joins today if it is not already a

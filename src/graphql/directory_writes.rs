@@ -87,6 +87,38 @@ pub struct RegionInput {
     districts: Vec<DistrictInput>,
 }
 
+/// Changes to a region; what is left out stays as it is. `districts`, when given, replaces
+/// the whole list.
+#[derive(InputObject)]
+pub struct RegionUpdate {
+    name: Option<String>,
+    districts: Option<Vec<DistrictInput>>,
+}
+
+/// Changes to an organisation.
+#[derive(InputObject)]
+pub struct OrganisationUpdate {
+    name: String,
+}
+
+fn districts(
+    field: &str,
+    raw: Vec<DistrictInput>,
+) -> Result<Vec<(crate::domain::GssCode, String)>, ApiError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if !d.code.0.is_district() {
+                return Err(ApiError::bad_input(
+                    format!("{field}[{i}].code"),
+                    format!("{} is not a local authority district", d.code.0),
+                ));
+            }
+            Ok((d.code.0, text(&format!("{field}[{i}].name"), d.name, 200)?))
+        })
+        .collect()
+}
+
 #[derive(InputObject)]
 pub struct NetworkInput {
     /// A stable slug such as `black-country`.
@@ -191,20 +223,7 @@ impl DirectoryMutation {
     /// Operators: a combined authority with its districts.
     async fn create_region(&self, ctx: &Context<'_>, input: RegionInput) -> Result<Region> {
         policy::operator_only(caller(ctx), "createRegion")?;
-        let mut districts = vec![];
-        for (i, d) in input.districts.into_iter().enumerate() {
-            if !d.code.0.is_district() {
-                return Err(ApiError::bad_input(
-                    format!("input.districts[{i}].code"),
-                    format!("{} is not a local authority district", d.code.0),
-                )
-                .into());
-            }
-            districts.push((
-                d.code.0,
-                text(&format!("input.districts[{i}].name"), d.name, 200)?,
-            ));
-        }
+        let districts = districts("input.districts", input.districts)?;
         let r = writes::create_region(
             db(ctx)?,
             writes::NewRegion {
@@ -215,6 +234,26 @@ impl DirectoryMutation {
         )
         .await?;
         Ok(Region(r))
+    }
+
+    /// Operators: rename a region or replace its districts.
+    async fn update_region(
+        &self,
+        ctx: &Context<'_>,
+        code: GssCode,
+        input: RegionUpdate,
+    ) -> Result<Region> {
+        policy::operator_only(caller(ctx), "updateRegion")?;
+        let db = db(ctx)?;
+        let current = directory::region_by_code(db, &code.0)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("code: region {}", code.0)))?;
+        let name = opt_text("input.name", input.name, 200)?;
+        let ds = input
+            .districts
+            .map(|d| districts("input.districts", d))
+            .transpose()?;
+        Ok(Region(writes::update_region(db, current, name, ds).await?))
     }
 
     /// Operators: a new network.
@@ -382,6 +421,24 @@ impl DirectoryMutation {
         let name = text("input.name", input.name, 200)?;
         Ok(Organisation(
             writes::create_organisation(db(ctx)?, k, name).await?,
+        ))
+    }
+
+    /// Operators: rename an organisation.
+    async fn update_organisation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: OrganisationUpdate,
+    ) -> Result<Organisation> {
+        policy::operator_only(caller(ctx), "updateOrganisation")?;
+        let db = db(ctx)?;
+        let current = directory::organisation(db, &id_or_key("id", &id)?)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("id: organisation {}", id.as_str())))?;
+        let name = text("input.name", input.name, 200)?;
+        Ok(Organisation(
+            writes::update_organisation(db, current, name).await?,
         ))
     }
 
