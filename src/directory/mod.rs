@@ -120,17 +120,20 @@ impl GroupedGeography {
     }
 }
 
-/// The districts of each network in `ids`, in code order, in one statement.
-pub async fn network_districts<C: ConnectionTrait>(
+/// The districts linked to each owner in `ids` through a link table (`network_districts` by
+/// `network_id`, `region_districts` by `region_id`), in code order, in one statement.
+async fn linked_districts<C: ConnectionTrait>(
     db: &C,
+    link: (&str, &str),
     ids: &[i64],
 ) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
+    let (table, owner) = link;
     let rows = GroupedGeography::find_by_statement(sql::stmt(
         db.get_database_backend(),
         &format!(
-            "SELECT nd.network_id AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
-             FROM network_districts nd JOIN geographies g ON g.code = nd.district_code \
-             WHERE nd.network_id IN ({}) ORDER BY nd.network_id, g.code",
+            "SELECT l.{owner} AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
+             FROM {table} l JOIN geographies g ON g.code = l.district_code \
+             WHERE l.{owner} IN ({}) ORDER BY l.{owner}, g.code",
             sql::placeholders(ids.len())
         ),
         ids.iter().map(|&i| Value::from(i)).collect(),
@@ -140,24 +143,20 @@ pub async fn network_districts<C: ConnectionTrait>(
     Ok(group(rows.into_iter().map(GroupedGeography::split)))
 }
 
-/// The constituent districts of each region in `ids`, in one statement.
+/// The districts of each network in `ids`: its place.
+pub async fn network_districts<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
+    linked_districts(db, ("network_districts", "network_id"), ids).await
+}
+
+/// The constituent districts of each region in `ids`.
 pub async fn region_districts<C: ConnectionTrait>(
     db: &C,
     ids: &[i64],
 ) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
-    let rows = GroupedGeography::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT rd.region_id AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
-             FROM region_districts rd JOIN geographies g ON g.code = rd.district_code \
-             WHERE rd.region_id IN ({}) ORDER BY rd.region_id, g.code",
-            sql::placeholders(ids.len())
-        ),
-        ids.iter().map(|&i| Value::from(i)).collect(),
-    ))
-    .all(db)
-    .await?;
-    Ok(group(rows.into_iter().map(GroupedGeography::split)))
+    linked_districts(db, ("region_districts", "region_id"), ids).await
 }
 
 fn group<K: std::hash::Hash + Eq, V>(rows: impl Iterator<Item = (K, V)>) -> HashMap<K, Vec<V>> {
