@@ -87,3 +87,78 @@ pub async fn token_revoke(settings: &Settings, jti: &str) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     Ok(())
 }
+
+/// What an import did, for the console.
+pub enum ImportReport {
+    Written { returns: usize, key: String },
+    Replayed { returns: usize, key: String },
+    Checked { returns: usize },
+    Refused(Vec<crate::ingest::csv_returns::FileProblem>),
+}
+
+/// Imports a returns CSV for a network, as its admin would: all or nothing, and by default
+/// keyed by the file's SHA-256 so importing the same file again writes nothing.
+pub async fn import_returns(
+    settings: &Settings,
+    network: &str,
+    file: &std::path::Path,
+    key: Option<String>,
+    dry_run: bool,
+) -> anyhow::Result<ImportReport> {
+    use crate::ingest::{self, Outcome, csv_returns};
+    let conn = db::connect(&settings.database_url(), 2, None).await?;
+    db::migrate(&conn).await?;
+    let network = IdOrKey::parse(network).map_err(|e| bad("--network", e))?;
+    let network = crate::directory::require_network(&conn, "--network", &network)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("Failed to open {}", file.display()))?;
+    let parsed = match csv_returns::read(std::io::BufReader::new(reader)) {
+        Ok(p) => p,
+        Err(problems) => return Ok(ImportReport::Refused(problems)),
+    };
+    let console = crate::auth::Principal {
+        subject: "cli".into(),
+        role: Role::NetworkAdmin,
+        network: Some(crate::auth::NetworkRef {
+            id: network.id,
+            key: network.key.clone(),
+        }),
+        region: None,
+        organisation: None,
+        scopes: crate::domain::Scopes::full(),
+        token_id: None,
+        issuer: "cli".into(),
+        expires_at: chrono::Utc::now(),
+    };
+    let key = key.unwrap_or_else(|| parsed.sha256.clone());
+    let outcome = ingest::submit(
+        &conn,
+        ingest::Batch {
+            network,
+            idempotency_key: key.clone(),
+            items: parsed.items.clone(),
+            dry_run,
+            by: &console,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    Ok(match outcome {
+        Outcome::Written(r) => ImportReport::Written {
+            returns: r.len(),
+            key,
+        },
+        Outcome::Replayed(r) => ImportReport::Replayed {
+            returns: r.len(),
+            key,
+        },
+        Outcome::DryRun(p, problems) if problems.is_empty() => {
+            ImportReport::Checked { returns: p.len() }
+        }
+        Outcome::DryRun(_, problems) | Outcome::Rejected(problems) => {
+            ImportReport::Refused(problems.iter().map(|p| parsed.locate(p)).collect())
+        }
+    })
+}

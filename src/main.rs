@@ -38,10 +38,32 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL); schema.graphql must equal it.
     ExportSchema,
+    /// Import a file (all or nothing).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Issue or revoke tokens at the console (as an operator).
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Returns from a CSV: institution,period,metric,value,breakdown,method.
+    Returns {
+        file: PathBuf,
+        /// The steward network's key; every institution in the file must report through it.
+        #[arg(long)]
+        network: String,
+        /// Default: the file's SHA-256, so the same file imported twice writes once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Check the file and report, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -88,7 +110,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Command::Token { .. })
+    if matches!(cli.command, Command::Token { .. } | Command::Import { .. })
         && std::env::var_os("ANCHORFED_LOG_LEVEL").is_none()
     {
         // A console command's output is its answer; routine progress would bury it.
@@ -163,6 +185,45 @@ fn main() -> ExitCode {
             } => {
                 anchorfed::cli::token_revoke(&settings, &jti).await?;
                 println!("revoked {jti}");
+                Ok(())
+            }
+            Command::Import {
+                command:
+                    ImportCommand::Returns {
+                        file,
+                        network,
+                        idempotency_key,
+                        dry_run,
+                    },
+            } => {
+                use anchorfed::cli::ImportReport;
+                match anchorfed::cli::import_returns(
+                    &settings,
+                    &network,
+                    &file,
+                    idempotency_key,
+                    dry_run,
+                )
+                .await?
+                {
+                    ImportReport::Written { returns, key } => {
+                        println!("imported {returns} returns (idempotency key {key})")
+                    }
+                    ImportReport::Replayed { returns, key } => {
+                        println!(
+                            "already imported with key {key}: {returns} returns, nothing written"
+                        )
+                    }
+                    ImportReport::Checked { returns } => {
+                        println!("dry run: {returns} returns would be written")
+                    }
+                    ImportReport::Refused(problems) => {
+                        for p in &problems {
+                            eprintln!("{}: {p}", file.display());
+                        }
+                        anyhow::bail!("{} problem(s); nothing was written", problems.len());
+                    }
+                }
                 Ok(())
             }
         }

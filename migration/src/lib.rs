@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_directory;
 mod m20261127_000002_tokens;
+mod m20261127_000003_returns;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_directory::Migration),
             Box::new(m20261127_000002_tokens::Migration),
+            Box::new(m20261127_000003_returns::Migration),
         ]
     }
 }

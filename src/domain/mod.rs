@@ -5,6 +5,7 @@ mod financial_year;
 mod gss;
 mod identifier;
 mod key;
+pub mod quantity;
 mod role;
 mod scope;
 mod sector;

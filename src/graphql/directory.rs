@@ -256,6 +256,15 @@ impl Network {
         }));
         Ok(connect(rows, page.after, count, |i| (i.id, Institution(i))))
     }
+    /// For the network's admins: each member on the period's last day with the standing of
+    /// its return (missing, submitted, approved): the coordinator's chase list.
+    async fn submissions(
+        &self,
+        ctx: &Context<'_>,
+        period: super::scalars::FinancialYear,
+    ) -> Result<Vec<super::returns::Submission>> {
+        super::returns::submissions(ctx, &self.0, period).await
+    }
     /// Institutions that report through this network.
     #[graphql(complexity = "(first.max(0) as usize) * child_complexity + 1")]
     async fn steward_of(

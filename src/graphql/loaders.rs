@@ -7,18 +7,24 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
 use chrono::NaiveDate;
-use entity::{geographies, institution_identifiers, institutions, memberships, networks, regions};
+use entity::{
+    geographies, institution_identifiers, institutions, memberships, metrics, networks, regions,
+    return_values,
+};
 use sea_orm::DatabaseConnection;
 
+use crate::auth::Caller;
 use crate::directory::{self, Page, PageArgs};
 
 pub struct Loaders {
     db: DatabaseConnection,
+    /// Whose request this is: loaders of returns data ask the policy with it.
+    caller: Caller,
 }
 
 impl Loaders {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, caller: Caller) -> Self {
+        Self { db, caller }
     }
 }
 
@@ -56,6 +62,12 @@ pub struct StewardPage {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StewardCount(pub i64);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricCode(pub String);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ValuesOf(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InstitutionId(pub i64);
 
 /// Groups keys that share everything but their parent id, so each group is one statement.
 fn grouped<K, G: std::hash::Hash + Eq + Copy>(
@@ -204,5 +216,42 @@ impl Loader<StewardCount> for Loaders {
             .into_iter()
             .map(|(k, v)| (StewardCount(k), v))
             .collect())
+    }
+}
+
+impl Loader<MetricCode> for Loaders {
+    type Value = metrics::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[MetricCode]) -> LoadResult<MetricCode, Self::Value> {
+        let all = crate::ingest::catalogue(&self.db).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| all.get(&k.0).map(|m| (k.clone(), m.clone())))
+            .collect())
+    }
+}
+
+impl Loader<ValuesOf> for Loaders {
+    type Value = Vec<return_values::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[ValuesOf]) -> LoadResult<ValuesOf, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = crate::returns::values_of(&self.db, &self.caller, &ids).await?;
+        Ok(found.into_iter().map(|(k, v)| (ValuesOf(k), v)).collect())
+    }
+}
+
+impl Loader<InstitutionId> for Loaders {
+    type Value = institutions::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[InstitutionId]) -> LoadResult<InstitutionId, Self::Value> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = institutions::Entity::find()
+            .filter(institutions::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        Ok(rows.into_iter().map(|i| (InstitutionId(i.id), i)).collect())
     }
 }

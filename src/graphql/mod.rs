@@ -6,6 +6,7 @@ pub mod directory;
 pub mod directory_writes;
 pub mod identity;
 pub mod loaders;
+pub mod returns;
 pub mod scalars;
 
 use std::sync::Arc;
@@ -17,10 +18,18 @@ use crate::auth::Keys;
 use crate::config::Settings;
 
 #[derive(MergedObject, Default)]
-pub struct Query(identity::IdentityQuery, directory::DirectoryQuery);
+pub struct Query(
+    identity::IdentityQuery,
+    directory::DirectoryQuery,
+    returns::ReturnsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(directory_writes::DirectoryMutation, identity::TokenMutation);
+pub struct Mutation(
+    directory_writes::DirectoryMutation,
+    identity::TokenMutation,
+    returns::ReturnsMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -71,3 +71,41 @@ impl ScalarType for Date {
         Value::String(self.0.format("%Y-%m-%d").to_string())
     }
 }
+
+/// An exact decimal carried as a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decimal(pub String);
+
+/// An exact decimal carried as a JSON string, such as `"10200000000.00"`: never a float.
+/// Values have at most the metric's scale of decimal places.
+#[Scalar(name = "Decimal")]
+impl ScalarType for Decimal {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => {
+                let t = s.trim();
+                let ok = !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+                    && t.matches('.').count() <= 1
+                    && t.rfind('-').is_none_or(|i| i == 0)
+                    && t.chars().any(|c| c.is_ascii_digit());
+                if ok {
+                    Ok(Decimal(t.to_owned()))
+                } else {
+                    Err(InputValueError::custom(format!(
+                        "`{s}` is not a decimal such as \"1234.56\""
+                    )))
+                }
+            }
+            Value::Number(_) => Err(InputValueError::custom(
+                "send decimals as strings (\"1234.56\"), so no precision is lost",
+            )),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+}

@@ -5,6 +5,8 @@
 //! Directory writes and token management are administrative actions: a token that lists
 //! verbs in its scopes (`read:impact`, …) is narrowed to those verbs and may not take them.
 
+pub mod returns;
+
 use crate::auth::{Caller, Principal};
 use crate::domain::{Role, Scopes};
 use crate::error::ApiError;

@@ -453,7 +453,7 @@ struct Executed {
 async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Executed {
     let req = req
         .data(DataLoader::new(
-            Loaders::new(state.db.clone()),
+            Loaders::new(state.db.clone(), caller.clone()),
             tokio::spawn,
         ))
         .data(caller.clone());

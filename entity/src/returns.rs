@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+/// One version of an institution's return for one period. Never updated in place but for
+/// its approval status.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "returns")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub institution_id: i64,
+    /// The financial year, `2023/24`.
+    pub period: String,
+    pub period_start: Date,
+    pub period_end: Date,
+    pub version: i32,
+    /// `SUBMITTED`, `APPROVED` or `REJECTED`.
+    pub status: String,
+    pub basis: Option<String>,
+    pub notes: Option<String>,
+    pub batch_id: Option<i64>,
+    pub submitted_at: DateTimeUtc,
+    pub submitted_by: String,
+    /// When it became current for readers outside the steward network; `None` until then.
+    pub published_at: Option<DateTimeUtc>,
+    pub decided_at: Option<DateTimeUtc>,
+    pub decided_by: Option<String>,
+    pub reject_reason: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

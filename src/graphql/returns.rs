@@ -1,0 +1,729 @@
+//! The metric catalogue, returns and their values, submitting and deciding on returns.
+
+use async_graphql::connection::Connection;
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{metrics, return_values, returns};
+
+use super::connection::{IdCursor, connect, page_args};
+use super::directory::{Institution, db, id_or_key, loaders};
+use super::identity::caller;
+use super::loaders::{InstitutionId, MetricCode, ValuesOf};
+use super::scalars::{Date, Decimal, FinancialYear};
+use crate::directory;
+use crate::domain::{self, quantity};
+use crate::error::ApiError;
+use crate::ingest::{self, Outcome, ReturnItem, ValueItem};
+use crate::policy;
+use crate::returns::{self as svc, ReturnFilter};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "MetricGroup")]
+pub enum MetricGroupGql {
+    Spend,
+    Employment,
+    LandAndAssets,
+    Emissions,
+}
+
+impl From<domain::MetricGroup> for MetricGroupGql {
+    fn from(g: domain::MetricGroup) -> Self {
+        match g {
+            domain::MetricGroup::Spend => Self::Spend,
+            domain::MetricGroup::Employment => Self::Employment,
+            domain::MetricGroup::LandAndAssets => Self::LandAndAssets,
+            domain::MetricGroup::Emissions => Self::Emissions,
+        }
+    }
+}
+
+impl From<MetricGroupGql> for domain::MetricGroup {
+    fn from(g: MetricGroupGql) -> Self {
+        match g {
+            MetricGroupGql::Spend => Self::Spend,
+            MetricGroupGql::Employment => Self::Employment,
+            MetricGroupGql::LandAndAssets => Self::LandAndAssets,
+            MetricGroupGql::Emissions => Self::Emissions,
+        }
+    }
+}
+
+/// How a metric aggregates across institutions.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Aggregation {
+    Sum,
+    /// A ratio of two other metrics' sums over the same contributors.
+    Ratio,
+    None,
+}
+
+/// How a metric's aggregates are protected.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum DisclosureClass {
+    /// An organisation's amount (spend, headcount, land).
+    Magnitude,
+    /// A count of people in a small group.
+    PeopleCount,
+}
+
+/// A catalogue entry.
+pub struct Metric(pub metrics::Model);
+
+fn internal(what: &str) -> async_graphql::Error {
+    ApiError::Internal(anyhow::anyhow!("{what}")).into()
+}
+
+#[Object]
+impl Metric {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn unit(&self) -> &str {
+        &self.0.unit
+    }
+    /// Decimal places stored and shown.
+    async fn scale(&self) -> i32 {
+        i32::from(self.0.scale)
+    }
+    async fn group(&self) -> Result<MetricGroupGql> {
+        let g: domain::MetricGroup = self
+            .0
+            .metric_group
+            .parse()
+            .map_err(|_| internal("stored metric group"))?;
+        Ok(g.into())
+    }
+    async fn definition(&self) -> &str {
+        &self.0.definition
+    }
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    async fn aggregation(&self) -> Aggregation {
+        match self.0.aggregation.as_str() {
+            "SUM" => Aggregation::Sum,
+            "RATIO" => Aggregation::Ratio,
+            _ => Aggregation::None,
+        }
+    }
+    /// For ratios: the metric summed above the line.
+    async fn numerator(&self) -> Option<&str> {
+        self.0.numerator.as_deref()
+    }
+    /// For ratios: the metric summed below the line.
+    async fn denominator(&self) -> Option<&str> {
+        self.0.denominator.as_deref()
+    }
+    async fn disclosure_class(&self) -> DisclosureClass {
+        if self.0.disclosure == "PEOPLE_COUNT" {
+            DisclosureClass::PeopleCount
+        } else {
+            DisclosureClass::Magnitude
+        }
+    }
+    /// A metric this one is part of, and so at most (local spend is part of total spend).
+    async fn part_of(&self) -> Option<&str> {
+        self.0.part_of.as_deref()
+    }
+    /// The breakdown kinds its values carry (`district`, `imd_decile`); empty when none.
+    async fn breakdowns(&self) -> Vec<String> {
+        self.0
+            .breakdown
+            .as_deref()
+            .map(|b| b.split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Where a return stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ReturnStatus {
+    Submitted,
+    Approved,
+    Rejected,
+}
+
+impl ReturnStatus {
+    fn from_stored(s: &str) -> Self {
+        match s {
+            ingest::APPROVED => Self::Approved,
+            ingest::REJECTED => Self::Rejected,
+            _ => Self::Submitted,
+        }
+    }
+
+    fn as_stored(self) -> &'static str {
+        match self {
+            Self::Submitted => ingest::SUBMITTED,
+            Self::Approved => ingest::APPROVED,
+            Self::Rejected => ingest::REJECTED,
+        }
+    }
+}
+
+/// One value of a return.
+pub struct MetricValue {
+    v: return_values::Model,
+    scale: Option<u32>,
+}
+
+#[Object]
+impl MetricValue {
+    async fn metric(&self, ctx: &Context<'_>) -> Result<Metric> {
+        loaders(ctx)?
+            .load_one(MetricCode(self.v.metric_code.clone()))
+            .await?
+            .map(Metric)
+            .ok_or_else(|| internal("value of an unknown metric"))
+    }
+    /// The value in the metric's unit, with its scale's decimal places; null when not reported.
+    async fn value(&self, ctx: &Context<'_>) -> Result<Option<Decimal>> {
+        let Some(v) = self.v.value else {
+            return Ok(None);
+        };
+        let scale = match self.scale {
+            Some(s) => s,
+            None => loaders(ctx)?
+                .load_one(MetricCode(self.v.metric_code.clone()))
+                .await?
+                .map(|m| u32::try_from(m.scale).unwrap_or(0))
+                .unwrap_or(0),
+        };
+        Ok(Some(Decimal(quantity::from_minor_units(v, scale))))
+    }
+    /// Not reported, which is not zero.
+    async fn not_reported(&self) -> bool {
+        self.v.not_reported
+    }
+    /// `district:CODE` or `imd_decile:N` for breakdown metrics.
+    async fn breakdown(&self) -> Option<&str> {
+        Some(self.v.breakdown.as_str()).filter(|b| !b.is_empty())
+    }
+    async fn method(&self) -> Option<&str> {
+        self.v.method.as_deref()
+    }
+}
+
+/// One version of an institution's return for one period.
+pub struct Return {
+    r: returns::Model,
+    /// Values known already (a dry run's, or a fresh submission's); otherwise loaded.
+    values: Option<Vec<return_values::Model>>,
+    institution: Option<entity::institutions::Model>,
+}
+
+impl Return {
+    fn stored(r: returns::Model) -> Self {
+        Self {
+            r,
+            values: None,
+            institution: None,
+        }
+    }
+}
+
+#[Object]
+impl Return {
+    /// The return's id; empty for a dry run's returns, which are not written.
+    async fn id(&self) -> ID {
+        ID(if self.r.id > 0 {
+            self.r.id.to_string()
+        } else {
+            String::new()
+        })
+    }
+    async fn institution(&self, ctx: &Context<'_>) -> Result<Institution> {
+        if let Some(i) = &self.institution {
+            return Ok(Institution(i.clone()));
+        }
+        loaders(ctx)?
+            .load_one(InstitutionId(self.r.institution_id))
+            .await?
+            .map(Institution)
+            .ok_or_else(|| internal("return without institution"))
+    }
+    async fn period(&self) -> Result<FinancialYear> {
+        Ok(FinancialYear(
+            self.r
+                .period
+                .parse()
+                .map_err(|_| internal("stored period"))?,
+        ))
+    }
+    async fn period_start(&self) -> Date {
+        Date(self.r.period_start)
+    }
+    async fn period_end(&self) -> Date {
+        Date(self.r.period_end)
+    }
+    /// 1 for the first submission; each resubmission is a new version of the whole return.
+    async fn version(&self) -> i32 {
+        self.r.version
+    }
+    async fn status(&self) -> ReturnStatus {
+        ReturnStatus::from_stored(&self.r.status)
+    }
+    async fn submitted_at(&self) -> DateTime<Utc> {
+        self.r.submitted_at
+    }
+    /// When it became current for readers outside the steward network.
+    async fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.r.published_at
+    }
+    /// Why it was rejected.
+    async fn reject_reason(&self) -> Option<&str> {
+        self.r.reject_reason.as_deref()
+    }
+    async fn basis(&self) -> Option<&str> {
+        self.r.basis.as_deref()
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.r.notes.as_deref()
+    }
+    /// The values the caller may see (its token's metric scopes apply).
+    async fn values(&self, ctx: &Context<'_>) -> Result<Vec<MetricValue>> {
+        let rows = match &self.values {
+            Some(v) => {
+                // Known values are the caller's own submission; scopes still narrow what shows.
+                let allowed = policy::returns::visible_metric_groups(caller(ctx));
+                let catalogue = loaders(ctx)?;
+                let mut out = vec![];
+                for v in v {
+                    let m = catalogue
+                        .load_one(MetricCode(v.metric_code.clone()))
+                        .await?;
+                    let visible = match (&allowed, &m) {
+                        (Some(groups), Some(m)) => {
+                            groups.iter().any(|g| g.as_str() == m.metric_group)
+                        }
+                        _ => true,
+                    };
+                    if visible {
+                        out.push(v.clone());
+                    }
+                }
+                out
+            }
+            None => loaders(ctx)?
+                .load_one(ValuesOf(self.r.id))
+                .await?
+                .unwrap_or_default(),
+        };
+        Ok(rows
+            .into_iter()
+            .map(|v| MetricValue { v, scale: None })
+            .collect())
+    }
+}
+
+/// Narrows `returns`; every filter given must hold.
+#[derive(InputObject, Default)]
+pub struct ReturnFilterInput {
+    institution: Option<ID>,
+    /// Institutions that belonged to this network on the period's last day.
+    network: Option<ID>,
+    period: Option<FinancialYear>,
+    status: Option<ReturnStatus>,
+}
+
+/// The fields `returns` adds beside its edges.
+pub struct ReturnCount {
+    filter: ReturnFilter,
+    at: DateTime<Utc>,
+}
+
+#[Object]
+impl ReturnCount {
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(svc::count(db(ctx)?, caller(ctx), &self.filter, self.at).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct ReturnsQuery;
+
+#[Object]
+impl ReturnsQuery {
+    /// The metric catalogue.
+    async fn metrics(&self, ctx: &Context<'_>) -> Result<Vec<Metric>> {
+        let mut all: Vec<metrics::Model> =
+            ingest::catalogue(db(ctx)?).await?.into_values().collect();
+        all.sort_by_key(|m| m.position);
+        Ok(all.into_iter().map(Metric).collect())
+    }
+
+    /// The returns the caller sees at DETAIL: for each institution and period, the version
+    /// current for them at `asOf` (default now).
+    #[graphql(complexity = "(first.max(0) as usize) * child_complexity + 1")]
+    async fn returns(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ReturnFilterInput>,
+        first: i32,
+        after: Option<String>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Connection<IdCursor, Return, ReturnCount>> {
+        let page = page_args(first, after.as_deref())?;
+        let db = db(ctx)?;
+        let f = filter.unwrap_or_default();
+        let institution = match &f.institution {
+            Some(id) => Some(
+                directory::institution(db, &id_or_key("filter.institution", id)?)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::NotFound(format!(
+                            "filter.institution: institution {}",
+                            id.as_str()
+                        ))
+                    })?
+                    .id,
+            ),
+            None => None,
+        };
+        let network = match &f.network {
+            Some(id) => Some(
+                directory::require_network(db, "filter.network", &id_or_key("filter.network", id)?)
+                    .await?
+                    .id,
+            ),
+            None => None,
+        };
+        let filter = ReturnFilter {
+            institution,
+            network,
+            period: f.period.map(|p| p.0),
+            status: f.status.map(ReturnStatus::as_stored),
+        };
+        let at = as_of.unwrap_or_else(Utc::now);
+        let rows = svc::page(db, caller(ctx), &filter, at, page).await?;
+        Ok(connect(rows, page.after, ReturnCount { filter, at }, |r| {
+            (r.id, Return::stored(r))
+        }))
+    }
+}
+
+#[derive(InputObject)]
+pub struct MetricValueInput {
+    metric: String,
+    value: Option<Decimal>,
+    not_reported: Option<bool>,
+    breakdown: Option<String>,
+    method: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct ReturnInput {
+    institution: ID,
+    period: FinancialYear,
+    /// Default: from the institution's year-end.
+    period_start: Option<Date>,
+    period_end: Option<Date>,
+    /// Full ledger, top 300 suppliers, transactions over £500, …
+    basis: Option<String>,
+    notes: Option<String>,
+    values: Vec<MetricValueInput>,
+}
+
+#[derive(InputObject)]
+pub struct SubmitReturnsInput {
+    network_id: ID,
+    /// The same key with the same batch returns the first answer and writes nothing.
+    idempotency_key: String,
+    returns: Vec<ReturnInput>,
+}
+
+/// One problem with a batch.
+#[derive(SimpleObject)]
+pub struct SubmissionError {
+    /// Where: `input.returns[2].values[0].value`.
+    path: String,
+    code: String,
+    reason: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SubmitReturnsPayload {
+    returns: Vec<Return>,
+    /// True when this key and batch were accepted before: nothing was written now.
+    replayed: bool,
+    /// True when nothing was written because it was a dry run.
+    dry_run: bool,
+    /// A dry run's problems (a real submission with problems is refused with them instead).
+    errors: Vec<SubmissionError>,
+}
+
+fn items(input: Vec<ReturnInput>) -> Vec<ReturnItem> {
+    input
+        .into_iter()
+        .map(|r| ReturnItem {
+            institution: r.institution.to_string(),
+            period: r.period.0.to_string(),
+            period_start: r.period_start.map(|d| d.0),
+            period_end: r.period_end.map(|d| d.0),
+            basis: r.basis,
+            notes: r.notes,
+            values: r
+                .values
+                .into_iter()
+                .map(|v| ValueItem {
+                    metric: v.metric,
+                    value: v.value.map(|d| d.0),
+                    not_reported: v.not_reported.unwrap_or(false),
+                    breakdown: v.breakdown,
+                    method: v.method,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A refused batch: one error carrying every problem in `extensions.problems`.
+pub(crate) fn refusal(problems: Vec<(String, &'static str, String)>) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions;
+    let n = problems.len();
+    let code = if problems.iter().all(|p| p.1 == "FORBIDDEN") {
+        "FORBIDDEN"
+    } else {
+        "BAD_USER_INPUT"
+    };
+    let first = problems
+        .first()
+        .map(|p| format!("{}: {}", p.0, p.2))
+        .unwrap_or_default();
+    let list: Vec<async_graphql::Value> = problems
+        .into_iter()
+        .map(|(path, code, reason)| {
+            let mut m = async_graphql::indexmap::IndexMap::new();
+            m.insert(
+                async_graphql::Name::new("path"),
+                async_graphql::Value::from(path),
+            );
+            m.insert(
+                async_graphql::Name::new("code"),
+                async_graphql::Value::from(code),
+            );
+            m.insert(
+                async_graphql::Name::new("reason"),
+                async_graphql::Value::from(reason),
+            );
+            async_graphql::Value::Object(m)
+        })
+        .collect();
+    async_graphql::Error::new(format!(
+        "the batch was refused and nothing was written: {n} problem(s); first, {first}"
+    ))
+    .extend_with(|_, e| {
+        e.set("code", code);
+        e.set("problems", async_graphql::Value::List(list.clone()));
+    })
+}
+
+fn prepared_returns(prepared: Vec<ingest::Prepared>) -> Vec<Return> {
+    prepared
+        .into_iter()
+        .map(|p| Return {
+            r: returns::Model {
+                id: 0,
+                institution_id: p.institution.id,
+                period: p.period.to_string(),
+                period_start: p.start,
+                period_end: p.end,
+                version: 0,
+                status: ingest::SUBMITTED.into(),
+                basis: p.basis,
+                notes: p.notes,
+                batch_id: None,
+                submitted_at: Utc::now(),
+                submitted_by: String::new(),
+                published_at: None,
+                decided_at: None,
+                decided_by: None,
+                reject_reason: None,
+            },
+            values: Some(
+                p.values
+                    .into_iter()
+                    .map(|v| return_values::Model {
+                        id: 0,
+                        return_id: 0,
+                        metric_code: v.metric,
+                        breakdown: v.breakdown,
+                        not_reported: v.value.is_none(),
+                        value: v.value,
+                        method: v.method,
+                    })
+                    .collect(),
+            ),
+            institution: Some(p.institution),
+        })
+        .collect()
+}
+
+/// Runs a batch through ingest and shapes the answer; shared by `submitReturns` and file uploads.
+pub(crate) async fn run_batch(
+    ctx: &Context<'_>,
+    network_id: &ID,
+    idempotency_key: String,
+    batch: Vec<ReturnItem>,
+    dry_run: bool,
+    locate: &(dyn Fn(&ingest::Problem) -> String + Sync),
+) -> Result<SubmitReturnsPayload> {
+    let db = db(ctx)?;
+    let network = directory::require_network(
+        db,
+        "input.networkId",
+        &id_or_key("input.networkId", network_id)?,
+    )
+    .await?;
+    let p = policy::returns::may_submit_returns(caller(ctx), network.id)?;
+    let outcome = ingest::submit(
+        db,
+        ingest::Batch {
+            network,
+            idempotency_key,
+            items: batch,
+            dry_run,
+            by: p,
+        },
+    )
+    .await?;
+    Ok(match outcome {
+        Outcome::Written(rows) => SubmitReturnsPayload {
+            returns: rows.into_iter().map(Return::stored).collect(),
+            replayed: false,
+            dry_run: false,
+            errors: vec![],
+        },
+        Outcome::Replayed(rows) => SubmitReturnsPayload {
+            returns: rows.into_iter().map(Return::stored).collect(),
+            replayed: true,
+            dry_run: false,
+            errors: vec![],
+        },
+        Outcome::DryRun(prepared, problems) => SubmitReturnsPayload {
+            returns: prepared_returns(prepared),
+            replayed: false,
+            dry_run: true,
+            errors: problems
+                .iter()
+                .map(|p| SubmissionError {
+                    path: locate(p),
+                    code: p.code.into(),
+                    reason: p.reason.clone(),
+                })
+                .collect(),
+        },
+        Outcome::Rejected(problems) => {
+            return Err(refusal(
+                problems
+                    .iter()
+                    .map(|p| (locate(p), p.code, p.reason.clone()))
+                    .collect(),
+            ));
+        }
+    })
+}
+
+#[derive(Default)]
+pub struct ReturnsMutation;
+
+#[Object]
+impl ReturnsMutation {
+    /// Submits returns for institutions the network stewards, all or nothing. `dryRun`
+    /// checks and reports without writing; the same idempotency key with the same batch
+    /// returns the first answer and writes nothing, and with another batch is a CONFLICT.
+    async fn submit_returns(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitReturnsInput,
+        #[graphql(default = false)] dry_run: bool,
+    ) -> Result<SubmitReturnsPayload> {
+        run_batch(
+            ctx,
+            &input.network_id,
+            input.idempotency_key,
+            items(input.returns),
+            dry_run,
+            &|p| p.path(),
+        )
+        .await
+    }
+
+    /// The steward network's admins approve a submitted return: it becomes current for
+    /// readers outside the network.
+    async fn approve_return(&self, ctx: &Context<'_>, id: ID) -> Result<Return> {
+        let id = id
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_input("id", "a return id is a number"))?;
+        Ok(Return::stored(
+            svc::approve(db(ctx)?, caller(ctx), id).await?,
+        ))
+    }
+
+    /// The steward network's admins reject a submitted return, saying why.
+    async fn reject_return(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Return> {
+        let id = id
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_input("id", "a return id is a number"))?;
+        Ok(Return::stored(
+            svc::reject(db(ctx)?, caller(ctx), id, &reason).await?,
+        ))
+    }
+}
+
+/// The standing of a member's return for one period.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SubmissionState {
+    Missing,
+    Submitted,
+    Approved,
+}
+
+/// One line of the coordinator's chase list.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Submission {
+    state: SubmissionState,
+    /// The last day of the institution's period.
+    period_end: Date,
+    #[graphql(skip)]
+    institution: entity::institutions::Model,
+    #[graphql(skip)]
+    latest: Option<returns::Model>,
+}
+
+#[ComplexObject]
+impl Submission {
+    async fn institution(&self) -> Institution {
+        Institution(self.institution.clone())
+    }
+    /// The current version, when there is one.
+    #[graphql(name = "return")]
+    async fn current(&self) -> Option<Return> {
+        self.latest.clone().map(Return::stored)
+    }
+}
+
+pub(crate) async fn submissions(
+    ctx: &Context<'_>,
+    network: &entity::networks::Model,
+    period: FinancialYear,
+) -> Result<Vec<Submission>> {
+    let rows = svc::submissions(db(ctx)?, caller(ctx), network, period.0).await?;
+    Ok(rows
+        .into_iter()
+        .map(|s| Submission {
+            state: match s.latest.as_ref().map(|r| r.status.as_str()) {
+                None => SubmissionState::Missing,
+                Some(ingest::APPROVED) => SubmissionState::Approved,
+                Some(_) => SubmissionState::Submitted,
+            },
+            period_end: Date(s.period_end),
+            institution: s.institution,
+            latest: s.latest,
+        })
+        .collect())
+}

@@ -1,0 +1,231 @@
+//! Returns from a CSV file (API.md's layout): `institution,period,metric,value,breakdown,method`,
+//! one value a row, an empty value meaning "not reported". Rows are grouped into returns by
+//! institution and period, in the order they first appear; each group is a whole return.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use sha2::{Digest, Sha256};
+
+use super::{Problem, ReturnItem, ValueItem};
+
+pub const HEADER: [&str; 6] = [
+    "institution",
+    "period",
+    "metric",
+    "value",
+    "breakdown",
+    "method",
+];
+
+/// A problem in a file: its row (1 is the header) and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    pub row: u64,
+    pub column: String,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "row {}, column {}: {} ({})",
+            self.row, self.column, self.reason, self.code
+        )
+    }
+}
+
+/// A file read into returns, with where each value came from.
+pub struct ParsedFile {
+    pub items: Vec<ReturnItem>,
+    /// For each item, the row of each of its values.
+    rows: Vec<Vec<u64>>,
+    /// SHA-256 of the file's bytes: the default idempotency key.
+    pub sha256: String,
+}
+
+impl ParsedFile {
+    /// Where a batch problem points in the file.
+    pub fn locate(&self, p: &Problem) -> FileProblem {
+        let rows = self.rows.get(p.loc.item);
+        let row = match (rows, p.loc.value) {
+            (Some(r), Some(v)) => r.get(v).copied().unwrap_or(0),
+            (Some(r), None) => r.first().copied().unwrap_or(0),
+            (None, _) => 0,
+        };
+        let column = match p.loc.field {
+            "institution" => "institution",
+            "period" | "periodStart" | "periodEnd" => "period",
+            "metric" => "metric",
+            "value" | "notReported" => "value",
+            "breakdown" => "breakdown",
+            "method" => "method",
+            _ => "-",
+        };
+        FileProblem {
+            row,
+            column: column.into(),
+            code: p.code,
+            reason: p.reason.clone(),
+        }
+    }
+}
+
+/// Hashes what passes through, so the file is read once.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads a returns CSV. Problems of form (header, field count, encoding) are returned with
+/// their row and column; nothing is partially accepted.
+pub fn read<R: Read>(input: R) -> Result<ParsedFile, Vec<FileProblem>> {
+    let hashing = Hashing {
+        inner: input,
+        hasher: Sha256::new(),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(hashing);
+    let mut problems = vec![];
+    match reader.headers() {
+        Ok(h) => {
+            let got: Vec<String> = h
+                .iter()
+                .map(|s| s.trim_start_matches('\u{feff}').to_lowercase())
+                .collect();
+            if got != HEADER {
+                return Err(vec![FileProblem {
+                    row: 1,
+                    column: "-".into(),
+                    code: "BAD_USER_INPUT",
+                    reason: format!(
+                        "the header must be `{}`, found `{}`",
+                        HEADER.join(","),
+                        got.join(",")
+                    ),
+                }]);
+            }
+        }
+        Err(e) => {
+            return Err(vec![FileProblem {
+                row: 1,
+                column: "-".into(),
+                code: "BAD_USER_INPUT",
+                reason: format!("the header cannot be read: {e}"),
+            }]);
+        }
+    }
+    let mut items: Vec<ReturnItem> = vec![];
+    let mut rows: Vec<Vec<u64>> = vec![];
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let row = e.position().map(|p| p.line()).unwrap_or(0);
+                problems.push(FileProblem {
+                    row,
+                    column: "-".into(),
+                    code: "BAD_USER_INPUT",
+                    reason: match e.kind() {
+                        csv::ErrorKind::UnequalLengths { len, .. } => {
+                            format!("the row has {len} fields; every row has 6")
+                        }
+                        csv::ErrorKind::Utf8 { .. } => "the row is not UTF-8 text".into(),
+                        _ => e.to_string(),
+                    },
+                });
+                if problems.len() >= 100 {
+                    break;
+                }
+                continue;
+            }
+        }
+        let row = record.position().map(|p| p.line()).unwrap_or(0);
+        let field = |i: usize| record.get(i).unwrap_or("").to_owned();
+        let (institution, period) = (field(0), field(1));
+        let value = field(3);
+        let item = *index
+            .entry((institution.clone(), period.clone()))
+            .or_insert_with(|| {
+                items.push(ReturnItem {
+                    institution,
+                    period,
+                    period_start: None,
+                    period_end: None,
+                    basis: None,
+                    notes: None,
+                    values: vec![],
+                });
+                rows.push(vec![]);
+                items.len() - 1
+            });
+        items[item].values.push(ValueItem {
+            metric: field(2),
+            not_reported: value.is_empty(),
+            value: (!value.is_empty()).then_some(value),
+            breakdown: Some(field(4)).filter(|b| !b.is_empty()),
+            method: Some(field(5)).filter(|m| !m.is_empty()),
+        });
+        rows[item].push(row);
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if items.is_empty() {
+        return Err(vec![FileProblem {
+            row: 2,
+            column: "-".into(),
+            code: "BAD_USER_INPUT",
+            reason: "the file has no rows after the header".into(),
+        }]);
+    }
+    let sha256 = format!("{:x}", reader.into_inner().hasher.finalize());
+    Ok(ParsedFile {
+        items,
+        rows,
+        sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_rows_into_returns() {
+        let csv = "institution,period,metric,value,breakdown,method\n\
+                   a,2022/23,headcount,10,,\n\
+                   b,2022/23,headcount,,,\n\
+                   a,2022/23,employees_by_residence,4,district:E08000025,\n";
+        let f = read(csv.as_bytes()).unwrap();
+        assert_eq!(f.items.len(), 2);
+        assert_eq!(f.items[0].values.len(), 2);
+        assert!(f.items[1].values[0].not_reported && f.items[1].values[0].value.is_none());
+        assert_eq!(f.rows, vec![vec![2, 4], vec![3]]);
+        assert_eq!(f.sha256.len(), 64);
+    }
+
+    #[test]
+    fn refuses_bad_form_with_rows() {
+        assert_eq!(read("a,b\n1,2\n".as_bytes()).err().unwrap()[0].row, 1);
+        let bad = "institution,period,metric,value,breakdown,method\na,2022/23,headcount,10,,\nb,2022/23\n";
+        let e = read(bad.as_bytes()).err().unwrap();
+        assert_eq!(e[0].row, 3);
+        assert!(read("institution,period,metric,value,breakdown,method\n".as_bytes()).is_err());
+    }
+}

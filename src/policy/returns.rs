@@ -1,0 +1,294 @@
+//! Who reads and writes returns (DESIGN.md's rules 1, 2 and 4), as SQL. The data layer puts
+//! these fragments inside its statements; nothing filters rows after reading them.
+//!
+//! The fragments speak of `r` (a row of `returns`) and `i` (its institution).
+
+use chrono::{DateTime, Utc};
+use sea_orm::Value;
+
+use crate::auth::{Caller, Principal};
+use crate::domain::{FinancialYear, MetricGroup, Role, Verb};
+use crate::error::ApiError;
+
+/// A piece of SQL with `?` placeholders and the values they take, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Fragment {
+    pub sql: String,
+    pub values: Vec<Value>,
+}
+
+impl Fragment {
+    fn new(sql: impl Into<String>, values: Vec<Value>) -> Self {
+        Self {
+            sql: sql.into(),
+            values,
+        }
+    }
+
+    /// A fragment that holds for no row.
+    pub fn nothing() -> Self {
+        Self::new("1 = 0", vec![])
+    }
+
+    fn and(mut self, other: Fragment) -> Self {
+        self.sql = format!("({}) AND ({})", self.sql, other.sql);
+        self.values.extend(other.values);
+        self
+    }
+}
+
+fn forbid(p: &Principal, what: &str) -> ApiError {
+    ApiError::Forbidden {
+        reason: format!("{p:?}: {what}"),
+    }
+}
+
+/// The version of a return that is current at `at` for a reader inside the steward network:
+/// the latest submitted by then and not rejected by then.
+fn current_for_steward(at: DateTime<Utc>) -> Fragment {
+    Fragment::new(
+        "r.submitted_at <= ? AND NOT (r.status = 'REJECTED' AND r.decided_at <= ?) \
+         AND r.version = (SELECT MAX(r2.version) FROM returns r2 \
+           WHERE r2.institution_id = r.institution_id AND r2.period = r.period \
+             AND r2.submitted_at <= ? AND NOT (r2.status = 'REJECTED' AND r2.decided_at <= ?))",
+        vec![at.into(), at.into(), at.into(), at.into()],
+    )
+}
+
+/// The version current at `at` for readers outside the steward network: the latest
+/// published (approved, or submitted where no approval is needed) by then.
+fn current_for_outsiders(at: DateTime<Utc>) -> Fragment {
+    Fragment::new(
+        "r.published_at <= ? AND r.version = (SELECT MAX(r2.version) FROM returns r2 \
+           WHERE r2.institution_id = r.institution_id AND r2.period = r.period AND r2.published_at <= ?)",
+        vec![at.into(), at.into()],
+    )
+}
+
+/// `i` belonged to network `network_id` on `r`'s last day.
+fn member_on_period_end(network_id: i64) -> Fragment {
+    Fragment::new(
+        "EXISTS (SELECT 1 FROM memberships m WHERE m.institution_id = i.id AND m.network_id = ? \
+           AND m.status = 'ACTIVE' AND m.from_date <= r.period_end \
+           AND (m.to_date IS NULL OR m.to_date >= r.period_end))",
+        vec![network_id.into()],
+    )
+}
+
+/// The token's year and network scopes, as a condition on `r` and `i`.
+fn scope_narrowing(p: &Principal) -> Option<Fragment> {
+    let mut parts: Vec<Fragment> = vec![];
+    if let Some(ranges) = &p.scopes.years {
+        let mut periods: Vec<Value> = vec![];
+        for r in ranges {
+            for y in r.from.start_year()..=r.to.start_year() {
+                if let Ok(fy) = FinancialYear::new(y) {
+                    periods.push(fy.to_string().into());
+                }
+            }
+        }
+        let marks = vec!["?"; periods.len()].join(", ");
+        parts.push(Fragment::new(format!("r.period IN ({marks})"), periods));
+    }
+    if let Some(keys) = &p.scopes.networks {
+        let keys: Vec<Value> = keys.iter().map(|k| k.as_str().into()).collect();
+        let marks = vec!["?"; keys.len()].join(", ");
+        parts.push(Fragment::new(
+            format!(
+                "EXISTS (SELECT 1 FROM memberships ms JOIN networks ns ON ns.id = ms.network_id \
+                   WHERE ms.institution_id = i.id AND ns.key IN ({marks}) AND ms.status = 'ACTIVE' \
+                     AND ms.from_date <= r.period_end AND (ms.to_date IS NULL OR ms.to_date >= r.period_end))"
+            ),
+            keys,
+        ));
+    }
+    parts.into_iter().reduce(Fragment::and)
+}
+
+/// The condition under which the caller sees a row of `returns` at DETAIL, as of `at`:
+/// the current version for them, of an institution their network stewards (rule 1) or that
+/// belonged to their network on the period's last day (rule 2), narrowed by their scopes.
+/// Anyone else sees nothing (deny by default); a token whose verbs leave out `read:returns`
+/// is refused.
+pub fn returns_visible(caller: &Caller, at: DateTime<Utc>) -> Result<Fragment, ApiError> {
+    let Some(p) = caller.principal() else {
+        return Ok(Fragment::nothing());
+    };
+    if !p.scopes.allows_verb(Verb::ReadReturns) {
+        return Err(forbid(p, "token scopes do not include read:returns"));
+    }
+    let Some(network) = p
+        .network
+        .as_ref()
+        .filter(|_| matches!(p.role, Role::NetworkAdmin | Role::NetworkSubmitter))
+    else {
+        return Ok(Fragment::nothing());
+    };
+    let steward = Fragment::new("i.steward_network_id = ?", vec![network.id.into()])
+        .and(current_for_steward(at));
+    let visible = if p.role == Role::NetworkAdmin {
+        let fellow = Fragment::new("i.steward_network_id <> ?", vec![network.id.into()])
+            .and(member_on_period_end(network.id))
+            .and(current_for_outsiders(at));
+        Fragment::new(
+            format!("({}) OR ({})", steward.sql, fellow.sql),
+            steward.values.into_iter().chain(fellow.values).collect(),
+        )
+    } else {
+        steward
+    };
+    Ok(match scope_narrowing(p) {
+        Some(n) => visible.and(n),
+        None => visible,
+    })
+}
+
+/// The metric groups whose values the caller may see in a return they may see; `None` for all.
+pub fn visible_metric_groups(caller: &Caller) -> Option<Vec<MetricGroup>> {
+    let p = caller.principal()?;
+    p.scopes
+        .metrics
+        .as_ref()
+        .map(|m| m.iter().copied().collect())
+}
+
+/// Submitting returns for `network_id`: its admins and submitters, with `write:returns`.
+pub fn may_submit_returns(caller: &Caller, network_id: i64) -> Result<&Principal, ApiError> {
+    let p = super::authenticated(caller)?;
+    if !p.scopes.allows_verb(Verb::WriteReturns) {
+        return Err(forbid(p, "token scopes do not include write:returns"));
+    }
+    match &p.network {
+        Some(n)
+            if n.id == network_id
+                && matches!(p.role, Role::NetworkAdmin | Role::NetworkSubmitter)
+                && p.scopes.allows_network(&n.key) =>
+        {
+            Ok(p)
+        }
+        _ => Err(forbid(
+            p,
+            &format!("submitReturns for network {network_id}"),
+        )),
+    }
+}
+
+/// Whether a submitter's scopes allow a value of this group for this year.
+pub fn may_submit_value(p: &Principal, group: MetricGroup, year: FinancialYear) -> bool {
+    p.scopes.allows_metric_group(group) && p.scopes.allows_year(year)
+}
+
+/// Approving, rejecting, and reading the chase list: the steward network's admins.
+pub fn may_administer_returns(caller: &Caller, network_id: i64) -> Result<&Principal, ApiError> {
+    let p = super::authenticated(caller)?;
+    match &p.network {
+        Some(n)
+            if n.id == network_id && p.role == Role::NetworkAdmin && p.scopes.verbs.is_none() =>
+        {
+            Ok(p)
+        }
+        _ => Err(forbid(
+            p,
+            &format!("administer returns of network {network_id}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::NetworkRef;
+    use crate::domain::Scopes;
+
+    fn caller(role: Role, network: Option<i64>, scopes: &str) -> Caller {
+        Caller::Token(Box::new(Principal {
+            subject: "t".into(),
+            role,
+            network: network.map(|id| NetworkRef {
+                id,
+                key: format!("n{id}"),
+            }),
+            region: None,
+            organisation: None,
+            scopes: Scopes::parse(scopes).unwrap(),
+            token_id: None,
+            issuer: "anchorfed".into(),
+            expires_at: Utc::now(),
+        }))
+    }
+
+    #[test]
+    fn deny_by_default() {
+        let now = Utc::now();
+        for c in [
+            Caller::Anonymous,
+            caller(Role::Operator, None, ""),
+            caller(Role::RegionAnalyst, None, ""),
+            caller(Role::Researcher, None, ""),
+        ] {
+            assert_eq!(returns_visible(&c, now).unwrap().sql, "1 = 0");
+        }
+    }
+
+    #[test]
+    fn stewards_and_fellows() {
+        let now = Utc::now();
+        let sub = returns_visible(&caller(Role::NetworkSubmitter, Some(1), ""), now).unwrap();
+        assert!(
+            sub.sql.contains("i.steward_network_id = ?") && !sub.sql.contains("<>"),
+            "submitters have no fellow rule"
+        );
+        let admin = returns_visible(&caller(Role::NetworkAdmin, Some(1), ""), now).unwrap();
+        assert!(
+            admin.sql.contains("i.steward_network_id <> ?") && admin.sql.contains("published_at")
+        );
+        assert_eq!(admin.sql.matches('?').count(), admin.values.len());
+        let scoped = returns_visible(
+            &caller(
+                Role::NetworkAdmin,
+                Some(1),
+                "years:2021/22-2022/23 network:n1",
+            ),
+            now,
+        )
+        .unwrap();
+        assert!(scoped.sql.contains("r.period IN (?, ?)") && scoped.sql.contains("ns.key IN (?)"));
+        assert_eq!(scoped.sql.matches('?').count(), scoped.values.len());
+        assert!(returns_visible(&caller(Role::NetworkAdmin, Some(1), "read:impact"), now).is_err());
+    }
+
+    #[test]
+    fn submitting() {
+        assert!(may_submit_returns(&caller(Role::NetworkSubmitter, Some(1), ""), 1).is_ok());
+        assert!(may_submit_returns(&caller(Role::NetworkAdmin, Some(1), ""), 1).is_ok());
+        assert!(may_submit_returns(&caller(Role::NetworkSubmitter, Some(1), ""), 2).is_err());
+        assert!(
+            may_submit_returns(&caller(Role::NetworkSubmitter, Some(1), "read:returns"), 1)
+                .is_err()
+        );
+        assert!(
+            may_submit_returns(&caller(Role::NetworkSubmitter, Some(1), "write:returns"), 1)
+                .is_ok()
+        );
+        assert!(may_submit_returns(&caller(Role::Operator, None, ""), 1).is_err());
+        assert!(may_submit_returns(&Caller::Anonymous, 1).is_err());
+        let p = caller(
+            Role::NetworkSubmitter,
+            Some(1),
+            "metrics:spend years:2022/23",
+        );
+        let p = p.principal().unwrap();
+        let fy = |s: &str| s.parse::<FinancialYear>().unwrap();
+        assert!(may_submit_value(p, MetricGroup::Spend, fy("2022/23")));
+        assert!(!may_submit_value(p, MetricGroup::Emissions, fy("2022/23")));
+        assert!(!may_submit_value(p, MetricGroup::Spend, fy("2021/22")));
+    }
+
+    #[test]
+    fn administering() {
+        assert!(may_administer_returns(&caller(Role::NetworkAdmin, Some(1), ""), 1).is_ok());
+        assert!(may_administer_returns(&caller(Role::NetworkAdmin, Some(1), ""), 2).is_err());
+        assert!(may_administer_returns(&caller(Role::NetworkSubmitter, Some(1), ""), 1).is_err());
+        assert!(may_administer_returns(&caller(Role::Operator, None, ""), 1).is_err());
+    }
+}

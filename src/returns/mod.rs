@@ -1,0 +1,297 @@
+//! Reading returns, approving and rejecting them, and the coordinator's chase list. Every
+//! read carries the policy module's predicate inside its SQL.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{institutions, memberships, networks, return_values, returns};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Value,
+};
+
+use crate::auth::Caller;
+use crate::directory::{ACTIVE, Page, PageArgs};
+use crate::domain::FinancialYear;
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::{APPROVED, REJECTED, SUBMITTED};
+use crate::policy;
+use crate::sql;
+
+/// The filters of `returns(filter: …)`, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct ReturnFilter {
+    pub institution: Option<i64>,
+    /// Institutions that belonged to this network on the period's last day.
+    pub network: Option<i64>,
+    pub period: Option<FinancialYear>,
+    pub status: Option<&'static str>,
+}
+
+fn where_clause(
+    caller: &Caller,
+    f: &ReturnFilter,
+    at: DateTime<Utc>,
+) -> ApiResult<(String, Vec<Value>)> {
+    let visible = policy::returns::returns_visible(caller, at)?;
+    let mut sql = format!("({})", visible.sql);
+    let mut values = visible.values;
+    if let Some(i) = f.institution {
+        sql.push_str(" AND r.institution_id = ?");
+        values.push(i.into());
+    }
+    if let Some(n) = f.network {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM memberships mf WHERE mf.institution_id = i.id AND mf.network_id = ? \
+               AND mf.status = 'ACTIVE' AND mf.from_date <= r.period_end \
+               AND (mf.to_date IS NULL OR mf.to_date >= r.period_end))",
+        );
+        values.push(n.into());
+    }
+    if let Some(p) = f.period {
+        sql.push_str(" AND r.period = ?");
+        values.push(p.to_string().into());
+    }
+    if let Some(s) = f.status {
+        sql.push_str(" AND r.status = ?");
+        values.push(s.into());
+    }
+    Ok((sql, values))
+}
+
+/// A page of the returns the caller sees at DETAIL, as they stood at `at`.
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    f: &ReturnFilter,
+    at: DateTime<Utc>,
+    p: PageArgs,
+) -> ApiResult<Page<returns::Model>> {
+    let (mut cond, mut values) = where_clause(caller, f, at)?;
+    if let Some(after) = p.after {
+        cond.push_str(" AND r.id > ?");
+        values.push(after.into());
+    }
+    values.push(i64::try_from(p.first + 1).unwrap_or(101).into());
+    let rows = returns::Model::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT r.* FROM returns r JOIN institutions i ON i.id = r.institution_id \
+             WHERE {cond} ORDER BY r.id LIMIT ?"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    Ok(Page::from_overfetch(rows, p.first as usize))
+}
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
+}
+
+pub async fn count<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    f: &ReturnFilter,
+    at: DateTime<Utc>,
+) -> ApiResult<u64> {
+    let (cond, values) = where_clause(caller, f, at)?;
+    let row = Count::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!("SELECT COUNT(*) AS n FROM returns r JOIN institutions i ON i.id = r.institution_id WHERE {cond}"),
+        values,
+    ))
+    .one(db)
+    .await?;
+    Ok(row.map(|c| u64::try_from(c.n).unwrap_or(0)).unwrap_or(0))
+}
+
+/// The values of each return, limited to the metric groups the caller's scopes allow.
+/// The caller has already been shown these returns, so their visibility is settled.
+pub async fn values_of<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    return_ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<return_values::Model>>> {
+    let mut values: Vec<Value> = return_ids.iter().map(|&i| Value::from(i)).collect();
+    let mut sql_text = format!(
+        "SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code WHERE v.return_id IN ({})",
+        sql::placeholders(return_ids.len())
+    );
+    if let Some(groups) = policy::returns::visible_metric_groups(caller) {
+        sql_text.push_str(&format!(
+            " AND m.metric_group IN ({})",
+            sql::placeholders(groups.len().max(1))
+        ));
+        if groups.is_empty() {
+            values.push("".into());
+        }
+        values.extend(groups.iter().map(|g| Value::from(g.as_str())));
+    }
+    sql_text.push_str(" ORDER BY v.return_id, m.position, v.breakdown");
+    let rows = return_values::Model::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &sql_text,
+        values,
+    ))
+    .all(db)
+    .await?;
+    let mut out: HashMap<i64, Vec<return_values::Model>> = HashMap::new();
+    for r in rows {
+        out.entry(r.return_id).or_default().push(r);
+    }
+    Ok(out)
+}
+
+async fn decidable(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<(returns::Model, String)> {
+    let r = returns::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("id: return {id}")))?;
+    let inst = institutions::Entity::find_by_id(r.institution_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("return {id} has no institution")))?;
+    // Only the steward's admins decide; to anyone else the return might as well not exist.
+    let p = policy::returns::may_administer_returns(caller, inst.steward_network_id)?;
+    let network = networks::Entity::find_by_id(inst.steward_network_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("institution {} has no steward", inst.id))
+        })?;
+    if !network.requires_approval {
+        return Err(ApiError::Conflict(format!(
+            "{} does not require approval: its returns count when submitted",
+            network.key
+        )));
+    }
+    if r.status != SUBMITTED {
+        return Err(ApiError::Conflict(format!(
+            "return {id} is {} already",
+            r.status.to_lowercase()
+        )));
+    }
+    let newer = returns::Entity::find()
+        .filter(returns::Column::InstitutionId.eq(r.institution_id))
+        .filter(returns::Column::Period.eq(r.period.clone()))
+        .filter(returns::Column::Version.gt(r.version))
+        .one(db)
+        .await?;
+    if newer.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "return {id} has been superseded by a newer version"
+        )));
+    }
+    Ok((r, p.subject.clone()))
+}
+
+pub async fn approve(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<returns::Model> {
+    let (r, by) = decidable(db, caller, id).await?;
+    let now = Utc::now();
+    let mut am: returns::ActiveModel = r.into();
+    am.status = Set(APPROVED.into());
+    am.published_at = Set(Some(now));
+    am.decided_at = Set(Some(now));
+    am.decided_by = Set(Some(by));
+    Ok(am.update(db).await?)
+}
+
+pub async fn reject(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: i64,
+    reason: &str,
+) -> ApiResult<returns::Model> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(ApiError::bad_input(
+            "reason",
+            "say why, in 1 to 2000 characters",
+        ));
+    }
+    let (r, by) = decidable(db, caller, id).await?;
+    let mut am: returns::ActiveModel = r.into();
+    am.status = Set(REJECTED.into());
+    am.decided_at = Set(Some(Utc::now()));
+    am.decided_by = Set(Some(by));
+    am.reject_reason = Set(Some(reason.to_owned()));
+    Ok(am.update(db).await?)
+}
+
+/// A member's standing for a period, for the chase list.
+pub struct Standing {
+    pub institution: institutions::Model,
+    pub period_end: NaiveDate,
+    /// The latest version, if any (for stewarded members, as the steward sees it).
+    pub latest: Option<returns::Model>,
+}
+
+/// Every member of the network on the period's last day (by each institution's year-end),
+/// with the latest version of its return that the network's admins see.
+pub async fn submissions(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    network: &networks::Model,
+    period: FinancialYear,
+) -> ApiResult<Vec<Standing>> {
+    policy::returns::may_administer_returns(caller, network.id)?;
+    let members = memberships::Entity::find()
+        .filter(memberships::Column::NetworkId.eq(network.id))
+        .filter(memberships::Column::Status.eq(ACTIVE))
+        .all(db)
+        .await?;
+    let ids: Vec<i64> = members.iter().map(|m| m.institution_id).collect();
+    let insts = institutions::Entity::find()
+        .filter(institutions::Column::Id.is_in(ids.clone()))
+        .order_by_asc(institutions::Column::Name)
+        .all(db)
+        .await?;
+    let f = ReturnFilter {
+        network: Some(network.id),
+        period: Some(period),
+        ..Default::default()
+    };
+    // The latest version as this admin sees it: the policy's own predicate, so the chase
+    // list never shows more than `returns` would.
+    let (cond, values) = where_clause(caller, &f, Utc::now())?;
+    let latest = returns::Model::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT r.* FROM returns r JOIN institutions i ON i.id = r.institution_id WHERE {cond}"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    let latest: HashMap<i64, returns::Model> =
+        latest.into_iter().map(|r| (r.institution_id, r)).collect();
+    let mut out = vec![];
+    for inst in insts {
+        let month = u8::try_from(inst.year_end_month).unwrap_or(3);
+        let Some(end) = period.end_date(month) else {
+            continue;
+        };
+        let member = members.iter().any(|m| {
+            m.institution_id == inst.id && m.from_date <= end && m.to_date.is_none_or(|t| t >= end)
+        });
+        if member {
+            out.push(Standing {
+                latest: latest.get(&inst.id).cloned(),
+                period_end: end,
+                institution: inst,
+            });
+        }
+    }
+    Ok(out)
+}
