@@ -639,8 +639,10 @@ impl ReturnsMutation {
         &self,
         ctx: &Context<'_>,
         input: SubmitReturnsInput,
-        #[graphql(default = false)] dry_run: bool,
+        #[graphql(default_with = "Some(false)")] dry_run: Option<bool>,
     ) -> Result<SubmitReturnsPayload> {
+        // An explicit null means the default: a real submission.
+        let dry_run = dry_run.unwrap_or(false);
         run_batch(
             ctx,
             &input.network_id,

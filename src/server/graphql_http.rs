@@ -409,7 +409,9 @@ fn error_json(code: &str, message: &str) -> Json {
 }
 
 fn is_input_coercion(message: &str) -> bool {
-    message.starts_with("Failed to parse") || message.starts_with("Invalid value")
+    message.starts_with("Failed to parse")
+        || message.starts_with("Invalid value")
+        || message.starts_with("Expected input type")
 }
 
 /// Gives every error an `extensions.code`. Errors async-graphql raised itself have none:

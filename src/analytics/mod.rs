@@ -1,0 +1,45 @@
+//! Aggregates over stored returns, computed in SQL. Sums are of 64-bit integers in minor units:
+//! exact on SQLite and PostgreSQL alike, and an overflow is an error (SQLite's `SUM` raises
+//! one; PostgreSQL's `numeric` sum refuses the cast back to `bigint`), never a wrap.
+
+use sea_orm::{ConnectionTrait, FromQueryResult, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::sql;
+
+#[derive(FromQueryResult)]
+struct Total {
+    total: Option<i64>,
+    n: i64,
+}
+
+/// The exact sum of a metric's values (no breakdown filter) over the given returns, with how
+/// many values were summed. The caller decides which returns; this only adds them up.
+pub async fn exact_sum<C: ConnectionTrait>(
+    db: &C,
+    metric: &str,
+    return_ids_sql: &str,
+    values: Vec<Value>,
+) -> ApiResult<(Option<i64>, i64)> {
+    let mut all = vec![Value::from(metric)];
+    all.extend(values);
+    let row = Total::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT CAST(SUM(v.value) AS BIGINT) AS total, COUNT(v.value) AS n FROM return_values v \
+             WHERE v.metric_code = ? AND v.return_id IN ({return_ids_sql})"
+        ),
+        all,
+    ))
+    .one(db)
+    .await
+    .map_err(|e| {
+        let text = e.to_string();
+        if text.contains("overflow") || text.contains("out of range") {
+            ApiError::Conflict(format!("the sum of {metric} is larger than 64 bits can hold"))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(row.map(|t| (t.total, t.n)).unwrap_or((None, 0)))
+}
