@@ -38,6 +38,8 @@ pub struct Limits {
     pub root_fields: usize,
     pub batch: usize,
     pub body_bytes: usize,
+    /// Multipart (file upload) request bodies; larger files go through the import endpoint.
+    pub upload_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +51,7 @@ impl Default for Limits {
             root_fields: 20,
             batch: 10,
             body_bytes: 1 << 20,
+            upload_bytes: 16 << 20,
         }
     }
 }
@@ -235,6 +238,7 @@ impl Settings {
             ("limits.root_fields", l.root_fields),
             ("limits.batch", l.batch),
             ("limits.body_bytes", l.body_bytes),
+            ("limits.upload_bytes", l.upload_bytes),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid {

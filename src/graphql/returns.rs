@@ -654,6 +654,54 @@ impl ReturnsMutation {
         .await
     }
 
+    /// Submits returns from a CSV file (API.md's layout), uploaded with the GraphQL multipart
+    /// request; the request must carry a `GraphQL-Require-Preflight` header. All or nothing;
+    /// problems name the row and column. The idempotency key defaults to the file's SHA-256.
+    async fn import_returns(
+        &self,
+        ctx: &Context<'_>,
+        network_id: ID,
+        file: async_graphql::Upload,
+        idempotency_key: Option<String>,
+        #[graphql(default_with = "Some(false)")] dry_run: Option<bool>,
+    ) -> Result<SubmitReturnsPayload> {
+        let upload = file
+            .value(ctx)
+            .map_err(|e| ApiError::bad_input("file", e))?;
+        // The upload is in memory already (bounded by limits.upload_bytes).
+        let parsed = match ingest::csv_returns::read(upload.into_read()) {
+            Ok(p) => p,
+            Err(problems) => {
+                return Err(refusal(
+                    problems
+                        .into_iter()
+                        .map(|p| {
+                            (
+                                format!("file: row {}, column {}", p.row, p.column),
+                                p.code,
+                                p.reason,
+                            )
+                        })
+                        .collect(),
+                ));
+            }
+        };
+        let key = idempotency_key.unwrap_or_else(|| parsed.sha256.clone());
+        let items = parsed.items.clone();
+        run_batch(
+            ctx,
+            &network_id,
+            key,
+            items,
+            dry_run.unwrap_or(false),
+            &|p| {
+                let f = parsed.locate(p);
+                format!("file: row {}, column {}", f.row, f.column)
+            },
+        )
+        .await
+    }
+
     /// The steward network's admins approve a submitted return: it becomes current for
     /// readers outside the network.
     async fn approve_return(&self, ctx: &Context<'_>, id: ID) -> Result<Return> {

@@ -222,6 +222,12 @@ async fn from_post(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let mime: Option<mime::Mime> = ctype.parse().ok();
+    let is_multipart = mime
+        .as_ref()
+        .is_some_and(|m| m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA);
+    if is_multipart {
+        return from_multipart(req, payload, ctype, limits).await;
+    }
     let is_json = mime
         .as_ref()
         .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == mime::JSON);
@@ -229,7 +235,9 @@ async fn from_post(
         return Err(RequestFailure::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "BAD_USER_INPUT",
-            format!("unsupported content type `{ctype}`: send application/json"),
+            format!(
+                "unsupported content type `{ctype}`: send application/json (or multipart/form-data for uploads)"
+            ),
         ));
     }
     if let Some(len) = req
@@ -293,6 +301,37 @@ async fn from_post(
         }
         v => Ok(BatchRequest::Single(one(v)?)),
     }
+}
+
+/// The GraphQL multipart request (file uploads). A browser can send `multipart/form-data`
+/// cross-site without a preflight, so uploads must carry a header no simple request can:
+/// `GraphQL-Require-Preflight` (any value), which turns a forged cross-site upload away.
+async fn from_multipart(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    ctype: &str,
+    limits: &Limits,
+) -> Result<BatchRequest, RequestFailure> {
+    if !req.headers().contains_key("graphql-require-preflight") {
+        return Err(RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "uploads need the `GraphQL-Require-Preflight` header (any value), so a browser cannot send one cross-site",
+        ));
+    }
+    let body = read_body(payload, limits.upload_bytes).await?;
+    let opts = async_graphql::http::MultipartOptions::default()
+        .max_file_size(limits.upload_bytes)
+        .max_num_files(4);
+    async_graphql::http::receive_batch_body(Some(ctype), &body[..], opts)
+        .await
+        .map_err(|e| {
+            RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("not a GraphQL multipart request: {e}"),
+            )
+        })
 }
 
 /// Counts aliases in a selection set, following fragments (each spread counts again, since

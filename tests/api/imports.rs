@@ -103,3 +103,78 @@ both_databases!(
     the_sample_file_imports_once,
     a_bad_row_is_named_and_nothing_is_written
 );
+
+const UPLOAD: &str = "mutation($n: ID!, $f: Upload!, $d: Boolean) { importReturns(networkId: $n, file: $f, dryRun: $d) { replayed dryRun errors { path } returns { version institution { key } } } }";
+
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    csv: &str,
+    preflight: bool,
+    dry: bool,
+) -> (u16, serde_json::Value) {
+    let operations = json!({"query": UPLOAD, "variables": {"n": "sandwell", "f": null, "d": dry}});
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", r#"{"0": ["variables.f"]}"#)
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
+                .file_name("returns.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+    let mut r = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(token)
+        .multipart(form);
+    if preflight {
+        r = r.header("GraphQL-Require-Preflight", "1");
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn uploads_over_graphql(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.token(As::Admin("sandwell"), "").await;
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/returns-sample.csv"),
+    )
+    .unwrap();
+    // Without the preflight header a browser could have sent it cross-site: refused.
+    let (status, body) = upload(&app, &admin, &sample, false, false).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(stored(&app).await, 0);
+    let (status, body) = upload(&app, &admin, &sample, true, true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["importReturns"]["dryRun"], true);
+    assert_eq!(stored(&app).await, 0, "a dry run writes nothing");
+    let (_, body) = upload(&app, &admin, &sample, true, false).await;
+    assert_eq!(
+        body["data"]["importReturns"]["returns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{body}"
+    );
+    let (_, body) = upload(&app, &admin, &sample, true, false).await;
+    assert_eq!(
+        body["data"]["importReturns"]["replayed"], true,
+        "the same file twice writes once"
+    );
+    assert_eq!(stored(&app).await, 26);
+    // A bad row is named by row and column.
+    let bad =
+        "institution,period,metric,value,breakdown,method\nsandwell-cvo,2022/23,headcount,abc,,\n";
+    let (_, body) = upload(&app, &admin, bad, true, false).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["problems"][0]["path"], "file: row 2, column value",
+        "{body}"
+    );
+    assert_eq!(stored(&app).await, 26);
+}
+
+both_databases!(uploads_over_graphql);
