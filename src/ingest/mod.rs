@@ -3,6 +3,7 @@
 //! transaction or not at all.
 
 pub mod csv_returns;
+pub mod demo;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

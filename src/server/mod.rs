@@ -52,6 +52,10 @@ impl Application {
         db::migrate(&db).await?;
         if demo {
             directory::demo::load(&db).await?;
+            let n = crate::ingest::demo::load(&db).await.map_err(|e| {
+                anyhow::anyhow!("Failed to load the synthetic demo returns: {}", e.message())
+            })?;
+            tracing::info!(demo.returns = n, "synthetic demo returns loaded");
         }
         let keys = Arc::new(
             Keys::load(&settings.auth, &settings.data_dir)

@@ -95,9 +95,15 @@ pub async fn spawn_with(
     let url = fresh_database_url(backend, dir.path()).await;
     let mut settings = test_settings(url, dir.path());
     tweak(&mut settings);
-    let app = Application::build(settings.clone(), demo)
+    // The demo directory, without the synthetic returns (tests that want those load them).
+    let app = Application::build(settings.clone(), false)
         .await
         .expect("build the app");
+    if demo {
+        anchorfed::directory::demo::load(app.db())
+            .await
+            .expect("load the demo directory");
+    }
     let keys = Keys::load(&settings.auth, &settings.data_dir).expect("load the same keys");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db().clone();

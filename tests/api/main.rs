@@ -6,6 +6,7 @@
 mod helpers;
 
 mod cli;
+mod demo_returns;
 mod directory;
 mod directory_writes;
 mod exact;
