@@ -54,11 +54,7 @@ fn weight(i: &institutions::Model) -> i64 {
 }
 
 /// Picks `n` reporters for a group, the same ones every time.
-fn reporters<'a>(
-    all: &'a [institutions::Model],
-    group: u64,
-    n: usize,
-) -> Vec<&'a institutions::Model> {
+fn reporters(all: &[institutions::Model], group: u64, n: usize) -> Vec<&institutions::Model> {
     let mut v: Vec<&institutions::Model> = all.iter().collect();
     v.sort_by_key(|i| (mix(&i.key, group), i.id));
     v.truncate(n);
