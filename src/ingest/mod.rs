@@ -703,6 +703,23 @@ pub async fn submit(db: &DatabaseConnection, b: Batch<'_>) -> ApiResult<Outcome>
         }
         Err(e) => return Err(e.into()),
     };
+    // Versions are numbered from the latest one, so two batches restating the same return at
+    // once must take turns: lock the institutions in id order (no deadlock) for the rest of
+    // this transaction. SQLite runs one writer at a time already.
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let mut ids: Vec<i64> = prepared.iter().map(|p| p.institution.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        txn.execute_raw(crate::sql::stmt(
+            sea_orm::DatabaseBackend::Postgres,
+            &format!(
+                "SELECT id FROM institutions WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                crate::sql::placeholders(ids.len())
+            ),
+            ids.into_iter().map(sea_orm::Value::from).collect(),
+        ))
+        .await?;
+    }
     let published = (!b.network.requires_approval).then_some(now);
     let mut written = Vec::with_capacity(prepared.len());
     for p in &prepared {

@@ -65,14 +65,46 @@ fn current_for_outsiders(at: DateTime<Utc>) -> Fragment {
     )
 }
 
-/// `i` belonged to network `network_id` on `r`'s last day.
-fn member_on_period_end(network_id: i64) -> Fragment {
+/// `i` belonged to network `network_id` on the day `period_end` (an SQL expression).
+fn member_on(network_id: i64, period_end: &str) -> Fragment {
     Fragment::new(
-        "EXISTS (SELECT 1 FROM memberships m WHERE m.institution_id = i.id AND m.network_id = ? \
-           AND m.status = 'ACTIVE' AND m.from_date <= r.period_end \
-           AND (m.to_date IS NULL OR m.to_date >= r.period_end))",
+        format!(
+            "EXISTS (SELECT 1 FROM memberships m WHERE m.institution_id = i.id AND m.network_id = ? \
+               AND m.status = 'ACTIVE' AND m.from_date <= {period_end} \
+               AND (m.to_date IS NULL OR m.to_date >= {period_end}))"
+        ),
         vec![network_id.into()],
     )
+}
+
+/// The caller's network, when their role reads through the network rules.
+fn reading_network(p: &Principal) -> Option<i64> {
+    p.network
+        .as_ref()
+        .filter(|_| matches!(p.role, Role::NetworkAdmin | Role::NetworkSubmitter))
+        .map(|n| n.id)
+}
+
+/// Whether any rule gives the caller institution `i`'s data for a period ending on
+/// `period_end` (an SQL expression): the steward rule, or the fellow-member rule for admins.
+/// Impact uses it to tell withheld institutions from those that simply did not report.
+pub fn has_access(caller: &Caller, period_end: &str) -> Fragment {
+    let Some(p) = caller.principal() else {
+        return Fragment::nothing();
+    };
+    let Some(network) = reading_network(p) else {
+        return Fragment::nothing();
+    };
+    let steward = Fragment::new("i.steward_network_id = ?", vec![network.into()]);
+    if p.role == Role::NetworkAdmin {
+        let fellow = member_on(network, period_end);
+        Fragment::new(
+            format!("({}) OR ({})", steward.sql, fellow.sql),
+            steward.values.into_iter().chain(fellow.values).collect(),
+        )
+    } else {
+        steward
+    }
 }
 
 /// The token's year and network scopes, as a condition on `r` and `i`.
@@ -111,24 +143,33 @@ fn scope_narrowing(p: &Principal) -> Option<Fragment> {
 /// Anyone else sees nothing (deny by default); a token whose verbs leave out `read:returns`
 /// is refused.
 pub fn returns_visible(caller: &Caller, at: DateTime<Utc>) -> Result<Fragment, ApiError> {
+    visible_returns(caller, at, Verb::ReadReturns)
+}
+
+/// The versions of returns the caller may use at `at` for `verb` (`read:returns` to see them,
+/// `read:impact` to count them in aggregates): today the same rows; grants will tell them apart.
+pub fn visible_returns(
+    caller: &Caller,
+    at: DateTime<Utc>,
+    verb: Verb,
+) -> Result<Fragment, ApiError> {
     let Some(p) = caller.principal() else {
         return Ok(Fragment::nothing());
     };
-    if !p.scopes.allows_verb(Verb::ReadReturns) {
-        return Err(forbid(p, "token scopes do not include read:returns"));
+    if !p.scopes.allows_verb(verb) {
+        return Err(forbid(
+            p,
+            &format!("token scopes do not include {}", verb.as_str()),
+        ));
     }
-    let Some(network) = p
-        .network
-        .as_ref()
-        .filter(|_| matches!(p.role, Role::NetworkAdmin | Role::NetworkSubmitter))
-    else {
+    let Some(network) = reading_network(p) else {
         return Ok(Fragment::nothing());
     };
-    let steward = Fragment::new("i.steward_network_id = ?", vec![network.id.into()])
+    let steward = Fragment::new("i.steward_network_id = ?", vec![network.into()])
         .and(current_for_steward(at));
     let visible = if p.role == Role::NetworkAdmin {
-        let fellow = Fragment::new("i.steward_network_id <> ?", vec![network.id.into()])
-            .and(member_on_period_end(network.id))
+        let fellow = Fragment::new("i.steward_network_id <> ?", vec![network.into()])
+            .and(member_on(network, "r.period_end"))
             .and(current_for_outsiders(at));
         Fragment::new(
             format!("({}) OR ({})", steward.sql, fellow.sql),
@@ -176,6 +217,47 @@ pub fn may_submit_returns(caller: &Caller, network_id: i64) -> Result<&Principal
 /// Whether a submitter's scopes allow a value of this group for this year.
 pub fn may_submit_value(p: &Principal, group: MetricGroup, year: FinancialYear) -> bool {
     p.scopes.allows_metric_group(group) && p.scopes.allows_year(year)
+}
+
+/// Reading aggregates: a token whose verbs leave out `read:impact` is refused, and so is a
+/// request for years or metric groups outside its scopes (scopes narrow; they never pretend).
+pub fn may_read_impact(
+    caller: &Caller,
+    years: &[FinancialYear],
+    groups: &[MetricGroup],
+) -> Result<(), ApiError> {
+    let Some(p) = caller.principal() else {
+        return Ok(());
+    };
+    if !p.scopes.allows_verb(Verb::ReadImpact) {
+        return Err(forbid(p, "token scopes do not include read:impact"));
+    }
+    if let Some(y) = years.iter().find(|y| !p.scopes.allows_year(**y)) {
+        return Err(forbid(
+            p,
+            &format!("year {y} is outside the token's scopes"),
+        ));
+    }
+    if let Some(g) = groups.iter().find(|g| !p.scopes.allows_metric_group(**g)) {
+        return Err(forbid(
+            p,
+            &format!("metric group {} is outside the token's scopes", g.as_str()),
+        ));
+    }
+    Ok(())
+}
+
+/// The networks of a request the caller's scopes leave in.
+pub fn scoped_networks(caller: &Caller, networks: Vec<(i64, String)>) -> Vec<i64> {
+    networks
+        .into_iter()
+        .filter(|(_, key)| {
+            caller
+                .principal()
+                .is_none_or(|p| p.scopes.allows_network(key))
+        })
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// Approving, rejecting, and reading the chase list: the steward network's admins.
