@@ -1,6 +1,7 @@
 //! sea-orm entities, one file a table. No GraphQL derives here: the public API is
 //! shaped in `src/graphql`, so the database and the contract can change apart.
 
+pub mod equivalences;
 pub mod geographies;
 pub mod institution_identifiers;
 pub mod institutions;

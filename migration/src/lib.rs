@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_directory;
 mod m20261127_000002_tokens;
 mod m20261127_000003_returns;
+mod m20261127_000004_equivalences;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_directory::Migration),
             Box::new(m20261127_000002_tokens::Migration),
             Box::new(m20261127_000003_returns::Migration),
+            Box::new(m20261127_000004_equivalences::Migration),
         ]
     }
 }

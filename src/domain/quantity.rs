@@ -69,6 +69,20 @@ pub fn ratio(numerator: i128, denominator: i128, places: u32) -> Option<String> 
     })
 }
 
+/// `minor` units of `scale` places divided by a decimal `factor`, to `places` places: for
+/// equivalences (7,224 hectares / 0.714 = 10,117.6 football pitches).
+pub fn divide(minor: i64, scale: u32, factor: &str, places: u32) -> Option<String> {
+    let f = Decimal::from_str_exact(factor.trim()).ok()?;
+    if f.is_zero() {
+        return None;
+    }
+    let v = Decimal::from_i128_with_scale(i128::from(minor), scale.min(MAX_SCALE));
+    v.checked_div(f).map(|r| {
+        r.round_dp_with_strategy(places, rust_decimal::RoundingStrategy::MidpointNearestEven)
+            .to_string()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +116,8 @@ mod tests {
         assert_eq!(from_minor_units(-5, 2), "-0.05");
         assert_eq!(ratio(1, 3, 4).as_deref(), Some("0.3333"));
         assert_eq!(ratio(1, 0, 4), None);
+        assert_eq!(divide(722_400, 2, "0.714", 1).as_deref(), Some("10117.6"));
+        assert_eq!(divide(1, 2, "0", 1), None);
     }
 
     proptest! {

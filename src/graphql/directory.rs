@@ -125,7 +125,7 @@ impl From<SectorGql> for domain::Sector {
 }
 
 /// A local authority district or other ONS geography.
-pub struct District(geographies::Model);
+pub struct District(pub(crate) geographies::Model);
 
 #[Object]
 impl District {

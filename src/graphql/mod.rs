@@ -5,6 +5,7 @@ pub mod connection;
 pub mod directory;
 pub mod directory_writes;
 pub mod identity;
+pub mod impact;
 pub mod loaders;
 pub mod returns;
 pub mod scalars;
@@ -22,6 +23,7 @@ pub struct Query(
     identity::IdentityQuery,
     directory::DirectoryQuery,
     returns::ReturnsQuery,
+    impact::ImpactQuery,
 );
 
 #[derive(MergedObject, Default)]

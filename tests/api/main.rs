@@ -12,6 +12,7 @@ mod directory_writes;
 mod exact;
 mod http;
 mod identity;
+mod impact;
 mod imports;
 mod migrations;
 mod returns;

@@ -1,0 +1,371 @@
+//! The regional impact query, in SQL: a handful of statements per request, however many
+//! cells it answers. Each statement starts from the same common table expressions:
+//!
+//! - `pe`: each requested year's last day for each year-end month;
+//! - `elig`: the institutions that were members of the networks in scope on their period's
+//!   last day, once per cell (per network only when grouping by network);
+//! - `vis`: the versions of returns current for this reader at `asOf`, by the policy module's
+//!   predicate — the only place access is decided;
+//! - `vals`: the reported (not "not reported") values of those returns;
+//! - `pan`: with `panel`, the institutions that reported a metric in every requested year.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::metrics;
+use sea_orm::{ConnectionTrait, FromQueryResult, Value};
+
+use crate::auth::Caller;
+use crate::domain::{FinancialYear, Verb};
+use crate::error::{ApiError, ApiResult};
+use crate::policy;
+use crate::sql;
+
+/// What to aggregate, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub networks: Vec<i64>,
+    pub years: Vec<FinancialYear>,
+    pub metrics: Vec<metrics::Model>,
+    /// The numerator and denominator metrics of the requested ratios.
+    pub ratio_parts: BTreeMap<String, (String, String)>,
+    pub by_network: bool,
+    pub by_sector: bool,
+    pub by_district: bool,
+    pub as_of: DateTime<Utc>,
+    pub panel: bool,
+}
+
+/// Where a cell sits: its period and the dimensions grouped by (0 / empty when not grouped).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub period: String,
+    pub network: i64,
+    pub sector: String,
+    pub district: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Value2 {
+    Sum(i64),
+    Ratio(i128, i128),
+}
+
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub metric: String,
+    pub key: Key,
+    pub breakdown: Option<String>,
+    pub value: Option<Value2>,
+    pub contributors: i64,
+    pub eligible: i64,
+}
+
+pub struct Report {
+    pub cells: Vec<Cell>,
+    /// Steward networks of eligible institutions this reader was given nothing of.
+    pub withheld: Vec<i64>,
+}
+
+#[derive(FromQueryResult)]
+struct EligRow {
+    metric: String,
+    period: String,
+    network: i64,
+    sector: String,
+    district: String,
+    n: i64,
+}
+
+#[derive(FromQueryResult)]
+struct SumRow {
+    metric: String,
+    breakdown: String,
+    period: String,
+    network: i64,
+    sector: String,
+    district: String,
+    total: Option<i64>,
+    n: i64,
+}
+
+#[derive(FromQueryResult)]
+struct RatioRow {
+    period: String,
+    network: i64,
+    sector: String,
+    district: String,
+    num: Option<i64>,
+    den: Option<i64>,
+    n: i64,
+}
+
+#[derive(FromQueryResult)]
+struct StewardRow {
+    steward: i64,
+}
+
+fn marks(n: usize) -> String {
+    sql::placeholders(n.max(1))
+}
+
+/// The common table expressions, with their values.
+fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(String, Vec<Value>)> {
+    let mut values: Vec<Value> = vec![];
+    let mut pe_rows = vec![];
+    for y in &s.years {
+        for month in 1u8..=12 {
+            let end = y.end_date(month).ok_or_else(|| {
+                ApiError::bad_input("input.years", format!("{y} has no end date"))
+            })?;
+            pe_rows.push("(?, ?, ?)");
+            values.push(y.to_string().into());
+            values.push(i32::from(month).into());
+            values.push(end.into());
+        }
+    }
+    let network = if s.by_network {
+        "m.network_id"
+    } else {
+        "CAST(0 AS BIGINT)"
+    };
+    values.extend(s.networks.iter().map(|&n| Value::from(n)));
+    let visible = policy::returns::visible_returns(caller, s.as_of, Verb::ReadImpact)?;
+    values.extend(visible.values);
+    values.extend(s.years.iter().map(|y| Value::from(y.to_string())));
+    values.extend(value_metrics.iter().map(|m| Value::from(m.clone())));
+    let mut text = format!(
+        "WITH pe(period, month, end_date) AS (VALUES {pe}), \
+         elig AS (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, {network} AS network, \
+             i.sector AS sector, i.home_district_code AS district, i.steward_network_id AS steward \
+           FROM institutions i JOIN pe ON pe.month = i.year_end_month \
+           JOIN memberships m ON m.institution_id = i.id \
+           WHERE m.network_id IN ({nets}) AND m.status = 'ACTIVE' AND m.from_date <= pe.end_date \
+             AND (m.to_date IS NULL OR m.to_date >= pe.end_date)), \
+         vis AS (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period \
+           FROM returns r JOIN institutions i ON i.id = r.institution_id \
+           WHERE ({visible}) AND r.period IN ({years})), \
+         vals AS (SELECT vis.inst AS inst, vis.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, v.value AS value \
+           FROM vis JOIN return_values v ON v.return_id = vis.rid \
+           WHERE v.metric_code IN ({vm}) AND v.value IS NOT NULL",
+        pe = pe_rows.join(", "),
+        nets = marks(s.networks.len()),
+        visible = visible.sql,
+        years = marks(s.years.len()),
+        vm = marks(value_metrics.len()),
+    );
+    if value_metrics.iter().any(|m| m == "employees_by_residence") {
+        // The share in the two most deprived deciles, as its own breakdown.
+        text.push_str(
+            " UNION ALL SELECT vis.inst, vis.period, v.metric_code, 'imd_decile:1-2', SUM(v.value) \
+               FROM vis JOIN return_values v ON v.return_id = vis.rid \
+               WHERE v.metric_code = 'employees_by_residence' AND v.breakdown IN ('imd_decile:1', 'imd_decile:2') \
+                 AND v.value IS NOT NULL GROUP BY vis.inst, vis.period, v.metric_code",
+        );
+    }
+    text.push(')');
+    if s.panel {
+        text.push_str(", pan AS (SELECT inst, metric FROM vals GROUP BY inst, metric HAVING COUNT(DISTINCT period) = ?)");
+        values.push(i64::try_from(s.years.len()).unwrap_or(0).into());
+    }
+    Ok((text, values))
+}
+
+fn dims() -> &'static str {
+    "e.period AS period, e.network AS network"
+}
+
+/// Sector and district columns, constant when not grouped by them.
+fn more_dims(s: &Spec) -> String {
+    format!(
+        "{} AS sector, {} AS district",
+        if s.by_sector { "e.sector" } else { "''" },
+        if s.by_district { "e.district" } else { "''" }
+    )
+}
+
+/// Runs the impact aggregation for `caller`.
+pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiResult<Report> {
+    let backend = db.get_database_backend();
+    let sums: Vec<String> = s
+        .metrics
+        .iter()
+        .filter(|m| m.aggregation == "SUM")
+        .map(|m| m.code.clone())
+        .collect();
+    let mut value_metrics = sums.clone();
+    for (num, den) in s.ratio_parts.values() {
+        value_metrics.push(num.clone());
+        value_metrics.push(den.clone());
+    }
+    value_metrics.sort();
+    value_metrics.dedup();
+    let (cte, cte_values) = prefix(caller, s, &value_metrics)?;
+
+    // Eligible institutions per cell (per metric only under `panel`).
+    let metric_names: Vec<String> = s.metrics.iter().map(|m| m.code.clone()).collect();
+    let elig_sql = if s.panel {
+        format!(
+            "{cte} SELECT pan.metric AS metric, {}, {}, COUNT(DISTINCT e.inst) AS n FROM elig e \
+             JOIN pan ON pan.inst = e.inst GROUP BY 1, 2, 3, 4, 5",
+            dims(),
+            more_dims(s)
+        )
+    } else {
+        format!(
+            "{cte} SELECT '' AS metric, {}, {}, COUNT(DISTINCT e.inst) AS n FROM elig e GROUP BY 1, 2, 3, 4, 5",
+            dims(),
+            more_dims(s)
+        )
+    };
+    let elig = EligRow::find_by_statement(sql::stmt(backend, &elig_sql, cte_values.clone()))
+        .all(db)
+        .await?;
+    let mut eligible: BTreeMap<(String, Key), i64> = BTreeMap::new();
+    for r in elig {
+        let key = Key {
+            period: r.period,
+            network: r.network,
+            sector: r.sector,
+            district: r.district,
+        };
+        eligible.insert((r.metric, key), r.n);
+    }
+    let eligible_for = |metric: &str, key: &Key| -> i64 {
+        let m = if s.panel { metric } else { "" };
+        eligible
+            .get(&(m.to_owned(), key.clone()))
+            .copied()
+            .unwrap_or(0)
+    };
+
+    let mut cells: Vec<Cell> = vec![];
+    if !sums.is_empty() {
+        let mut values = cte_values.clone();
+        values.extend(sums.iter().map(|m| Value::from(m.clone())));
+        let q = format!(
+            "{cte} SELECT v.metric AS metric, v.breakdown AS breakdown, {}, {}, \
+               CAST(SUM(v.value) AS BIGINT) AS total, COUNT(DISTINCT e.inst) AS n \
+             FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} \
+             WHERE v.metric IN ({}) GROUP BY 1, 2, 3, 4, 5, 6",
+            dims(),
+            more_dims(s),
+            if s.panel {
+                "JOIN pan p ON p.inst = e.inst AND p.metric = v.metric"
+            } else {
+                ""
+            },
+            marks(sums.len())
+        );
+        let rows = SumRow::find_by_statement(sql::stmt(backend, &q, values))
+            .all(db)
+            .await
+            .map_err(overflow)?;
+        for r in rows {
+            let key = Key {
+                period: r.period,
+                network: r.network,
+                sector: r.sector,
+                district: r.district,
+            };
+            cells.push(Cell {
+                eligible: eligible_for(&r.metric, &key),
+                breakdown: Some(r.breakdown).filter(|b| !b.is_empty()),
+                value: r.total.map(Value2::Sum),
+                contributors: r.n,
+                metric: r.metric,
+                key,
+            });
+        }
+    }
+    for (ratio, (num, den)) in &s.ratio_parts {
+        let mut values = cte_values.clone();
+        values.push(num.clone().into());
+        values.push(den.clone().into());
+        let panel_join = if s.panel {
+            "JOIN pan pn ON pn.inst = e.inst AND pn.metric = n.metric JOIN pan pd ON pd.inst = e.inst AND pd.metric = d.metric"
+        } else {
+            ""
+        };
+        let q = format!(
+            "{cte} SELECT {}, {}, CAST(SUM(n.value) AS BIGINT) AS num, CAST(SUM(d.value) AS BIGINT) AS den, COUNT(DISTINCT e.inst) AS n \
+             FROM elig e JOIN vals n ON n.inst = e.inst AND n.period = e.period AND n.metric = ? AND n.breakdown = '' \
+             JOIN vals d ON d.inst = e.inst AND d.period = e.period AND d.metric = ? AND d.breakdown = '' {panel_join} \
+             GROUP BY 1, 2, 3, 4",
+            dims(),
+            more_dims(s)
+        );
+        let rows = RatioRow::find_by_statement(sql::stmt(backend, &q, values))
+            .all(db)
+            .await
+            .map_err(overflow)?;
+        for r in rows {
+            let key = Key {
+                period: r.period,
+                network: r.network,
+                sector: r.sector,
+                district: r.district,
+            };
+            let eligible = if s.panel {
+                // A ratio's panel is the institutions in both its parts' panels; count them here.
+                r.n
+            } else {
+                eligible_for(ratio, &key)
+            };
+            cells.push(Cell {
+                metric: ratio.clone(),
+                eligible,
+                breakdown: None,
+                value: match (r.num, r.den) {
+                    (Some(n), Some(d)) => Some(Value2::Ratio(i128::from(n), i128::from(d))),
+                    _ => None,
+                },
+                contributors: r.n,
+                key,
+            });
+        }
+    }
+    // Cells with eligible institutions but no contributors still answer: nothing seen.
+    for m in &metric_names {
+        for ((em, key), n) in &eligible {
+            if s.panel && em != m {
+                continue;
+            }
+            if !cells.iter().any(|c| &c.metric == m && &c.key == key) {
+                cells.push(Cell {
+                    metric: m.clone(),
+                    key: key.clone(),
+                    breakdown: None,
+                    value: None,
+                    contributors: 0,
+                    eligible: *n,
+                });
+            }
+        }
+    }
+    cells.sort_by(|a, b| (&a.metric, &a.key, &a.breakdown).cmp(&(&b.metric, &b.key, &b.breakdown)));
+
+    let access = policy::returns::has_access(caller, "e.pend");
+    let mut values = cte_values;
+    values.extend(access.values);
+    let q = format!(
+        "{cte} SELECT DISTINCT e.steward AS steward FROM elig e JOIN institutions i ON i.id = e.inst WHERE NOT ({})",
+        access.sql
+    );
+    let withheld = StewardRow::find_by_statement(sql::stmt(backend, &q, values))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.steward)
+        .collect();
+    Ok(Report { cells, withheld })
+}
+
+fn overflow(e: sea_orm::DbErr) -> ApiError {
+    let text = e.to_string();
+    if text.contains("overflow") || text.contains("out of range") {
+        ApiError::Conflict("a total is larger than 64 bits can hold".into())
+    } else {
+        e.into()
+    }
+}

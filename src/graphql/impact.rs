@@ -1,0 +1,340 @@
+//! `impact`: regional aggregates with eligibility, coverage and withheld networks.
+
+use std::collections::BTreeMap;
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{equivalences, metrics, networks};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::directory::{District, Network, SectorGql, db, id_or_key, loaders};
+use super::identity::caller;
+use super::loaders::{GeoCode, NetworkId};
+use super::returns::Metric;
+use super::scalars::{Decimal, FinancialYear, GssCode};
+use crate::analytics::impact::{self, Cell, Value2};
+use crate::directory;
+use crate::domain::{self, MetricGroup, quantity};
+use crate::error::ApiError;
+use crate::policy;
+
+/// What cells are grouped by; each cell is always one period.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Dimension {
+    Network,
+    Sector,
+    /// The institution's home district.
+    District,
+    /// Accepted for clarity: years are never summed, so every cell is one year anyway.
+    Year,
+}
+
+#[derive(InputObject)]
+pub struct ImpactInput {
+    /// Every network of this combined authority.
+    region: Option<GssCode>,
+    /// These networks (ids or keys); with `region`, they must belong to it.
+    network_ids: Option<Vec<ID>>,
+    years: Vec<FinancialYear>,
+    /// Metric codes, such as `procurement_spend_total` or `local_spend_share`.
+    metrics: Vec<String>,
+    group_by: Option<Vec<Dimension>>,
+    /// Read the returns as they stood at this instant.
+    as_of: Option<DateTime<Utc>>,
+    /// Keep only institutions that reported the metric in every requested year.
+    panel: Option<bool>,
+}
+
+/// A way to picture a total.
+#[derive(SimpleObject)]
+pub struct Equivalence {
+    name: String,
+    value: Decimal,
+    unit: String,
+    /// How much of the metric's unit one `unit` is (0.714 hectares a football pitch).
+    factor: Decimal,
+}
+
+pub struct ImpactCell {
+    cell: Cell,
+    metric: metrics::Model,
+    /// The cell's value as a share of its breakdown kind's total (breakdown cells only).
+    share: Option<f64>,
+    equivalences: Vec<Equivalence>,
+}
+
+#[Object]
+impl ImpactCell {
+    async fn metric(&self) -> Metric {
+        Metric(self.metric.clone())
+    }
+    async fn year(&self) -> Result<FinancialYear> {
+        Ok(FinancialYear(self.cell.key.period.parse().map_err(
+            |_| ApiError::Internal(anyhow::anyhow!("cell period")),
+        )?))
+    }
+    /// With `groupBy: NETWORK`.
+    async fn network(&self, ctx: &Context<'_>) -> Result<Option<Network>> {
+        if self.cell.key.network == 0 {
+            return Ok(None);
+        }
+        Ok(loaders(ctx)?
+            .load_one(NetworkId(self.cell.key.network))
+            .await?
+            .map(Network))
+    }
+    /// With `groupBy: SECTOR`.
+    async fn sector(&self) -> Option<SectorGql> {
+        self.cell
+            .key
+            .sector
+            .parse::<domain::Sector>()
+            .ok()
+            .map(Into::into)
+    }
+    /// With `groupBy: DISTRICT`: the institutions' home district.
+    async fn district(&self, ctx: &Context<'_>) -> Result<Option<District>> {
+        if self.cell.key.district.is_empty() {
+            return Ok(None);
+        }
+        Ok(loaders(ctx)?
+            .load_one(GeoCode(self.cell.key.district.clone()))
+            .await?
+            .map(District))
+    }
+    /// For breakdown metrics: `district:CODE`, `imd_decile:N`, or `imd_decile:1-2` for the two
+    /// most deprived deciles together.
+    async fn breakdown(&self) -> Option<&str> {
+        self.cell.breakdown.as_deref()
+    }
+    /// The total over the contributors (a ratio of sums for ratio metrics); null when none.
+    async fn value(&self) -> Option<Decimal> {
+        match &self.cell.value {
+            Some(Value2::Sum(v)) => {
+                Some(Decimal(quantity::from_minor_units(*v, scale(&self.metric))))
+            }
+            Some(Value2::Ratio(n, d)) => quantity::ratio(*n, *d, scale(&self.metric)).map(Decimal),
+            None => None,
+        }
+    }
+    /// For breakdown cells: the value over its breakdown kind's total in the same cell.
+    async fn share(&self) -> Option<f64> {
+        self.share
+    }
+    async fn suppressed(&self) -> bool {
+        false
+    }
+    async fn suppression_reason(&self) -> Option<&str> {
+        None
+    }
+    /// Eligible institutions with a reported value this reader may count.
+    async fn contributors(&self) -> i32 {
+        i32::try_from(self.cell.contributors).unwrap_or(i32::MAX)
+    }
+    /// Institutions that were members of the networks in scope on the period's last day,
+    /// each once.
+    async fn eligible(&self) -> i32 {
+        i32::try_from(self.cell.eligible).unwrap_or(i32::MAX)
+    }
+    /// contributors / eligible; null when nothing is eligible.
+    async fn coverage(&self) -> Option<f64> {
+        (self.cell.eligible > 0).then(|| self.cell.contributors as f64 / self.cell.eligible as f64)
+    }
+    async fn equivalences(&self) -> &[Equivalence] {
+        &self.equivalences
+    }
+}
+
+fn scale(m: &metrics::Model) -> u32 {
+    u32::try_from(m.scale).unwrap_or(0)
+}
+
+#[derive(SimpleObject)]
+pub struct ImpactReport {
+    cells: Vec<ImpactCell>,
+    /// Steward networks of eligible institutions that gave this reader nothing: their
+    /// institutions count as eligible, never as contributors.
+    withheld_networks: Vec<Network>,
+}
+
+#[derive(Default)]
+pub struct ImpactQuery;
+
+#[Object]
+impl ImpactQuery {
+    /// Aggregates across networks: each institution counted once per cell, every cell saying
+    /// how much of the eligible institutions it covers.
+    async fn impact(&self, ctx: &Context<'_>, input: ImpactInput) -> Result<ImpactReport> {
+        let db = db(ctx)?;
+        let caller = caller(ctx);
+        if input.years.is_empty() || input.years.len() > 20 {
+            return Err(ApiError::bad_input("input.years", "give 1 to 20 years").into());
+        }
+        let mut years: Vec<domain::FinancialYear> = input.years.iter().map(|y| y.0).collect();
+        years.sort();
+        years.dedup();
+        if input.metrics.is_empty() || input.metrics.len() > 20 {
+            return Err(ApiError::bad_input("input.metrics", "give 1 to 20 metric codes").into());
+        }
+        let catalogue = crate::ingest::catalogue(db).await?;
+        let mut wanted = vec![];
+        let mut ratio_parts = BTreeMap::new();
+        let mut groups: Vec<MetricGroup> = vec![];
+        for (i, code) in input.metrics.iter().enumerate() {
+            let m = catalogue.get(code.trim()).ok_or_else(|| {
+                ApiError::bad_input(
+                    format!("input.metrics[{i}]"),
+                    format!("`{code}` is not a metric code"),
+                )
+            })?;
+            if m.aggregation == "NONE" {
+                return Err(ApiError::bad_input(
+                    format!("input.metrics[{i}]"),
+                    format!("{code} does not aggregate"),
+                )
+                .into());
+            }
+            if let (Some(n), Some(d)) = (&m.numerator, &m.denominator) {
+                ratio_parts.insert(m.code.clone(), (n.clone(), d.clone()));
+            }
+            if let Ok(g) = m.metric_group.parse() {
+                groups.push(g);
+            }
+            if !wanted.iter().any(|w: &metrics::Model| w.code == m.code) {
+                wanted.push(m.clone());
+            }
+        }
+        policy::returns::may_read_impact(caller, &years, &groups)?;
+
+        // The networks in scope: the region's, or those named (within the region if given).
+        let region =
+            match &input.region {
+                Some(code) => Some(directory::region_by_code(db, &code.0).await?.ok_or_else(
+                    || ApiError::NotFound(format!("input.region: region {}", code.0)),
+                )?),
+                None => None,
+            };
+        let mut in_scope: Vec<networks::Model> = match (&input.network_ids, &region) {
+            (Some(ids), _) => {
+                let mut v = vec![];
+                for (i, id) in ids.iter().enumerate() {
+                    let field = format!("input.networkIds[{i}]");
+                    v.push(directory::require_network(db, &field, &id_or_key(&field, id)?).await?);
+                }
+                v
+            }
+            (None, Some(r)) => networks::Entity::find()
+                .filter(networks::Column::RegionId.eq(r.id))
+                .all(db)
+                .await
+                .map_err(ApiError::from)?,
+            (None, None) => {
+                return Err(ApiError::bad_input("input", "give a region or networkIds").into());
+            }
+        };
+        if let Some(r) = &region
+            && let Some(n) = in_scope.iter().find(|n| n.region_id != r.id)
+        {
+            return Err(ApiError::bad_input(
+                "input.networkIds",
+                format!("{} is not in region {}", n.key, r.code),
+            )
+            .into());
+        }
+        in_scope.sort_by_key(|n| n.id);
+        in_scope.dedup_by_key(|n| n.id);
+        let networks = policy::returns::scoped_networks(
+            caller,
+            in_scope.into_iter().map(|n| (n.id, n.key)).collect(),
+        );
+        let dims = input.group_by.unwrap_or_default();
+        let spec = impact::Spec {
+            networks,
+            years,
+            metrics: wanted,
+            ratio_parts,
+            by_network: dims.contains(&Dimension::Network),
+            by_sector: dims.contains(&Dimension::Sector),
+            by_district: dims.contains(&Dimension::District),
+            as_of: input.as_of.unwrap_or_else(Utc::now),
+            panel: input.panel.unwrap_or(false),
+        };
+        if spec.networks.is_empty() {
+            return Ok(ImpactReport {
+                cells: vec![],
+                withheld_networks: vec![],
+            });
+        }
+        let report = impact::run(db, caller, &spec).await?;
+
+        let eq = equivalences::Entity::find()
+            .all(db)
+            .await
+            .map_err(ApiError::from)?;
+        // Shares: each breakdown cell over its kind's total in the same cell (the combined
+        // 1-2 decile cell is left out of the total it is measured against).
+        let mut kind_totals: BTreeMap<(String, impact::Key, String), i128> = BTreeMap::new();
+        for c in &report.cells {
+            if let (Some(b), Some(Value2::Sum(v))) = (&c.breakdown, &c.value) {
+                if b.contains('-') {
+                    continue;
+                }
+                let kind = b.split(':').next().unwrap_or("").to_owned();
+                *kind_totals
+                    .entry((c.metric.clone(), c.key.clone(), kind))
+                    .or_default() += i128::from(*v);
+            }
+        }
+        let mut cells = vec![];
+        for c in report.cells {
+            let Some(metric) = catalogue.get(&c.metric).cloned() else {
+                continue;
+            };
+            let share = match (&c.breakdown, &c.value) {
+                (Some(b), Some(Value2::Sum(v))) => {
+                    let kind = b.split(':').next().unwrap_or("").to_owned();
+                    kind_totals
+                        .get(&(c.metric.clone(), c.key.clone(), kind))
+                        .filter(|t| **t > 0)
+                        .map(|t| *v as f64 / *t as f64)
+                }
+                _ => None,
+            };
+            let equivalences = match (&c.value, c.breakdown.is_none()) {
+                (Some(Value2::Sum(v)), true) => eq
+                    .iter()
+                    .filter(|e| e.metric_code == metric.code)
+                    .filter_map(|e| {
+                        quantity::divide(*v, scale(&metric), &e.factor, 1).map(|value| {
+                            Equivalence {
+                                name: e.name.clone(),
+                                value: Decimal(value),
+                                unit: e.unit.clone(),
+                                factor: Decimal(e.factor.clone()),
+                            }
+                        })
+                    })
+                    .collect(),
+                _ => vec![],
+            };
+            cells.push(ImpactCell {
+                cell: c,
+                metric,
+                share,
+                equivalences,
+            });
+        }
+        let loaders = loaders(ctx)?;
+        let mut withheld = vec![];
+        for id in report.withheld {
+            if let Some(n) = loaders.load_one(NetworkId(id)).await? {
+                withheld.push(Network(n));
+            }
+        }
+        withheld.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        Ok(ImpactReport {
+            cells,
+            withheld_networks: withheld,
+        })
+    }
+}
