@@ -13,6 +13,7 @@ mod exact;
 mod http;
 mod identity;
 mod impact;
+mod impact_model;
 mod imports;
 mod migrations;
 mod returns;
