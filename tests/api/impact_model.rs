@@ -193,10 +193,9 @@ async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64) -> World 
                 if let (Some(Some(t)), Some(Some(l))) = (
                     values.get("procurement_spend_total"),
                     values.get("procurement_spend_local"),
-                ) {
-                    if l > t {
-                        values.insert("procurement_spend_local", Some(*t));
-                    }
+                ) && l > t
+                {
+                    values.insert("procurement_spend_local", Some(*t));
                 }
                 let start = end_of(year_end - 1, inst.month).succ_opt().unwrap();
                 let r = returns::ActiveModel {
