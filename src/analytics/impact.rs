@@ -8,6 +8,9 @@
 //!   predicate — the only place access is decided;
 //! - `vals`: the reported (not "not reported") values of those returns;
 //! - `pan`: with `panel`, the institutions that reported a metric in every requested year.
+//!
+//! The expressions are `MATERIALIZED` (SQLite 3.35+, PostgreSQL 12+): left inline, SQLite
+//! re-evaluated `vis` and its correlated version checks once for every eligible row.
 
 use std::collections::BTreeMap;
 
@@ -136,16 +139,16 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
     values.extend(value_metrics.iter().map(|m| Value::from(m.clone())));
     let mut text = format!(
         "WITH pe(period, month, end_date) AS (VALUES {pe}), \
-         elig AS (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, {network} AS network, \
+         elig AS MATERIALIZED (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, {network} AS network, \
              i.sector AS sector, i.home_district_code AS district, i.steward_network_id AS steward \
            FROM institutions i JOIN pe ON pe.month = i.year_end_month \
            JOIN memberships m ON m.institution_id = i.id \
            WHERE m.network_id IN ({nets}) AND m.status = 'ACTIVE' AND m.from_date <= pe.end_date \
              AND (m.to_date IS NULL OR m.to_date >= pe.end_date)), \
-         vis AS (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period \
+         vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period \
            FROM returns r JOIN institutions i ON i.id = r.institution_id \
            WHERE ({visible}) AND r.period IN ({years})), \
-         vals AS (SELECT vis.inst AS inst, vis.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, v.value AS value \
+         vals AS MATERIALIZED (SELECT vis.inst AS inst, vis.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, v.value AS value \
            FROM vis JOIN return_values v ON v.return_id = vis.rid \
            WHERE v.metric_code IN ({vm}) AND v.value IS NOT NULL",
         pe = pe_rows.join(", "),
@@ -165,7 +168,7 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
     }
     text.push(')');
     if s.panel {
-        text.push_str(", pan AS (SELECT inst, metric FROM vals GROUP BY inst, metric HAVING COUNT(DISTINCT period) = ?)");
+        text.push_str(", pan AS MATERIALIZED (SELECT inst, metric FROM vals GROUP BY inst, metric HAVING COUNT(DISTINCT period) = ?)");
         values.push(i64::try_from(s.years.len()).unwrap_or(0).into());
     }
     Ok((text, values))

@@ -1,0 +1,467 @@
+//! The impact benchmark, with its generator: builds a national-scale federation (10 regions,
+//! 100 networks, 3,000 institutions with overlapping memberships, 10 years of returns) on
+//! SQLite or PostgreSQL, then prints `impact` latency (p50, p99) for a regional and a national
+//! query from one client, throughput and p99 for a dashboard mix at 16 concurrent connections,
+//! and the regional aggregate against hand-written SQL on the same database, as a ratio.
+//!
+//! Usage: bench_impact sqlite | bench_impact postgres://…/postgres   (see scripts/bench)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use anchorfed::auth::{self, Caller, IssueRequest, Keys};
+use anchorfed::config::Settings;
+use anchorfed::domain::{FinancialYear, IdOrKey, Role};
+use anchorfed::server::Application;
+use chrono::{NaiveDate, Utc};
+use entity::{geographies, institutions, memberships, networks, regions, return_values, returns};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait, Statement,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const REGIONS: usize = 10;
+const NETWORKS_PER_REGION: usize = 10;
+const STEWARDED_PER_NETWORK: usize = 30;
+const YEARS: std::ops::Range<u16> = 2014..2024;
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn insert_chunks<A, E>(db: &DatabaseConnection, rows: Vec<A>, chunk: usize)
+where
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+    E: EntityTrait,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let part: Vec<A> = rows.by_ref().take(chunk).collect();
+        E::insert_many(part)
+            .exec_without_returning(db)
+            .await
+            .unwrap();
+    }
+}
+
+/// Builds the federation; returns the network ids by region.
+async fn generate(db: &DatabaseConnection) -> Vec<Vec<i64>> {
+    let now = Utc::now();
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let mut geos = vec![];
+    for r in 0..REGIONS {
+        geos.push(geographies::ActiveModel {
+            code: Set(format!("E47{:06}", 100 + r)),
+            name: Set(format!("Region {r}")),
+            kind: Set("E47".into()),
+            vintage: Set(2023),
+            parent_code: Set(None),
+        });
+        for d in 0..10 {
+            geos.push(geographies::ActiveModel {
+                code: Set(format!("E08{:06}", 100_000 + r * 100 + d)),
+                name: Set(format!("District {r}.{d}")),
+                kind: Set("E08".into()),
+                vintage: Set(2023),
+                parent_code: Set(None),
+            });
+        }
+    }
+    insert_chunks(db, geos, 500).await;
+    let mut by_region = vec![];
+    let mut inst_rows = vec![];
+    for r in 0..REGIONS {
+        let region = regions::Entity::insert(regions::ActiveModel {
+            code: Set(format!("E47{:06}", 100 + r)),
+            name: Set(format!("Region {r}")),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec(db)
+        .await
+        .unwrap()
+        .last_insert_id;
+        let mut ids = vec![];
+        for n in 0..NETWORKS_PER_REGION {
+            let id = networks::Entity::insert(networks::ActiveModel {
+                key: Set(format!("r{r}-n{n}")),
+                name: Set(format!("Network {r}.{n}")),
+                short_name: Set(format!("N{r}.{n}")),
+                region_id: Set(region),
+                established: Set(2010),
+                population: Set(500_000),
+                model: Set(String::new()),
+                membership_rule: Set(String::new()),
+                governance: Set(String::new()),
+                imd_rank: Set(None),
+                imd_rank_of: Set(None),
+                requires_approval: Set(false),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .exec(db)
+            .await
+            .unwrap()
+            .last_insert_id;
+            ids.push(id);
+            for k in 0..STEWARDED_PER_NETWORK {
+                let sector = [
+                    "LOCAL_AUTHORITY",
+                    "NHS_TRUST",
+                    "UNIVERSITY",
+                    "FE_COLLEGE",
+                    "HOUSING_ASSOCIATION",
+                    "POLICE",
+                ][k % 6];
+                inst_rows.push(institutions::ActiveModel {
+                    key: Set(format!("r{r}-n{n}-i{k}")),
+                    name: Set(format!("Fictional institution {r}.{n}.{k}")),
+                    sector: Set(sector.into()),
+                    home_district_code: Set(format!("E08{:06}", 100_000 + r * 100 + (k % 10))),
+                    year_end_month: Set(if sector == "UNIVERSITY" { 7 } else { 3 }),
+                    steward_network_id: Set(id),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    ..Default::default()
+                });
+            }
+        }
+        by_region.push(ids);
+    }
+    insert_chunks(db, inst_rows, 500).await;
+    let insts = institutions::Entity::find().all(db).await.unwrap();
+    let mut mem = vec![];
+    let mut rets = vec![];
+    for i in &insts {
+        mem.push(memberships::ActiveModel {
+            institution_id: Set(i.id),
+            network_id: Set(i.steward_network_id),
+            from_date: Set(NaiveDate::from_ymd_opt(2010, 4, 1).unwrap()),
+            to_date: Set(None),
+            status: Set("ACTIVE".into()),
+            created_at: Set(now),
+            accepted_at: Set(Some(now)),
+            ..Default::default()
+        });
+        let region = by_region
+            .iter()
+            .find(|ids| ids.contains(&i.steward_network_id))
+            .unwrap();
+        if rng.below(100) < 30 {
+            let other = region[rng.below(region.len() as u64) as usize];
+            if other != i.steward_network_id {
+                mem.push(memberships::ActiveModel {
+                    institution_id: Set(i.id),
+                    network_id: Set(other),
+                    from_date: Set(NaiveDate::from_ymd_opt(2015, 4, 1).unwrap()),
+                    to_date: Set(None),
+                    status: Set("ACTIVE".into()),
+                    created_at: Set(now),
+                    accepted_at: Set(Some(now)),
+                    ..Default::default()
+                });
+            }
+        }
+        for y in YEARS {
+            if rng.below(100) < 85 {
+                let fy = FinancialYear::new(y).unwrap();
+                let month = u8::try_from(i.year_end_month).unwrap();
+                rets.push(returns::ActiveModel {
+                    institution_id: Set(i.id),
+                    period: Set(fy.to_string()),
+                    period_start: Set(fy.start_date(month).unwrap()),
+                    period_end: Set(fy.end_date(month).unwrap()),
+                    version: Set(1),
+                    status: Set("SUBMITTED".into()),
+                    submitted_at: Set(now),
+                    submitted_by: Set("generator".into()),
+                    published_at: Set(Some(now)),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    insert_chunks(db, mem, 1000).await;
+    insert_chunks(db, rets, 1000).await;
+    let ids: Vec<i64> = returns::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let mut vals = vec![];
+    for rid in ids {
+        let total = 1_000_000 + rng.below(500_000_000) as i64;
+        let mut push = |m: &str, v: i64| {
+            vals.push(return_values::ActiveModel {
+                return_id: Set(rid),
+                metric_code: Set(m.into()),
+                breakdown: Set(String::new()),
+                value: Set(Some(v)),
+                not_reported: Set(false),
+                method: Set(None),
+                ..Default::default()
+            })
+        };
+        push("procurement_spend_total", total);
+        push("procurement_spend_local", total / 4);
+        push("procurement_spend_region", total / 3);
+        push("headcount", 50 + rng.below(5000) as i64);
+        if rng.below(100) < 40 {
+            push("land_owned", rng.below(100_000) as i64);
+        }
+        push("emissions_scope1", rng.below(10_000_000) as i64);
+    }
+    insert_chunks(db, vals, 2000).await;
+    by_region
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn database_url(arg: &str, dir: &std::path::Path) -> String {
+    if arg == "sqlite" {
+        return format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display());
+    }
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(arg).await.expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    format!(
+        "{}/{name}",
+        arg.rsplit_once('/').map(|(b, _)| b).unwrap_or(arg)
+    )
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let arg = std::env::args().nth(1).unwrap_or_else(|| "sqlite".into());
+    let backend = if arg == "sqlite" {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(SecretString::from(database_url(&arg, dir.path()).await)),
+        db_max_connections: 16,
+        ..Settings::default()
+    };
+    let app = Application::build(settings.clone(), false).await.unwrap();
+    let db = app.db().clone();
+    let address = format!("http://127.0.0.1:{}/graphql", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let started = Instant::now();
+    let by_region = generate(&db).await;
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        db.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let count = |t: &str| format!("SELECT COUNT(*) FROM {t}");
+    let mut sizes = vec![];
+    for t in [
+        "networks",
+        "institutions",
+        "memberships",
+        "returns",
+        "return_values",
+    ] {
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), count(t)))
+            .await
+            .unwrap()
+            .unwrap();
+        sizes.push(format!("{} {t}", row.try_get_by_index::<i64>(0).unwrap()));
+    }
+    println!(
+        "{backend}: generated {} in {:.1} s",
+        sizes.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+
+    // The reader: the admin of one network, as the policy stands (steward and fellow rules).
+    let keys = Keys::load(&settings.auth, &settings.data_dir).unwrap();
+    let resolved = IssueRequest {
+        role: Role::NetworkAdmin,
+        network: Some(IdOrKey::parse("r0-n0").unwrap()),
+        region: None,
+        organisation: None,
+        scopes: None,
+        ttl_seconds: None,
+        subject: Some("bench".into()),
+        issued_by: "bench".into(),
+    }
+    .resolve(&db, &keys)
+    .await
+    .map_err(|e| e.message())
+    .unwrap();
+    let token = auth::issue(&db, &keys, resolved)
+        .await
+        .map_err(|e| e.message())
+        .unwrap()
+        .token;
+    let client = reqwest::Client::new();
+    let query = "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } cells { metric { code } year network { key } sector value contributors eligible coverage } } }";
+    let all: Vec<String> = (0..REGIONS)
+        .flat_map(|r| (0..NETWORKS_PER_REGION).map(move |n| format!("r{r}-n{n}")))
+        .collect();
+    let regional = json!({"region": "E47000100", "years": ["2022/23"], "metrics": ["procurement_spend_total", "headcount", "local_spend_share"]});
+    let national = json!({"networkIds": all, "years": ["2022/23"], "metrics": ["procurement_spend_total", "headcount", "local_spend_share"]});
+    let mix = [
+        regional.clone(),
+        json!({"region": "E47000100", "years": ["2020/21", "2021/22", "2022/23"], "metrics": ["procurement_spend_total", "procurement_spend_local"], "groupBy": ["NETWORK"]}),
+        json!({"networkIds": all, "years": ["2022/23"], "metrics": ["headcount", "land_owned"], "groupBy": ["SECTOR"]}),
+        json!({"region": "E47000100", "years": ["2022/23"], "metrics": ["emissions_scope1"], "groupBy": ["DISTRICT"]}),
+    ];
+    let bearer = token.clone();
+    let call = move |input: Value| {
+        let (client, address, token) = (client.clone(), address.clone(), bearer.clone());
+        async move {
+            let t = Instant::now();
+            let r = client
+                .post(&address)
+                .bearer_auth(&token)
+                .json(&json!({"query": query, "variables": {"i": input}}))
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            assert!(v.get("errors").is_none(), "{v}");
+            t.elapsed()
+        }
+    };
+    for (name, input) in [("regional", &regional), ("national", &national)] {
+        for _ in 0..10 {
+            call(input.clone()).await;
+        }
+        let mut times = vec![];
+        for _ in 0..200 {
+            times.push(call(input.clone()).await);
+        }
+        times.sort();
+        println!(
+            "{backend}: impact {name}, 1 client: p50 {:.1} ms, p99 {:.1} ms (200 requests)",
+            pct(&times, 0.5),
+            pct(&times, 0.99)
+        );
+    }
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for c in 0..16 {
+        let call = call.clone();
+        let mix = mix.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut t = vec![];
+            for k in 0..40 {
+                t.push(call(mix[(c + k) % mix.len()].clone()).await);
+            }
+            t
+        }));
+    }
+    let mut times = vec![];
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    times.sort();
+    println!(
+        "{backend}: dashboard mix, 16 connections: {:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms ({} requests)",
+        times.len() as f64 / secs,
+        pct(&times, 0.5),
+        pct(&times, 0.99),
+        times.len()
+    );
+
+    // The regional aggregate in the library against hand-written SQL for the same cells.
+    let caller = Caller::Token(Box::new(
+        auth::authenticate(&db, &keys, &token)
+            .await
+            .map_err(|e| e.detail())
+            .unwrap(),
+    ));
+    let catalogue = anchorfed::ingest::catalogue(&db)
+        .await
+        .map_err(|e| e.message())
+        .unwrap();
+    let spec = anchorfed::analytics::impact::Spec {
+        networks: by_region[0].clone(),
+        years: vec!["2022/23".parse().unwrap()],
+        metrics: vec![
+            catalogue["procurement_spend_total"].clone(),
+            catalogue["headcount"].clone(),
+        ],
+        ratio_parts: Default::default(),
+        by_network: false,
+        by_sector: false,
+        by_district: false,
+        as_of: Utc::now(),
+        panel: false,
+    };
+    let reader = by_region[0][0];
+    let nets = by_region[0]
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let hand = format!(
+        "WITH e AS (SELECT DISTINCT i.id AS inst FROM institutions i JOIN memberships m ON m.institution_id = i.id \
+           WHERE m.network_id IN ({nets}) AND m.status = 'ACTIVE' AND m.from_date <= '2023-03-31' \
+             AND (m.to_date IS NULL OR m.to_date >= '2023-03-31') AND i.year_end_month = 3 \
+           UNION SELECT i.id FROM institutions i JOIN memberships m ON m.institution_id = i.id \
+           WHERE m.network_id IN ({nets}) AND m.status = 'ACTIVE' AND m.from_date <= '2023-07-31' \
+             AND (m.to_date IS NULL OR m.to_date >= '2023-07-31') AND i.year_end_month = 7) \
+         SELECT v.metric_code, COUNT(DISTINCT r.institution_id) AS n, SUM(v.value) AS total, (SELECT COUNT(*) FROM e) AS eligible \
+         FROM e JOIN returns r ON r.institution_id = e.inst JOIN institutions i ON i.id = r.institution_id \
+         JOIN return_values v ON v.return_id = r.id \
+         WHERE r.period = '2022/23' AND v.metric_code IN ('procurement_spend_total', 'headcount') AND v.breakdown = '' AND v.value IS NOT NULL \
+           AND (i.steward_network_id = {reader} OR EXISTS (SELECT 1 FROM memberships f WHERE f.institution_id = i.id AND f.network_id = {reader} \
+                AND f.status = 'ACTIVE' AND f.from_date <= r.period_end AND (f.to_date IS NULL OR f.to_date >= r.period_end))) \
+           AND r.version = (SELECT MAX(r2.version) FROM returns r2 WHERE r2.institution_id = r.institution_id AND r2.period = r.period) \
+         GROUP BY v.metric_code"
+    );
+    let mut lib = vec![];
+    let mut sql = vec![];
+    for k in 0..110 {
+        let t = Instant::now();
+        anchorfed::analytics::impact::run(&db, &caller, &spec)
+            .await
+            .map_err(|e| e.message())
+            .unwrap();
+        let a = t.elapsed();
+        let t = Instant::now();
+        db.query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            hand.clone(),
+        ))
+        .await
+        .unwrap();
+        let b = t.elapsed();
+        if k >= 10 {
+            lib.push(a);
+            sql.push(b);
+        }
+    }
+    lib.sort();
+    sql.sort();
+    println!(
+        "{backend}: regional aggregate, library p50 {:.2} ms vs hand-written SQL p50 {:.2} ms: ratio {:.2}",
+        pct(&lib, 0.5),
+        pct(&sql, 0.5),
+        pct(&lib, 0.5) / pct(&sql, 0.5)
+    );
+}
