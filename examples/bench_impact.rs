@@ -8,17 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use anchorfed::auth::{self, Caller, IssueRequest, Keys};
+use anchorfed::auth::{self, Caller, Keys};
 use anchorfed::config::Settings;
-use anchorfed::domain::{FinancialYear, IdOrKey, Role};
+use anchorfed::domain::{FinancialYear, Role};
 use anchorfed::server::Application;
 use chrono::{NaiveDate, Utc};
 use entity::{geographies, institutions, memberships, networks, regions, return_values, returns};
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait, Statement,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -231,22 +231,6 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn database_url(arg: &str, dir: &std::path::Path) -> String {
-    if arg == "sqlite" {
-        return format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display());
-    }
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(arg).await.expect("connect to PostgreSQL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    format!(
-        "{}/{name}",
-        arg.rsplit_once('/').map(|(b, _)| b).unwrap_or(arg)
-    )
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let arg = std::env::args().nth(1).unwrap_or_else(|| "sqlite".into());
@@ -259,7 +243,9 @@ async fn main() {
     let settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
-        database_url: Some(SecretString::from(database_url(&arg, dir.path()).await)),
+        database_url: Some(SecretString::from(
+            common::database_url(&arg, dir.path()).await,
+        )),
         db_max_connections: 16,
         ..Settings::default()
     };
@@ -296,25 +282,7 @@ async fn main() {
 
     // The reader: the admin of one network, as the policy stands (steward and fellow rules).
     let keys = Keys::load(&settings.auth, &settings.data_dir).unwrap();
-    let resolved = IssueRequest {
-        role: Role::NetworkAdmin,
-        network: Some(IdOrKey::parse("r0-n0").unwrap()),
-        region: None,
-        organisation: None,
-        scopes: None,
-        ttl_seconds: None,
-        subject: Some("bench".into()),
-        issued_by: "bench".into(),
-    }
-    .resolve(&db, &keys)
-    .await
-    .map_err(|e| e.message())
-    .unwrap();
-    let token = auth::issue(&db, &keys, resolved)
-        .await
-        .map_err(|e| e.message())
-        .unwrap()
-        .token;
+    let token = common::token(&db, &keys, Role::NetworkAdmin, "r0-n0").await;
     let client = reqwest::Client::new();
     let query = "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } cells { metric { code } year network { key } sector value contributors eligible coverage } } }";
     let all: Vec<String> = (0..REGIONS)

@@ -6,13 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Instant;
 
-use anchorfed::auth::{self, IssueRequest, Keys};
+use anchorfed::auth::Keys;
 use anchorfed::config::Settings;
 use anchorfed::domain::{IdOrKey, Role};
 use anchorfed::server::Application;
-use sea_orm::{ConnectionTrait, Database};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -39,25 +40,11 @@ fn a_return(inst: &str, period: &str, n: u64) -> Value {
     ]})
 }
 
-async fn database_url(arg: &str, dir: &std::path::Path) -> String {
-    if arg == "sqlite" {
-        return format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display());
-    }
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(arg).await.expect("connect to PostgreSQL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let base = arg.rsplit_once('/').map(|(b, _)| b).unwrap_or(arg);
-    format!("{base}/{name}")
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let arg = std::env::args().nth(1).unwrap_or_else(|| "sqlite".into());
     let dir = tempfile::tempdir().unwrap();
-    let url = database_url(&arg, dir.path()).await;
+    let url = common::database_url(&arg, dir.path()).await;
     let settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
@@ -70,25 +57,7 @@ async fn main() {
     let address = format!("http://127.0.0.1:{}/graphql", app.port());
     tokio::spawn(app.run_until_stopped());
     let keys = Keys::load(&settings.auth, &settings.data_dir).unwrap();
-    let resolved = IssueRequest {
-        role: Role::NetworkSubmitter,
-        network: Some(IdOrKey::parse("sandwell").unwrap()),
-        region: None,
-        organisation: None,
-        scopes: None,
-        ttl_seconds: None,
-        subject: Some("bench".into()),
-        issued_by: "bench".into(),
-    }
-    .resolve(&db, &keys)
-    .await
-    .map_err(|e| e.message())
-    .unwrap();
-    let token = auth::issue(&db, &keys, resolved)
-        .await
-        .map_err(|e| e.message())
-        .unwrap()
-        .token;
+    let token = common::token(&db, &keys, Role::NetworkSubmitter, "sandwell").await;
     let stewarded: Vec<String> = {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let net = anchorfed::directory::network(&db, &IdOrKey::parse("sandwell").unwrap())

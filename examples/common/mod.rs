@@ -1,0 +1,44 @@
+//! What the benchmarks share: a fresh database to run against, and a token for it.
+
+use anchorfed::auth::{self, IssueRequest, Keys};
+use anchorfed::domain::{IdOrKey, Role};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+
+/// A fresh database: a SQLite file in `dir`, or a new database on the PostgreSQL server at
+/// `arg` (`postgres://…/postgres`).
+pub async fn database_url(arg: &str, dir: &std::path::Path) -> String {
+    if arg == "sqlite" {
+        return format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display());
+    }
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(arg).await.expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create the benchmark database");
+    format!(
+        "{}/{name}",
+        arg.rsplit_once('/').map(|(b, _)| b).unwrap_or(arg)
+    )
+}
+
+/// Issues a token for `role` in `network`, as the console would.
+pub async fn token(db: &DatabaseConnection, keys: &Keys, role: Role, network: &str) -> String {
+    let resolved = IssueRequest {
+        role,
+        network: Some(IdOrKey::parse(network).expect("a network key")),
+        region: None,
+        organisation: None,
+        scopes: None,
+        ttl_seconds: None,
+        subject: Some("bench".into()),
+        issued_by: "bench".into(),
+    }
+    .resolve(db, keys)
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.message()));
+    auth::issue(db, keys, resolved)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()))
+        .token
+}
