@@ -47,6 +47,49 @@ async fn require_geographies<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Adds the geographies not known yet, with the names given (known ones keep theirs).
+async fn ensure_geographies<C: ConnectionTrait>(
+    db: &C,
+    geos: &[(GssCode, String)],
+) -> ApiResult<()> {
+    let codes: Vec<String> = geos.iter().map(|(c, _)| c.to_string()).collect();
+    let known = super::geographies_by_code(db, &codes).await?;
+    for (code, name) in geos.iter().filter(|(c, _)| !known.contains_key(c.as_str())) {
+        geographies::ActiveModel {
+            code: Set(code.to_string()),
+            name: Set(name.clone()),
+            kind: Set(code.entity().to_owned()),
+            vintage: Set(2023),
+            parent_code: Set(None),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a region's constituent districts.
+async fn set_region_districts<C: ConnectionTrait>(
+    db: &C,
+    region: i64,
+    districts: &[(GssCode, String)],
+) -> ApiResult<()> {
+    region_districts::Entity::delete_many()
+        .filter(region_districts::Column::RegionId.eq(region))
+        .exec(db)
+        .await?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (code, _) in districts.iter().filter(|(c, _)| seen.insert(c.to_string())) {
+        region_districts::ActiveModel {
+            region_id: Set(region),
+            district_code: Set(code.to_string()),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
 pub struct NewRegion {
     pub code: GssCode,
     pub name: String,
@@ -63,24 +106,7 @@ pub async fn create_region(db: &DatabaseConnection, r: NewRegion) -> ApiResult<r
     }
     let mut all = vec![(r.code.clone(), r.name.clone())];
     all.extend(r.districts.iter().cloned());
-    let known = super::geographies_by_code(
-        &txn,
-        &all.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
-    )
-    .await?;
-    for (code, name) in &all {
-        if !known.contains_key(code.as_str()) {
-            geographies::Entity::insert(geographies::ActiveModel {
-                code: Set(code.to_string()),
-                name: Set(name.clone()),
-                kind: Set(code.entity().to_owned()),
-                vintage: Set(2023),
-                parent_code: Set(None),
-            })
-            .exec(&txn)
-            .await?;
-        }
-    }
+    ensure_geographies(&txn, &all).await?;
     let region = regions::ActiveModel {
         code: Set(r.code.to_string()),
         name: Set(r.name),
@@ -89,14 +115,7 @@ pub async fn create_region(db: &DatabaseConnection, r: NewRegion) -> ApiResult<r
     }
     .insert(&txn)
     .await?;
-    for (code, _) in &r.districts {
-        region_districts::ActiveModel {
-            region_id: Set(region.id),
-            district_code: Set(code.to_string()),
-        }
-        .insert(&txn)
-        .await?;
-    }
+    set_region_districts(&txn, region.id, &r.districts).await?;
     txn.commit().await?;
     Ok(region)
 }
@@ -111,37 +130,8 @@ pub async fn update_region(
 ) -> ApiResult<regions::Model> {
     let txn = begin(db).await?;
     if let Some(ds) = &districts {
-        let known = super::geographies_by_code(
-            &txn,
-            &ds.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
-        )
-        .await?;
-        for (code, dname) in ds {
-            if !known.contains_key(code.as_str()) {
-                geographies::ActiveModel {
-                    code: Set(code.to_string()),
-                    name: Set(dname.clone()),
-                    kind: Set(code.entity().to_owned()),
-                    vintage: Set(2023),
-                    parent_code: Set(None),
-                }
-                .insert(&txn)
-                .await?;
-            }
-        }
-        region_districts::Entity::delete_many()
-            .filter(region_districts::Column::RegionId.eq(current.id))
-            .exec(&txn)
-            .await?;
-        let mut seen = std::collections::BTreeSet::new();
-        for (code, _) in ds.iter().filter(|(c, _)| seen.insert(c.to_string())) {
-            region_districts::ActiveModel {
-                region_id: Set(current.id),
-                district_code: Set(code.to_string()),
-            }
-            .insert(&txn)
-            .await?;
-        }
+        ensure_geographies(&txn, ds).await?;
+        set_region_districts(&txn, current.id, ds).await?;
     }
     let mut am: regions::ActiveModel = current.into();
     if let Some(n) = name {

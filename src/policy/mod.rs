@@ -144,12 +144,13 @@ pub fn may_revoke_token(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::auth::NetworkRef;
     use chrono::Utc;
 
-    fn principal(role: Role, network: Option<i64>, scopes: &str) -> Caller {
+    /// A caller with a token of `role` for network `network` (key `n<id>`), for policy tests.
+    pub(crate) fn principal(role: Role, network: Option<i64>, scopes: &str) -> Caller {
         Caller::Token(Box::new(Principal {
             subject: "t".into(),
             role,

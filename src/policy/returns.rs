@@ -279,25 +279,8 @@ pub fn may_administer_returns(caller: &Caller, network_id: i64) -> Result<&Princ
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::NetworkRef;
-    use crate::domain::Scopes;
 
-    fn caller(role: Role, network: Option<i64>, scopes: &str) -> Caller {
-        Caller::Token(Box::new(Principal {
-            subject: "t".into(),
-            role,
-            network: network.map(|id| NetworkRef {
-                id,
-                key: format!("n{id}"),
-            }),
-            region: None,
-            organisation: None,
-            scopes: Scopes::parse(scopes).unwrap(),
-            token_id: None,
-            issuer: "anchorfed".into(),
-            expires_at: Utc::now(),
-        }))
-    }
+    use crate::policy::tests::principal as caller;
 
     #[test]
     fn deny_by_default() {

@@ -207,22 +207,9 @@ fn token_issue_and_revoke_at_the_console() {
 #[test]
 fn serve_on_a_fresh_directory_then_stop_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = anchorfed()
-        .current_dir(dir.path())
-        .args(["serve", "--demo", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let mut served = serve(dir.path(), true);
+    let address = served.address.clone();
+    let child = &mut served.child;
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
