@@ -1,11 +1,13 @@
-//! The regional impact query, in SQL: a handful of statements per request, however many
-//! cells it answers. Each statement starts from the same common table expressions:
+//! The regional impact query, in SQL: one statement per request, however many cells it
+//! answers. Its parts (eligible counts, sums, one per ratio, withheld networks) are joined by
+//! `UNION ALL` and share common table expressions, evaluated once:
 //!
 //! - `pe`: each requested year's last day for each year-end month;
 //! - `elig`: the institutions that were members of the networks in scope on their period's
 //!   last day, once per cell (per network only when grouping by network);
-//! - `vis`: the versions of returns current for this reader at `asOf`, by the policy module's
-//!   predicate — the only place access is decided;
+//! - `ei`: each eligible institution once, with the columns the policy's predicates read;
+//! - `vis`: the versions of returns of eligible institutions current for this reader at
+//!   `asOf`, by the policy module's predicate — the only place access is decided;
 //! - `vals`: the reported (not "not reported") values of those returns;
 //! - `pan`: with `panel`, the institutions that reported a metric in every requested year.
 //!
@@ -70,42 +72,31 @@ pub struct Report {
     pub withheld: Vec<i64>,
 }
 
+/// One row of the single statement: `E` eligible counts, `S` sums, `R` ratio parts (`metric`
+/// is the ratio), `W` withheld steward networks (in `network`).
 #[derive(FromQueryResult)]
-struct EligRow {
-    metric: String,
-    period: String,
-    network: i64,
-    sector: String,
-    district: String,
-    n: i64,
-}
-
-#[derive(FromQueryResult)]
-struct SumRow {
+struct Row {
+    kind: String,
     metric: String,
     breakdown: String,
     period: String,
     network: i64,
     sector: String,
     district: String,
-    total: Option<i64>,
+    a: Option<i64>,
+    b: Option<i64>,
     n: i64,
 }
 
-#[derive(FromQueryResult)]
-struct RatioRow {
-    period: String,
-    network: i64,
-    sector: String,
-    district: String,
-    num: Option<i64>,
-    den: Option<i64>,
-    n: i64,
-}
-
-#[derive(FromQueryResult)]
-struct StewardRow {
-    steward: i64,
+impl Row {
+    fn key(&self) -> Key {
+        Key {
+            period: self.period.clone(),
+            network: self.network,
+            sector: self.sector.clone(),
+            district: self.district.clone(),
+        }
+    }
 }
 
 fn marks(n: usize) -> String {
@@ -145,8 +136,9 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
            JOIN memberships m ON m.institution_id = i.id \
            WHERE m.network_id IN ({nets}) AND m.status = 'ACTIVE' AND m.from_date <= pe.end_date \
              AND (m.to_date IS NULL OR m.to_date >= pe.end_date)), \
+         ei AS MATERIALIZED (SELECT DISTINCT inst AS id, steward AS steward_network_id FROM elig), \
          vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period \
-           FROM returns r JOIN institutions i ON i.id = r.institution_id \
+           FROM ei i JOIN returns r ON r.institution_id = i.id \
            WHERE ({visible}) AND r.period IN ({years})), \
          vals AS MATERIALIZED (SELECT vis.inst AS inst, vis.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, v.value AS value \
            FROM vis JOIN return_values v ON v.return_id = vis.rid \
@@ -187,7 +179,8 @@ fn more_dims(s: &Spec) -> String {
     )
 }
 
-/// Runs the impact aggregation for `caller`.
+/// Runs the impact aggregation for `caller`: one statement, whose common table expressions
+/// are evaluated once and feed every part of the answer.
 pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiResult<Report> {
     let backend = db.get_database_backend();
     let sums: Vec<String> = s
@@ -203,54 +196,31 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     }
     value_metrics.sort();
     value_metrics.dedup();
-    let (cte, cte_values) = prefix(caller, s, &value_metrics)?;
+    let (cte, mut values) = prefix(caller, s, &value_metrics)?;
+    let null = "CAST(NULL AS BIGINT)";
+    let mut parts: Vec<String> = vec![];
 
     // Eligible institutions per cell (per metric only under `panel`).
-    let metric_names: Vec<String> = s.metrics.iter().map(|m| m.code.clone()).collect();
-    let elig_sql = if s.panel {
+    parts.push(if s.panel {
         format!(
-            "{cte} SELECT pan.metric AS metric, {}, {}, COUNT(DISTINCT e.inst) AS n FROM elig e \
-             JOIN pan ON pan.inst = e.inst GROUP BY 1, 2, 3, 4, 5",
+            "SELECT 'E' AS kind, pan.metric AS metric, '' AS breakdown, {}, {}, {null} AS a, {null} AS b, \
+               COUNT(DISTINCT e.inst) AS n FROM elig e JOIN pan ON pan.inst = e.inst GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
         )
     } else {
         format!(
-            "{cte} SELECT '' AS metric, {}, {}, COUNT(DISTINCT e.inst) AS n FROM elig e GROUP BY 1, 2, 3, 4, 5",
+            "SELECT 'E' AS kind, '' AS metric, '' AS breakdown, {}, {}, {null} AS a, {null} AS b, \
+               COUNT(DISTINCT e.inst) AS n FROM elig e GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
         )
-    };
-    let elig = EligRow::find_by_statement(sql::stmt(backend, &elig_sql, cte_values.clone()))
-        .all(db)
-        .await?;
-    let mut eligible: BTreeMap<(String, Key), i64> = BTreeMap::new();
-    for r in elig {
-        let key = Key {
-            period: r.period,
-            network: r.network,
-            sector: r.sector,
-            district: r.district,
-        };
-        eligible.insert((r.metric, key), r.n);
-    }
-    let eligible_for = |metric: &str, key: &Key| -> i64 {
-        let m = if s.panel { metric } else { "" };
-        eligible
-            .get(&(m.to_owned(), key.clone()))
-            .copied()
-            .unwrap_or(0)
-    };
-
-    let mut cells: Vec<Cell> = vec![];
+    });
     if !sums.is_empty() {
-        let mut values = cte_values.clone();
-        values.extend(sums.iter().map(|m| Value::from(m.clone())));
-        let q = format!(
-            "{cte} SELECT v.metric AS metric, v.breakdown AS breakdown, {}, {}, \
-               CAST(SUM(v.value) AS BIGINT) AS total, COUNT(DISTINCT e.inst) AS n \
+        parts.push(format!(
+            "SELECT 'S', v.metric, v.breakdown, {}, {}, CAST(SUM(v.value) AS BIGINT), {null}, COUNT(DISTINCT e.inst) \
              FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} \
-             WHERE v.metric IN ({}) GROUP BY 1, 2, 3, 4, 5, 6",
+             WHERE v.metric IN ({}) GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s),
             if s.panel {
@@ -259,82 +229,101 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
                 ""
             },
             marks(sums.len())
-        );
-        let rows = SumRow::find_by_statement(sql::stmt(backend, &q, values))
-            .all(db)
-            .await
-            .map_err(overflow)?;
-        for r in rows {
-            let key = Key {
-                period: r.period,
-                network: r.network,
-                sector: r.sector,
-                district: r.district,
-            };
-            cells.push(Cell {
-                eligible: eligible_for(&r.metric, &key),
-                breakdown: Some(r.breakdown).filter(|b| !b.is_empty()),
-                value: r.total.map(Value2::Sum),
-                contributors: r.n,
-                metric: r.metric,
-                key,
-            });
-        }
+        ));
+        values.extend(sums.iter().map(|m| Value::from(m.clone())));
     }
     for (ratio, (num, den)) in &s.ratio_parts {
-        let mut values = cte_values.clone();
-        values.push(num.clone().into());
-        values.push(den.clone().into());
         let panel_join = if s.panel {
             "JOIN pan pn ON pn.inst = e.inst AND pn.metric = n.metric JOIN pan pd ON pd.inst = e.inst AND pd.metric = d.metric"
         } else {
             ""
         };
-        let q = format!(
-            "{cte} SELECT {}, {}, CAST(SUM(n.value) AS BIGINT) AS num, CAST(SUM(d.value) AS BIGINT) AS den, COUNT(DISTINCT e.inst) AS n \
+        parts.push(format!(
+            "SELECT 'R', ?, '', {}, {}, CAST(SUM(n.value) AS BIGINT), CAST(SUM(d.value) AS BIGINT), COUNT(DISTINCT e.inst) \
              FROM elig e JOIN vals n ON n.inst = e.inst AND n.period = e.period AND n.metric = ? AND n.breakdown = '' \
              JOIN vals d ON d.inst = e.inst AND d.period = e.period AND d.metric = ? AND d.breakdown = '' {panel_join} \
-             GROUP BY 1, 2, 3, 4",
+             GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
-        );
-        let rows = RatioRow::find_by_statement(sql::stmt(backend, &q, values))
-            .all(db)
-            .await
-            .map_err(overflow)?;
-        for r in rows {
-            let key = Key {
-                period: r.period,
-                network: r.network,
-                sector: r.sector,
-                district: r.district,
-            };
-            let eligible = if s.panel {
-                // A ratio's panel is the institutions in both its parts' panels; count them here.
-                r.n
-            } else {
-                eligible_for(ratio, &key)
-            };
-            cells.push(Cell {
-                metric: ratio.clone(),
-                eligible,
+        ));
+        values.extend([ratio.clone(), num.clone(), den.clone()].map(Value::from));
+    }
+    // Steward networks of eligible institutions that no rule lets this reader see.
+    let access = policy::returns::has_access(caller, "e.pend");
+    parts.push(format!(
+        "SELECT DISTINCT 'W', '', '', '', e.steward, '', '', {null}, {null}, 0 \
+         FROM elig e JOIN ei i ON i.id = e.inst WHERE NOT ({})",
+        access.sql
+    ));
+    values.extend(access.values);
+
+    let q = format!("{cte} {}", parts.join(" UNION ALL "));
+    let rows = Row::find_by_statement(sql::stmt(backend, &q, values))
+        .all(db)
+        .await
+        .map_err(overflow)?;
+
+    let mut eligible: BTreeMap<(String, Key), i64> = BTreeMap::new();
+    let mut cells: Vec<Cell> = vec![];
+    let mut withheld = vec![];
+    for r in &rows {
+        match r.kind.as_str() {
+            "E" => {
+                eligible.insert((r.metric.clone(), r.key()), r.n);
+            }
+            "W" => withheld.push(r.network),
+            _ => {}
+        }
+    }
+    let eligible_for = |metric: &str, key: &Key| -> i64 {
+        let m = if s.panel { metric } else { "" };
+        eligible
+            .get(&(m.to_owned(), key.clone()))
+            .copied()
+            .unwrap_or(0)
+    };
+    for r in rows {
+        let key = r.key();
+        match r.kind.as_str() {
+            "S" => cells.push(Cell {
+                eligible: eligible_for(&r.metric, &key),
+                breakdown: Some(r.breakdown).filter(|b| !b.is_empty()),
+                value: r.a.map(Value2::Sum),
+                contributors: r.n,
+                metric: r.metric,
+                key,
+            }),
+            "R" => cells.push(Cell {
+                // A ratio's panel is the institutions in both its parts' panels: counted here.
+                eligible: if s.panel {
+                    r.n
+                } else {
+                    eligible_for(&r.metric, &key)
+                },
                 breakdown: None,
-                value: match (r.num, r.den) {
+                value: match (r.a, r.b) {
                     (Some(n), Some(d)) => Some(Value2::Ratio(i128::from(n), i128::from(d))),
                     _ => None,
                 },
                 contributors: r.n,
+                metric: r.metric,
                 key,
-            });
+            }),
+            _ => {}
         }
     }
     // Cells with eligible institutions but no contributors still answer: nothing seen.
+    let metric_names: Vec<String> = s.metrics.iter().map(|m| m.code.clone()).collect();
+    let answered: std::collections::BTreeSet<(String, Key)> = cells
+        .iter()
+        .map(|c| (c.metric.clone(), c.key.clone()))
+        .collect();
     for m in &metric_names {
         for ((em, key), n) in &eligible {
             if s.panel && em != m {
                 continue;
             }
-            if !cells.iter().any(|c| &c.metric == m && &c.key == key) {
+            if !answered.contains(&(m.clone(), key.clone())) {
                 cells.push(Cell {
                     metric: m.clone(),
                     key: key.clone(),
@@ -347,20 +336,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
         }
     }
     cells.sort_by(|a, b| (&a.metric, &a.key, &a.breakdown).cmp(&(&b.metric, &b.key, &b.breakdown)));
-
-    let access = policy::returns::has_access(caller, "e.pend");
-    let mut values = cte_values;
-    values.extend(access.values);
-    let q = format!(
-        "{cte} SELECT DISTINCT e.steward AS steward FROM elig e JOIN institutions i ON i.id = e.inst WHERE NOT ({})",
-        access.sql
-    );
-    let withheld = StewardRow::find_by_statement(sql::stmt(backend, &q, values))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| r.steward)
-        .collect();
+    withheld.sort_unstable();
     Ok(Report { cells, withheld })
 }
 

@@ -14,8 +14,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Value,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Value,
 };
 
 use crate::domain::{GssCode, IdOrKey, Identifier, Sector};
@@ -204,6 +204,52 @@ pub async fn require_network<C: ConnectionTrait>(
     network(db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("{field}: network {}", describe(id))))
+}
+
+/// Like [`require_network`] for a list, in one statement: each missing network is an error
+/// naming its place in `field` (`field[i]`).
+pub async fn require_networks<C: ConnectionTrait>(
+    db: &C,
+    field: &str,
+    ids: &[IdOrKey],
+) -> ApiResult<Vec<networks::Model>> {
+    let numbers: Vec<i64> = ids
+        .iter()
+        .filter_map(|i| match i {
+            IdOrKey::Id(n) => Some(*n),
+            IdOrKey::Key(_) => None,
+        })
+        .collect();
+    let keys: Vec<String> = ids
+        .iter()
+        .filter_map(|i| match i {
+            IdOrKey::Key(k) => Some(k.as_str().to_owned()),
+            IdOrKey::Id(_) => None,
+        })
+        .collect();
+    let found = networks::Entity::find()
+        .filter(
+            Condition::any()
+                .add(networks::Column::Id.is_in(numbers))
+                .add(networks::Column::Key.is_in(keys)),
+        )
+        .all(db)
+        .await?;
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            found
+                .iter()
+                .find(|n| match id {
+                    IdOrKey::Id(x) => n.id == *x,
+                    IdOrKey::Key(k) => n.key == k.as_str(),
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("{field}[{i}]: network {}", describe(id)))
+                })
+        })
+        .collect()
 }
 
 pub async fn networks_by_id<C: ConnectionTrait>(

@@ -18,6 +18,9 @@ use crate::domain::{self, MetricGroup, quantity};
 use crate::error::ApiError;
 use crate::policy;
 
+/// The most networks one request may name: every network of a national federation, with room.
+const MAX_NETWORKS: usize = 1000;
+
 /// What cells are grouped by; each cell is always one period.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum Dimension {
@@ -216,12 +219,19 @@ impl ImpactQuery {
             };
         let mut in_scope: Vec<networks::Model> = match (&input.network_ids, &region) {
             (Some(ids), _) => {
-                let mut v = vec![];
-                for (i, id) in ids.iter().enumerate() {
-                    let field = format!("input.networkIds[{i}]");
-                    v.push(directory::require_network(db, &field, &id_or_key(&field, id)?).await?);
+                if ids.len() > MAX_NETWORKS {
+                    return Err(ApiError::bad_input(
+                        "input.networkIds",
+                        format!("give at most {MAX_NETWORKS} networks"),
+                    )
+                    .into());
                 }
-                v
+                let parsed = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| id_or_key(&format!("input.networkIds[{i}]"), id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                directory::require_networks(db, "input.networkIds", &parsed).await?
             }
             (None, Some(r)) => networks::Entity::find()
                 .filter(networks::Column::RegionId.eq(r.id))
@@ -324,13 +334,12 @@ impl ImpactQuery {
                 equivalences,
             });
         }
-        let loaders = loaders(ctx)?;
-        let mut withheld = vec![];
-        for id in report.withheld {
-            if let Some(n) = loaders.load_one(NetworkId(id)).await? {
-                withheld.push(Network(n));
-            }
-        }
+        let mut withheld: Vec<Network> = loaders(ctx)?
+            .load_many(report.withheld.into_iter().map(NetworkId))
+            .await?
+            .into_values()
+            .map(Network)
+            .collect();
         withheld.sort_by(|a, b| a.0.key.cmp(&b.0.key));
         Ok(ImpactReport {
             cells,

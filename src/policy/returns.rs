@@ -1,7 +1,8 @@
 //! Who reads and writes returns (DESIGN.md's rules 1, 2 and 4), as SQL. The data layer puts
 //! these fragments inside its statements; nothing filters rows after reading them.
 //!
-//! The fragments speak of `r` (a row of `returns`) and `i` (its institution).
+//! The fragments speak of `r` (a row of `returns`) and `i` (its institution: any relation
+//! with the institution's `id` and `steward_network_id`, such as `institutions`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::Value;

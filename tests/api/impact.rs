@@ -340,6 +340,32 @@ async fn impact_statement_count_is_flat(backend: Backend) {
         counts[1].1 <= counts[0].1 + 2,
         "statements grew with cells: {counts:?}"
     );
+
+    // Nor with the networks named, or withheld: each list is read in one statement.
+    let mut by_networks = vec![];
+    for ids in [
+        json!(["sandwell"]),
+        json!([
+            "sandwell",
+            "black-country",
+            "birmingham",
+            "coventry-and-warwickshire",
+            "wolverhampton"
+        ]),
+    ] {
+        let before = app.statements().await;
+        let d = app
+            .query_as(&admin, "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } cells { value network { key } } } }",
+                json!({"i": {"networkIds": ids, "years": ["2022/23"], "metrics": ["headcount"], "groupBy": ["NETWORK"]}}))
+            .await;
+        let withheld = d["impact"]["withheldNetworks"].as_array().unwrap().len();
+        by_networks.push((withheld, app.statements().await - before));
+    }
+    assert!(by_networks[1].0 >= 3, "{by_networks:?}");
+    assert_eq!(
+        by_networks[0].1, by_networks[1].1,
+        "statements grew with networks: {by_networks:?}"
+    );
 }
 
 both_databases!(
