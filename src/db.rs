@@ -29,7 +29,12 @@ pub async fn connect(
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // Every statement here is prepared, and none has a best plan that depends on its
+        // parameters' values (ids, keys, dates, the reader's network): plan each once per
+        // connection instead of on every execution. For the impact statement, planning cost
+        // as much as running it (BENCHMARKS.md).
+        .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_generic_plan")]));
     let mut db = Database::connect(opts)
         .await
         .context("Failed to connect to the database (check database_url / DATABASE_URL)")?;

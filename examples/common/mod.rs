@@ -10,6 +10,9 @@ pub async fn database_url(arg: &str, dir: &std::path::Path) -> String {
     if arg == "sqlite" {
         return format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display());
     }
+    if reused(arg) {
+        return arg.to_owned();
+    }
     let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(arg).await.expect("connect to PostgreSQL");
     admin
@@ -41,4 +44,12 @@ pub async fn token(db: &DatabaseConnection, keys: &Keys, role: Role, network: &s
         .await
         .unwrap_or_else(|e| panic!("{}", e.message()))
         .token
+}
+
+/// Whether `arg` names a database an earlier run generated (`…/bench_…`), to measure again
+/// without generating.
+pub fn reused(arg: &str) -> bool {
+    arg.rsplit('/')
+        .next()
+        .is_some_and(|db| db.starts_with("bench_"))
 }
