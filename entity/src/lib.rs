@@ -1,8 +1,13 @@
 //! sea-orm entities, one file a table. No GraphQL derives here: the public API is
 //! shaped in `src/graphql`, so the database and the contract can change apart.
 
+pub mod access_log;
+pub mod access_log_networks;
+pub mod disclosure_thresholds;
 pub mod equivalences;
 pub mod geographies;
+pub mod grant_events;
+pub mod grants;
 pub mod institution_identifiers;
 pub mod institutions;
 pub mod memberships;

@@ -7,6 +7,7 @@ mod m20261127_000001_directory;
 mod m20261127_000002_tokens;
 mod m20261127_000003_returns;
 mod m20261127_000004_equivalences;
+mod m20261127_000005_sharing;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_tokens::Migration),
             Box::new(m20261127_000003_returns::Migration),
             Box::new(m20261127_000004_equivalences::Migration),
+            Box::new(m20261127_000005_sharing::Migration),
         ]
     }
 }

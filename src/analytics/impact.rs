@@ -63,6 +63,8 @@ pub struct Cell {
     pub breakdown: Option<String>,
     pub value: Option<Value2>,
     pub contributors: i64,
+    /// Contributors the reader sees only at AGGREGATE: disclosure control applies when any.
+    pub aggregate_only: i64,
     pub eligible: i64,
 }
 
@@ -86,6 +88,8 @@ struct Row {
     a: Option<i64>,
     b: Option<i64>,
     n: i64,
+    /// Contributors the reader sees only at AGGREGATE.
+    c: i64,
 }
 
 impl Row {
@@ -127,7 +131,10 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
     let visible = policy::returns::visible_returns(caller, s.as_of, Verb::ReadImpact)?;
     values.extend(visible.values);
     values.extend(s.years.iter().map(|y| Value::from(y.to_string())));
+    let level = policy::returns::value_level(caller, "mt.metric_group");
+    values.extend(level.values);
     values.extend(value_metrics.iter().map(|m| Value::from(m.clone())));
+    let by_residence = value_metrics.iter().any(|m| m == "employees_by_residence");
     let mut text = format!(
         "WITH pe(period, month, end_date) AS (VALUES {pe}), \
          elig AS MATERIALIZED (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, {network} AS network, \
@@ -140,25 +147,29 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
          vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period \
            FROM ei i JOIN returns r ON r.institution_id = i.id \
            WHERE ({visible}) AND r.period IN ({years})), \
-         vals AS MATERIALIZED (SELECT vis.inst AS inst, vis.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, v.value AS value \
-           FROM vis JOIN return_values v ON v.return_id = vis.rid \
-           WHERE v.metric_code IN ({vm}) AND v.value IS NOT NULL",
+         {lv} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM ( \
+           SELECT vis.inst AS inst, vis.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, \
+             v.value AS value, {level} AS lvl \
+           FROM vis JOIN returns r ON r.id = vis.rid JOIN ei i ON i.id = vis.inst \
+           JOIN return_values v ON v.return_id = vis.rid JOIN metrics mt ON mt.code = v.metric_code \
+           WHERE v.metric_code IN ({vm}) AND v.value IS NOT NULL) x WHERE x.lvl > 0)",
         pe = pe_rows.join(", "),
         nets = marks(s.networks.len()),
         visible = visible.sql,
         years = marks(s.years.len()),
+        level = level.sql,
         vm = marks(value_metrics.len()),
+        lv = if by_residence { "lv" } else { "vals" },
     );
-    if value_metrics.iter().any(|m| m == "employees_by_residence") {
+    if by_residence {
         // The share in the two most deprived deciles, as its own breakdown.
         text.push_str(
-            " UNION ALL SELECT vis.inst, vis.period, v.metric_code, 'imd_decile:1-2', SUM(v.value) \
-               FROM vis JOIN return_values v ON v.return_id = vis.rid \
-               WHERE v.metric_code = 'employees_by_residence' AND v.breakdown IN ('imd_decile:1', 'imd_decile:2') \
-                 AND v.value IS NOT NULL GROUP BY vis.inst, vis.period, v.metric_code",
+            ", vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM lv \
+               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl) FROM lv \
+               WHERE metric = 'employees_by_residence' AND breakdown IN ('imd_decile:1', 'imd_decile:2') \
+               GROUP BY inst, period, metric)",
         );
     }
-    text.push(')');
     if s.panel {
         text.push_str(", pan AS MATERIALIZED (SELECT inst, metric FROM vals GROUP BY inst, metric HAVING COUNT(DISTINCT period) = ?)");
         values.push(i64::try_from(s.years.len()).unwrap_or(0).into());
@@ -204,21 +215,22 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     parts.push(if s.panel {
         format!(
             "SELECT 'E' AS kind, pan.metric AS metric, '' AS breakdown, {}, {}, {null} AS a, {null} AS b, \
-               COUNT(DISTINCT e.inst) AS n FROM elig e JOIN pan ON pan.inst = e.inst GROUP BY 2, 3, 4, 5, 6, 7",
+               COUNT(DISTINCT e.inst) AS n, 0 AS c FROM elig e JOIN pan ON pan.inst = e.inst GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
         )
     } else {
         format!(
             "SELECT 'E' AS kind, '' AS metric, '' AS breakdown, {}, {}, {null} AS a, {null} AS b, \
-               COUNT(DISTINCT e.inst) AS n FROM elig e GROUP BY 2, 3, 4, 5, 6, 7",
+               COUNT(DISTINCT e.inst) AS n, 0 AS c FROM elig e GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
         )
     });
     if !sums.is_empty() {
         parts.push(format!(
-            "SELECT 'S', v.metric, v.breakdown, {}, {}, CAST(SUM(v.value) AS BIGINT), {null}, COUNT(DISTINCT e.inst) \
+            "SELECT 'S', v.metric, v.breakdown, {}, {}, CAST(SUM(v.value) AS BIGINT), {null}, COUNT(DISTINCT e.inst), \
+               COUNT(DISTINCT CASE WHEN v.lvl = 1 THEN e.inst END) \
              FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} \
              WHERE v.metric IN ({}) GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
@@ -239,7 +251,8 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
             ""
         };
         parts.push(format!(
-            "SELECT 'R', ?, '', {}, {}, CAST(SUM(n.value) AS BIGINT), CAST(SUM(d.value) AS BIGINT), COUNT(DISTINCT e.inst) \
+            "SELECT 'R', ?, '', {}, {}, CAST(SUM(n.value) AS BIGINT), CAST(SUM(d.value) AS BIGINT), COUNT(DISTINCT e.inst), \
+               COUNT(DISTINCT CASE WHEN n.lvl = 1 OR d.lvl = 1 THEN e.inst END) \
              FROM elig e JOIN vals n ON n.inst = e.inst AND n.period = e.period AND n.metric = ? AND n.breakdown = '' \
              JOIN vals d ON d.inst = e.inst AND d.period = e.period AND d.metric = ? AND d.breakdown = '' {panel_join} \
              GROUP BY 2, 3, 4, 5, 6, 7",
@@ -249,9 +262,9 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
         values.extend([ratio.clone(), num.clone(), den.clone()].map(Value::from));
     }
     // Steward networks of eligible institutions that no rule lets this reader see.
-    let access = policy::returns::has_access(caller, "e.pend");
+    let access = policy::returns::has_access(caller, Utc::now(), "e.period", "e.pend");
     parts.push(format!(
-        "SELECT DISTINCT 'W', '', '', '', e.steward, '', '', {null}, {null}, 0 \
+        "SELECT DISTINCT 'W', '', '', '', e.steward, '', '', {null}, {null}, 0, 0 \
          FROM elig e JOIN ei i ON i.id = e.inst WHERE NOT ({})",
         access.sql
     ));
@@ -290,6 +303,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
                 breakdown: Some(r.breakdown).filter(|b| !b.is_empty()),
                 value: r.a.map(Value2::Sum),
                 contributors: r.n,
+                aggregate_only: r.c,
                 metric: r.metric,
                 key,
             }),
@@ -306,6 +320,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
                     _ => None,
                 },
                 contributors: r.n,
+                aggregate_only: r.c,
                 metric: r.metric,
                 key,
             }),
@@ -330,6 +345,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
                     breakdown: None,
                     value: None,
                     contributors: 0,
+                    aggregate_only: 0,
                     eligible: *n,
                 });
             }

@@ -1,6 +1,7 @@
 //! Validated value types. Raw input becomes one of these at the edge (GraphQL inputs,
 //! CSV rows, configuration); past the edge nothing re-checks them.
 
+mod access;
 mod financial_year;
 mod gss;
 mod identifier;
@@ -10,6 +11,7 @@ mod role;
 mod scope;
 mod sector;
 
+pub use access::AccessLevel;
 pub use financial_year::FinancialYear;
 pub use gss::{GssCode, GssKind};
 pub use identifier::{Identifier, IdentifierScheme};

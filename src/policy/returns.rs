@@ -4,11 +4,13 @@
 //! The fragments speak of `r` (a row of `returns`) and `i` (its institution: any relation
 //! with the institution's `id` and `steward_network_id`, such as `institutions`).
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::Value;
 
 use crate::auth::{Caller, Principal};
-use crate::domain::{FinancialYear, MetricGroup, Role, Verb};
+use crate::domain::{AccessLevel, FinancialYear, MetricGroup, Role, Verb};
 use crate::error::ApiError;
 
 /// A piece of SQL with `?` placeholders and the values they take, in order.
@@ -86,26 +88,109 @@ fn reading_network(p: &Principal) -> Option<i64> {
         .map(|n| n.id)
 }
 
-/// Whether any rule gives the caller institution `i`'s data for a period ending on
-/// `period_end` (an SQL expression): the steward rule, or the fellow-member rule for admins.
-/// Impact uses it to tell withheld institutions from those that simply did not report.
-pub fn has_access(caller: &Caller, period_end: &str) -> Fragment {
+/// Which grants reach the caller, as a condition on `g` (a row of `grants`): public grants
+/// reach everyone, anonymous readers included; a grant to a region reaches its analysts; a
+/// grant to an organisation reaches its researchers.
+fn grantee_match(caller: &Caller) -> Fragment {
+    let mut f = Fragment::new("g.grantee_kind = 'PUBLIC'", vec![]);
     let Some(p) = caller.principal() else {
-        return Fragment::nothing();
+        return f;
     };
-    let Some(network) = reading_network(p) else {
-        return Fragment::nothing();
-    };
-    let steward = Fragment::new("i.steward_network_id = ?", vec![network.into()]);
-    if p.role == Role::NetworkAdmin {
-        let fellow = member_on(network, period_end);
-        Fragment::new(
-            format!("({}) OR ({})", steward.sql, fellow.sql),
-            steward.values.into_iter().chain(fellow.values).collect(),
-        )
-    } else {
-        steward
+    match (p.role, &p.region, &p.organisation) {
+        (Role::RegionAnalyst, Some(region), _) => {
+            f.sql
+                .push_str(" OR (g.grantee_kind = 'REGION' AND g.grantee_region = ?)");
+            f.values.push(region.as_str().into());
+        }
+        (Role::Researcher, _, Some(org)) => {
+            f.sql.push_str(
+                " OR (g.grantee_kind = 'ORGANISATION' AND g.grantee_organisation_id = ?)",
+            );
+            f.values.push(org.id.into());
+        }
+        _ => {}
     }
+    f
+}
+
+/// Which metric groups a grant must cover.
+enum Groups<'a> {
+    /// Any group at all.
+    Any,
+    /// One of these (a token's metric scopes).
+    OneOf(&'a BTreeSet<MetricGroup>),
+    /// The group of the value at hand, an SQL expression.
+    Of(&'a str),
+}
+
+/// A grant in force now from `i`'s steward network that reaches the caller, covers the period
+/// `period` (an SQL expression) and the groups asked for, at one of `levels`.
+fn granted(
+    caller: &Caller,
+    now: DateTime<Utc>,
+    period: &str,
+    groups: &Groups<'_>,
+    levels: &[AccessLevel],
+) -> Fragment {
+    let who = grantee_match(caller);
+    let mut values: Vec<Value> = vec![now.into()];
+    values.extend(who.values);
+    let group_sql = match groups {
+        Groups::Any => String::new(),
+        Groups::OneOf(set) => {
+            let likes: Vec<&str> = set.iter().map(|_| "g.metric_groups LIKE ?").collect();
+            values.extend(
+                set.iter()
+                    .map(|g| Value::from(format!("%,{},%", g.as_str()))),
+            );
+            if likes.is_empty() {
+                " AND 1 = 0".to_owned()
+            } else {
+                format!(" AND ({})", likes.join(" OR "))
+            }
+        }
+        // `_` in a group's name is a LIKE wildcard, but only ever matches itself here: the
+        // groups are fixed names with no other name one character apart.
+        Groups::Of(expr) => format!(" AND g.metric_groups LIKE '%,' || {expr} || ',%'"),
+    };
+    let levels: Vec<String> = levels.iter().map(|l| format!("'{}'", l.as_str())).collect();
+    Fragment::new(
+        format!(
+            "EXISTS (SELECT 1 FROM grants g WHERE g.network_id = i.steward_network_id \
+               AND g.revoked_at IS NULL AND g.expires_at > ? AND ({}) \
+               AND g.from_year <= {period} AND g.to_year >= {period}{group_sql} \
+               AND g.level IN ({}))",
+            who.sql,
+            levels.join(", ")
+        ),
+        values,
+    )
+}
+
+fn or(a: Fragment, b: Fragment) -> Fragment {
+    Fragment::new(
+        format!("({}) OR ({})", a.sql, b.sql),
+        a.values.into_iter().chain(b.values).collect(),
+    )
+}
+
+/// Whether any rule gives the caller anything of institution `i`'s data for the period
+/// `period`, ending on `period_end` (SQL expressions): the steward rule, the fellow-member rule
+/// for admins, or a grant in force. Impact uses it to tell withheld institutions from those
+/// that simply did not report.
+pub fn has_access(caller: &Caller, now: DateTime<Utc>, period: &str, period_end: &str) -> Fragment {
+    let grant = granted(caller, now, period, &Groups::Any, &AccessLevel::ALL);
+    let Some(network) = caller.principal().and_then(reading_network) else {
+        return grant;
+    };
+    let mut rules = Fragment::new("i.steward_network_id = ?", vec![network.into()]);
+    if caller
+        .principal()
+        .is_some_and(|p| p.role == Role::NetworkAdmin)
+    {
+        rules = or(rules, member_on(network, period_end));
+    }
+    or(rules, grant)
 }
 
 /// The token's year and network scopes, as a condition on `r` and `i`.
@@ -138,51 +223,105 @@ fn scope_narrowing(p: &Principal) -> Option<Fragment> {
     parts.into_iter().reduce(Fragment::and)
 }
 
-/// The condition under which the caller sees a row of `returns` at DETAIL, as of `at`:
-/// the current version for them, of an institution their network stewards (rule 1) or that
-/// belonged to their network on the period's last day (rule 2), narrowed by their scopes.
+/// The condition under which the caller sees a row of `returns` at DETAIL, as of `at`.
 /// Anyone else sees nothing (deny by default); a token whose verbs leave out `read:returns`
 /// is refused.
 pub fn returns_visible(caller: &Caller, at: DateTime<Utc>) -> Result<Fragment, ApiError> {
     visible_returns(caller, at, Verb::ReadReturns)
 }
 
-/// The versions of returns the caller may use at `at` for `verb` (`read:returns` to see them,
-/// `read:impact` to count them in aggregates): today the same rows; grants will tell them apart.
+/// The versions of returns the caller may use at `at` for `verb`: to see them (`read:returns`,
+/// DETAIL) or to count them in aggregates (`read:impact`, AGGREGATE or DETAIL). The current
+/// version of a return is the steward's (latest submitted, not rejected) for readers in its
+/// steward network (rule 1) and the published one for everyone else: fellow members' admins
+/// (rule 2) and grantees (rule 3). Scopes narrow years and networks here (rule 4); metric
+/// groups are narrowed value by value ([`value_level`]), and here only as far as a grant must
+/// cover one of the groups the token allows.
 pub fn visible_returns(
     caller: &Caller,
     at: DateTime<Utc>,
     verb: Verb,
 ) -> Result<Fragment, ApiError> {
-    let Some(p) = caller.principal() else {
-        return Ok(Fragment::nothing());
-    };
-    if !p.scopes.allows_verb(verb) {
+    let principal = caller.principal();
+    if let Some(p) = principal
+        && !p.scopes.allows_verb(verb)
+    {
         return Err(forbid(
             p,
             &format!("token scopes do not include {}", verb.as_str()),
         ));
     }
-    let Some(network) = reading_network(p) else {
-        return Ok(Fragment::nothing());
+    let levels: &[AccessLevel] = match verb {
+        Verb::ReadImpact => &AccessLevel::ALL,
+        _ => &[AccessLevel::Detail],
     };
-    let steward = Fragment::new("i.steward_network_id = ?", vec![network.into()])
-        .and(current_for_steward(at));
-    let visible = if p.role == Role::NetworkAdmin {
-        let fellow = Fragment::new("i.steward_network_id <> ?", vec![network.into()])
-            .and(member_on(network, "r.period_end"))
-            .and(current_for_outsiders(at));
-        Fragment::new(
-            format!("({}) OR ({})", steward.sql, fellow.sql),
-            steward.values.into_iter().chain(fellow.values).collect(),
-        )
-    } else {
-        steward
+    let groups = match principal.and_then(|p| p.scopes.metrics.as_ref()) {
+        Some(set) => Groups::OneOf(set),
+        None => Groups::Any,
     };
-    Ok(match scope_narrowing(p) {
+    let now = Utc::now();
+    let network = principal.and_then(reading_network);
+    let mut outsiders = granted(caller, now, "r.period", &groups, levels);
+    if let Some(network) = network
+        && principal.is_some_and(|p| p.role == Role::NetworkAdmin)
+    {
+        outsiders = or(member_on(network, "r.period_end"), outsiders);
+    }
+    let mut outsiders = outsiders.and(current_for_outsiders(at));
+    if let Some(network) = network {
+        outsiders = Fragment::new("i.steward_network_id <> ?", vec![network.into()]).and(outsiders);
+    }
+    let visible = match network {
+        Some(network) => or(
+            Fragment::new("i.steward_network_id = ?", vec![network.into()])
+                .and(current_for_steward(at)),
+            outsiders,
+        ),
+        None => outsiders,
+    };
+    Ok(match principal.and_then(scope_narrowing) {
         Some(n) => visible.and(n),
         None => visible,
     })
+}
+
+/// The level at which the caller sees one value of a return that [`visible_returns`] let
+/// through, as an SQL expression over `r`, `i` and `group` (the value's metric group, an SQL
+/// expression): 2 for DETAIL, 1 for AGGREGATE, 0 for nothing. The token's metric scopes
+/// narrow it; the steward and fellow-member rules give every group at DETAIL; grants give
+/// the groups they name at their level.
+pub fn value_level(caller: &Caller, group: &str) -> Fragment {
+    let now = Utc::now();
+    let principal = caller.principal();
+    let mut sql = String::from("CASE");
+    let mut values: Vec<Value> = vec![];
+    if let Some(set) = principal.and_then(|p| p.scopes.metrics.as_ref()) {
+        let groups: Vec<Value> = set.iter().map(|g| Value::from(g.as_str())).collect();
+        sql.push_str(&format!(
+            " WHEN {group} NOT IN ({}) THEN 0",
+            vec!["?"; groups.len().max(1)].join(", ")
+        ));
+        if groups.is_empty() {
+            values.push("".into());
+        }
+        values.extend(groups);
+    }
+    if let Some(network) = principal.and_then(reading_network) {
+        sql.push_str(" WHEN i.steward_network_id = ? THEN 2");
+        values.push(network.into());
+        if principal.is_some_and(|p| p.role == Role::NetworkAdmin) {
+            let fellow = member_on(network, "r.period_end");
+            sql.push_str(&format!(" WHEN {} THEN 2", fellow.sql));
+            values.extend(fellow.values);
+        }
+    }
+    for (level, n) in [(AccessLevel::Detail, 2), (AccessLevel::Aggregate, 1)] {
+        let g = granted(caller, now, "r.period", &Groups::Of(group), &[level]);
+        sql.push_str(&format!(" WHEN {} THEN {n}", g.sql));
+        values.extend(g.values);
+    }
+    sql.push_str(" ELSE 0 END");
+    Fragment::new(sql, values)
 }
 
 /// The metric groups whose values the caller may see in a return they may see; `None` for all.
@@ -292,7 +431,14 @@ mod tests {
             caller(Role::RegionAnalyst, None, ""),
             caller(Role::Researcher, None, ""),
         ] {
-            assert_eq!(returns_visible(&c, now).unwrap().sql, "1 = 0");
+            // Only a grant can give these callers anything.
+            let f = returns_visible(&c, now).unwrap();
+            assert!(
+                !f.sql.contains("i.steward_network_id = ?") && f.sql.contains("FROM grants g"),
+                "{}",
+                f.sql
+            );
+            assert_eq!(f.sql.matches('?').count(), f.values.len());
         }
     }
 
@@ -301,7 +447,8 @@ mod tests {
         let now = Utc::now();
         let sub = returns_visible(&caller(Role::NetworkSubmitter, Some(1), ""), now).unwrap();
         assert!(
-            sub.sql.contains("i.steward_network_id = ?") && !sub.sql.contains("<>"),
+            sub.sql.contains("i.steward_network_id = ?")
+                && !sub.sql.contains("FROM memberships m WHERE"),
             "submitters have no fellow rule"
         );
         let admin = returns_visible(&caller(Role::NetworkAdmin, Some(1), ""), now).unwrap();

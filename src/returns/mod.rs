@@ -108,29 +108,24 @@ pub async fn count<C: ConnectionTrait>(
     Ok(row.map(|c| u64::try_from(c.n).unwrap_or(0)).unwrap_or(0))
 }
 
-/// The values of each return, limited to the metric groups the caller's scopes allow.
-/// The caller has already been shown these returns, so their visibility is settled.
+/// The values of each return that the caller sees at DETAIL: the policy decides value by
+/// value, since grants and scopes name metric groups. The caller has already been shown these
+/// returns, so which version is current is settled.
 pub async fn values_of<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,
     return_ids: &[i64],
 ) -> ApiResult<HashMap<i64, Vec<return_values::Model>>> {
-    let mut values: Vec<Value> = return_ids.iter().map(|&i| Value::from(i)).collect();
-    let mut sql_text = format!(
-        "SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code WHERE v.return_id IN ({})",
+    let level = policy::returns::value_level(caller, "m.metric_group");
+    let mut values = level.values;
+    values.extend(return_ids.iter().map(|&i| Value::from(i)));
+    let sql_text = format!(
+        "SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code \
+         JOIN returns r ON r.id = v.return_id JOIN institutions i ON i.id = r.institution_id \
+         WHERE ({}) = 2 AND v.return_id IN ({}) ORDER BY v.return_id, m.position, v.breakdown",
+        level.sql,
         sql::placeholders(return_ids.len())
     );
-    if let Some(groups) = policy::returns::visible_metric_groups(caller) {
-        sql_text.push_str(&format!(
-            " AND m.metric_group IN ({})",
-            sql::placeholders(groups.len().max(1))
-        ));
-        if groups.is_empty() {
-            values.push("".into());
-        }
-        values.extend(groups.iter().map(|g| Value::from(g.as_str())));
-    }
-    sql_text.push_str(" ORDER BY v.return_id, m.position, v.breakdown");
     let rows = return_values::Model::find_by_statement(sql::stmt(
         db.get_database_backend(),
         &sql_text,

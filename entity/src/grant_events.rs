@@ -1,0 +1,20 @@
+use sea_orm::entity::prelude::*;
+
+/// One change to a grant: who, when, and the grant as it stood after.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "grant_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub grant_id: i64,
+    /// `GRANTED` or `REVOKED`.
+    pub action: String,
+    pub at: DateTimeUtc,
+    pub by: String,
+    pub detail: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,35 @@
+use sea_orm::entity::prelude::*;
+
+/// A steward network's grant of its institutions' returns to a grantee (DESIGN.md rule 3),
+/// with the data-sharing agreement it rests on.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "grants")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub network_id: i64,
+    /// `REGION`, `ORGANISATION` or `PUBLIC`.
+    pub grantee_kind: String,
+    pub grantee_region: Option<String>,
+    pub grantee_organisation_id: Option<i64>,
+    /// `AGGREGATE` or `DETAIL`.
+    pub level: String,
+    /// `,SPEND,EMISSIONS,`: each group between commas.
+    pub metric_groups: String,
+    pub from_year: String,
+    pub to_year: String,
+    pub expires_at: DateTimeUtc,
+    pub agreement_reference: String,
+    pub lawful_basis: String,
+    pub purpose: String,
+    pub review_date: Date,
+    pub created_at: DateTimeUtc,
+    pub created_by: String,
+    pub revoked_at: Option<DateTimeUtc>,
+    pub revoked_by: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
