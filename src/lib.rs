@@ -14,5 +14,6 @@ pub mod ingest;
 pub mod policy;
 pub mod returns;
 pub mod server;
+pub mod sharing;
 pub mod sql;
 pub mod telemetry;

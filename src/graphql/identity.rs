@@ -115,6 +115,16 @@ impl Viewer {
     async fn issuer(&self) -> &str {
         &self.0.issuer
     }
+    /// The grants in force that reach the caller: public ones, their region's (analysts) or
+    /// their organisation's (researchers). Their token's scopes may narrow them further.
+    async fn grants(&self, ctx: &Context<'_>) -> Result<Vec<super::sharing::Grant>> {
+        let caller = Caller::Token(Box::new(self.0.clone()));
+        Ok(crate::sharing::reaching(db(ctx)?, &caller)
+            .await?
+            .into_iter()
+            .map(super::sharing::Grant)
+            .collect())
+    }
 }
 
 #[derive(Default)]
@@ -197,7 +207,9 @@ pub struct TokenMutation;
 #[Object]
 impl TokenMutation {
     /// Issues a token. Operators issue any; a network admin issues submitter tokens for its
-    /// own network, no wider than its own token. The token is shown once.
+    /// own network, and researcher tokens for an organisation its network has granted to,
+    /// within one grant (groups, years, network, expiry). Never wider than the issuer's own
+    /// token. The token is shown once.
     async fn issue_token(&self, ctx: &Context<'_>, input: IssueTokenInput) -> Result<IssuedToken> {
         let caller = caller(ctx);
         let who = policy::authenticated(caller)?.subject.clone();
@@ -232,12 +244,31 @@ impl TokenMutation {
         }
         .resolve(db, keys)
         .await?;
+        // A network admin's researcher token must fit a grant from the admin's network.
+        let grants = match (
+            resolved.role,
+            &resolved.organisation,
+            caller.principal().and_then(|p| p.network.as_ref()),
+        ) {
+            (domain::Role::Researcher, Some(org), Some(own)) => {
+                crate::sharing::to_organisation(db, own.id, org.id).await?
+            }
+            _ => vec![],
+        };
+        // Issuing stamps its own clock a moment later: leave a second for it.
+        let expires_at = Utc::now()
+            + chrono::Duration::seconds(
+                i64::try_from(resolved.ttl_seconds).unwrap_or(i64::MAX / 4),
+            )
+            + chrono::Duration::seconds(1);
         policy::may_issue_token(
             caller,
             &policy::TokenAsk {
                 role: resolved.role,
                 network_id: resolved.network.as_ref().map(|n| n.id),
                 scopes: &resolved.scopes,
+                expires_at,
+                grants: &grants,
             },
         )?;
         let issued = auth::issue(db, keys, resolved).await?;

@@ -9,6 +9,7 @@ pub mod impact;
 pub mod loaders;
 pub mod returns;
 pub mod scalars;
+pub mod sharing;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub struct Query(
     directory::DirectoryQuery,
     returns::ReturnsQuery,
     impact::ImpactQuery,
+    sharing::SharingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -31,6 +33,7 @@ pub struct Mutation(
     directory_writes::DirectoryMutation,
     identity::TokenMutation,
     returns::ReturnsMutation,
+    sharing::SharingMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

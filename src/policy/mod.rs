@@ -7,8 +7,11 @@
 
 pub mod returns;
 
+use chrono::{DateTime, Utc};
+use entity::grants;
+
 use crate::auth::{Caller, Principal};
-use crate::domain::{Role, Scopes};
+use crate::domain::{Role, Scopes, YearRange};
 use crate::error::ApiError;
 
 /// The principal behind a request that needs one.
@@ -104,24 +107,77 @@ pub struct TokenAsk<'a> {
     pub role: Role,
     pub network_id: Option<i64>,
     pub scopes: &'a Scopes,
+    pub expires_at: DateTime<Utc>,
+    /// For researcher tokens asked by a network admin: the grants in force from the admin's
+    /// network to the token's organisation.
+    pub grants: &'a [grants::Model],
 }
 
-/// Operators issue any token; a network admin issues submitter tokens for its own network,
-/// never wider than its own token. (Researcher tokens follow the sharing rules, later.)
+/// What a grant reaches, as scopes: its groups, its years, its network.
+/// A researcher token within these is no wider than the grant.
+pub fn grant_scopes(g: &grants::Model, network_key: &str) -> Option<Scopes> {
+    let (from, to) = crate::sharing::years_of(g).ok()?;
+    let key = crate::domain::Key::parse(network_key).ok()?;
+    Some(Scopes {
+        metrics: Some(crate::sharing::groups_of(g)),
+        years: Some([YearRange { from, to }].into()),
+        networks: Some([key].into()),
+        // A researcher's role writes nothing, whatever its verbs say.
+        verbs: None,
+    })
+}
+
+/// Operators issue any token. A network admin issues submitter tokens for its own network,
+/// and researcher tokens for an organisation its network has granted to, within one grant in
+/// force: its groups, years and network named in the token's scopes, the read verbs only, and
+/// expiring no later than the grant. Neither is ever wider than the admin's own token.
 pub fn may_issue_token(caller: &Caller, ask: &TokenAsk<'_>) -> Result<(), ApiError> {
     let p = admin_capable(caller, "issueToken")?;
     if is_operator(p) {
         return Ok(());
     }
-    match (p.role, ask.role, ask.network_id) {
-        (Role::NetworkAdmin, Role::NetworkSubmitter, Some(n)) if is_admin_of(p, n) => {
-            if ask.scopes.is_within(&p.scopes) {
+    if p.role == Role::NetworkAdmin && !ask.scopes.is_within(&p.scopes) {
+        return Err(forbid(p, "issueToken: scopes wider than the issuer's own"));
+    }
+    match (p.role, ask.role, ask.network_id, &p.network) {
+        (Role::NetworkAdmin, Role::NetworkSubmitter, Some(n), _) if is_admin_of(p, n) => Ok(()),
+        (Role::NetworkAdmin, Role::Researcher, _, Some(own)) if is_admin_of(p, own.id) => {
+            let within = ask.grants.iter().any(|g| {
+                g.network_id == own.id
+                    && ask.expires_at <= g.expires_at
+                    && grant_scopes(g, &own.key).is_some_and(|gs| ask.scopes.is_within(&gs))
+            });
+            if within {
                 Ok(())
+            } else if ask.grants.is_empty() {
+                Err(forbid(
+                    p,
+                    "issueToken: the network has no grant in force to this organisation",
+                ))
             } else {
-                Err(forbid(p, "issueToken: scopes wider than the issuer's own"))
+                Err(forbid(
+                    p,
+                    "issueToken: a researcher token must name its metric groups, years and \
+                     network within one grant, and expire no later than it",
+                ))
             }
         }
         _ => Err(forbid(p, format!("issueToken for {} tokens", ask.role))),
+    }
+}
+
+/// A network's grants and access log: its admins. Operators run the service but do not
+/// decide who sees a network's data.
+pub fn may_administer_sharing<'a>(
+    caller: &'a Caller,
+    network_id: i64,
+    action: &str,
+) -> Result<&'a Principal, ApiError> {
+    let p = admin_capable(caller, action)?;
+    if is_admin_of(p, network_id) {
+        Ok(p)
+    } else {
+        Err(forbid(p, format!("{action} for network {network_id}")))
     }
 }
 
@@ -147,7 +203,6 @@ pub fn may_revoke_token(
 pub(crate) mod tests {
     use super::*;
     use crate::auth::NetworkRef;
-    use chrono::Utc;
 
     /// A caller with a token of `role` for network `network` (key `n<id>`), for policy tests.
     pub(crate) fn principal(role: Role, network: Option<i64>, scopes: &str) -> Caller {
@@ -240,6 +295,8 @@ pub(crate) mod tests {
             role,
             network_id,
             scopes,
+            expires_at: Utc::now(),
+            grants: &[],
         };
         let op = principal(Role::Operator, None, "");
         for role in Role::ALL {
@@ -273,6 +330,114 @@ pub(crate) mod tests {
         ] {
             let c = principal(role, Some(1), "");
             assert!(may_issue_token(&c, &ask(Role::NetworkSubmitter, Some(1), &full)).is_err());
+        }
+    }
+
+    #[test]
+    fn researcher_tokens_fit_one_grant() {
+        let now = Utc::now();
+        let grant = grants::Model {
+            id: 1,
+            network_id: 1,
+            grantee_kind: "ORGANISATION".into(),
+            grantee_region: None,
+            grantee_organisation_id: Some(7),
+            level: "DETAIL".into(),
+            metric_groups: ",SPEND,EMISSIONS,".into(),
+            from_year: "2021/22".into(),
+            to_year: "2022/23".into(),
+            expires_at: now + chrono::Duration::days(10),
+            agreement_reference: "r".into(),
+            lawful_basis: "b".into(),
+            purpose: "p".into(),
+            review_date: now.date_naive(),
+            created_at: now,
+            created_by: "t".into(),
+            revoked_at: None,
+            revoked_by: None,
+        };
+        let admin = principal(Role::NetworkAdmin, Some(1), "");
+        let check = |scopes: &str, days: i64, grants: &[grants::Model]| {
+            let scopes = Scopes::parse(scopes).unwrap();
+            may_issue_token(
+                &admin,
+                &TokenAsk {
+                    role: Role::Researcher,
+                    network_id: None,
+                    scopes: &scopes,
+                    expires_at: now + chrono::Duration::days(days),
+                    grants,
+                },
+            )
+            .is_ok()
+        };
+        let g = std::slice::from_ref(&grant);
+        assert!(check(
+            "metrics:spend years:2021/22-2022/23 network:n1",
+            1,
+            g
+        ));
+        assert!(check(
+            "metrics:spend metrics:emissions years:2022/23 network:n1 read:impact",
+            10,
+            g
+        ));
+        assert!(
+            !check("metrics:spend years:2021/22-2022/23 network:n1", 11, g),
+            "outlives"
+        );
+        assert!(
+            !check("metrics:employment years:2022/23 network:n1", 1, g),
+            "group"
+        );
+        assert!(
+            !check("metrics:spend years:2020/21-2022/23 network:n1", 1, g),
+            "years"
+        );
+        assert!(
+            !check("metrics:spend years:2022/23 network:n2", 1, g),
+            "network"
+        );
+        assert!(!check("metrics:spend years:2022/23", 1, g), "no network");
+        assert!(!check("", 1, g), "unscoped");
+        assert!(
+            !check("metrics:spend years:2022/23 network:n1", 1, &[]),
+            "no grant"
+        );
+        let mut other = grant.clone();
+        other.network_id = 2;
+        assert!(
+            !check("metrics:spend years:2022/23 network:n1", 1, &[other]),
+            "another network's grant"
+        );
+        // Only admins of the granting network issue them.
+        let sub = principal(Role::NetworkSubmitter, Some(1), "");
+        let scopes = Scopes::parse("metrics:spend years:2022/23 network:n1").unwrap();
+        let ask = TokenAsk {
+            role: Role::Researcher,
+            network_id: None,
+            scopes: &scopes,
+            expires_at: now,
+            grants: g,
+        };
+        assert!(may_issue_token(&sub, &ask).is_err());
+    }
+
+    #[test]
+    fn sharing_is_for_the_networks_admins() {
+        assert!(
+            may_administer_sharing(&principal(Role::NetworkAdmin, Some(1), ""), 1, "x").is_ok()
+        );
+        for c in [
+            principal(Role::NetworkAdmin, Some(2), ""),
+            principal(Role::NetworkAdmin, Some(1), "read:impact"),
+            principal(Role::NetworkSubmitter, Some(1), ""),
+            principal(Role::Operator, None, ""),
+            principal(Role::RegionAnalyst, None, ""),
+            principal(Role::Researcher, None, ""),
+            Caller::Anonymous,
+        ] {
+            assert!(may_administer_sharing(&c, 1, "x").is_err());
         }
     }
 

@@ -77,6 +77,15 @@ pub fn test_settings(database_url: String, dir: &std::path::Path) -> Settings {
     }
 }
 
+/// A server on the demo directory with the demo's synthetic returns (2020/21 to 2022/23).
+pub async fn with_demo_returns(backend: Backend) -> TestApp {
+    let app = spawn_app(backend).await;
+    anchorfed::ingest::demo::load(&app.db)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    app
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_with(backend, true, |_| {}).await
 }

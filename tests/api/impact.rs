@@ -4,19 +4,11 @@
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{As, Backend, TestApp, spawn_app};
+use crate::helpers::{As, Backend, TestApp, spawn_app, with_demo_returns};
 
 const IMPACT: &str = "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } cells { metric { code } year \
     network { key } sector district { code } breakdown value share contributors eligible coverage \
     equivalences { name value unit factor } } } }";
-
-async fn with_demo_returns(backend: Backend) -> TestApp {
-    let app = spawn_app(backend).await;
-    anchorfed::ingest::demo::load(&app.db)
-        .await
-        .unwrap_or_else(|e| panic!("{}", e.message()));
-    app
-}
 
 fn cells(d: &Value) -> Vec<Value> {
     d["impact"]["cells"].as_array().unwrap().clone()

@@ -18,3 +18,4 @@ mod imports;
 mod migrations;
 mod returns;
 mod schema;
+mod sharing;

@@ -1,0 +1,313 @@
+//! Grants: `grantAccess`, `revokeGrant`, `grants(networkId)`, and the grants that reach the
+//! viewer. Who may read what through them is decided in `policy::returns`.
+
+use std::collections::BTreeSet;
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{grant_events, grants};
+
+use super::directory::{Network, Organisation, Region, db, id_or_key, loaders};
+use super::identity::caller;
+use super::loaders::NetworkId;
+use super::returns::MetricGroupGql;
+use super::scalars::{Date, FinancialYear, GssCode};
+use crate::directory;
+use crate::domain::{self, AccessLevel};
+use crate::error::ApiError;
+use crate::policy;
+use crate::sharing::{self, Agreement, GrantSpec, Grantee};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "AccessLevel")]
+pub enum AccessLevelGql {
+    /// The grantee's totals may count the values, under disclosure control.
+    Aggregate,
+    /// The grantee sees the values themselves.
+    Detail,
+}
+
+impl From<AccessLevelGql> for AccessLevel {
+    fn from(l: AccessLevelGql) -> Self {
+        match l {
+            AccessLevelGql::Aggregate => Self::Aggregate,
+            AccessLevelGql::Detail => Self::Detail,
+        }
+    }
+}
+
+impl From<AccessLevel> for AccessLevelGql {
+    fn from(l: AccessLevel) -> Self {
+        match l {
+            AccessLevel::Aggregate => Self::Aggregate,
+            AccessLevel::Detail => Self::Detail,
+        }
+    }
+}
+
+/// Who a grant is to: exactly one of the three.
+#[derive(InputObject)]
+pub struct GranteeInput {
+    /// The region's analysts.
+    region: Option<GssCode>,
+    /// A registered organisation's researchers (its id or key).
+    organisation: Option<ID>,
+    /// Everyone, anonymous readers included.
+    public: Option<bool>,
+}
+
+/// The data-sharing agreement a grant rests on.
+#[derive(InputObject)]
+pub struct AgreementInput {
+    reference: String,
+    lawful_basis: String,
+    purpose: String,
+    review_date: Date,
+}
+
+#[derive(InputObject)]
+pub struct GrantInput {
+    /// The steward network granting its institutions' returns.
+    network_id: ID,
+    grantee: GranteeInput,
+    level: AccessLevelGql,
+    metric_groups: Vec<MetricGroupGql>,
+    from_year: FinancialYear,
+    to_year: FinancialYear,
+    expires_at: DateTime<Utc>,
+    agreement: AgreementInput,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum GranteeKind {
+    Region,
+    Organisation,
+    Public,
+}
+
+/// One recorded change to a grant.
+#[derive(SimpleObject)]
+pub struct GrantEvent {
+    /// `GRANTED` or `REVOKED`.
+    action: String,
+    at: DateTime<Utc>,
+    by: String,
+}
+
+impl From<grant_events::Model> for GrantEvent {
+    fn from(e: grant_events::Model) -> Self {
+        Self {
+            action: e.action,
+            at: e.at,
+            by: e.by,
+        }
+    }
+}
+
+/// A data-sharing agreement, as recorded on its grant.
+#[derive(SimpleObject)]
+#[graphql(name = "Agreement")]
+pub struct AgreementGql {
+    reference: String,
+    lawful_basis: String,
+    purpose: String,
+    review_date: Date,
+}
+
+/// A steward network's grant of its institutions' returns.
+pub struct Grant(pub(crate) grants::Model);
+
+#[Object]
+impl Grant {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The granting (steward) network.
+    async fn network(&self, ctx: &Context<'_>) -> Result<Option<Network>> {
+        Ok(loaders(ctx)?
+            .load_one(NetworkId(self.0.network_id))
+            .await?
+            .map(Network))
+    }
+    async fn grantee_kind(&self) -> GranteeKind {
+        match self.0.grantee_kind.as_str() {
+            sharing::REGION => GranteeKind::Region,
+            sharing::ORGANISATION => GranteeKind::Organisation,
+            _ => GranteeKind::Public,
+        }
+    }
+    /// For grants to a region.
+    async fn grantee_region(&self, ctx: &Context<'_>) -> Result<Option<Region>> {
+        let Some(code) = &self.0.grantee_region else {
+            return Ok(None);
+        };
+        let code = domain::GssCode::parse(code)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored region code: {e}")))?;
+        Ok(directory::region_by_code(db(ctx)?, &code)
+            .await?
+            .map(Region))
+    }
+    /// For grants to an organisation.
+    async fn grantee_organisation(&self, ctx: &Context<'_>) -> Result<Option<Organisation>> {
+        let Some(id) = self.0.grantee_organisation_id else {
+            return Ok(None);
+        };
+        Ok(directory::organisation(db(ctx)?, &domain::IdOrKey::Id(id))
+            .await?
+            .map(Organisation))
+    }
+    async fn level(&self) -> Result<AccessLevelGql> {
+        Ok(sharing::level_of(&self.0)?.into())
+    }
+    async fn metric_groups(&self) -> Vec<MetricGroupGql> {
+        sharing::groups_of(&self.0)
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+    #[graphql(name = "fromYear")]
+    async fn first_year(&self) -> Result<FinancialYear> {
+        Ok(FinancialYear(sharing::years_of(&self.0)?.0))
+    }
+    #[graphql(name = "toYear")]
+    async fn last_year(&self) -> Result<FinancialYear> {
+        Ok(FinancialYear(sharing::years_of(&self.0)?.1))
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    async fn agreement(&self) -> AgreementGql {
+        AgreementGql {
+            reference: self.0.agreement_reference.clone(),
+            lawful_basis: self.0.lawful_basis.clone(),
+            purpose: self.0.purpose.clone(),
+            review_date: Date(self.0.review_date),
+        }
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    async fn revoked_by(&self) -> Option<&str> {
+        self.0.revoked_by.as_deref()
+    }
+    /// Not revoked and not expired.
+    async fn in_force(&self) -> bool {
+        sharing::in_force(&self.0, Utc::now())
+    }
+    /// Every change to the grant, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<GrantEvent>> {
+        Ok(sharing::history(db(ctx)?, self.0.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct SharingQuery;
+
+#[Object]
+impl SharingQuery {
+    /// A network's grants, newest first, revoked and expired ones included: for its admins.
+    async fn grants(&self, ctx: &Context<'_>, network_id: ID) -> Result<Vec<Grant>> {
+        let db = db(ctx)?;
+        let network =
+            directory::require_network(db, "networkId", &id_or_key("networkId", &network_id)?)
+                .await?;
+        policy::may_administer_sharing(caller(ctx), network.id, "grants")?;
+        Ok(sharing::of_network(db, network.id)
+            .await?
+            .into_iter()
+            .map(Grant)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct SharingMutation;
+
+#[Object]
+impl SharingMutation {
+    /// A steward network's admins grant its institutions' returns to the region's analysts,
+    /// a registered organisation's researchers, or the public, under an agreement.
+    async fn grant_access(&self, ctx: &Context<'_>, input: GrantInput) -> Result<Grant> {
+        let db = db(ctx)?;
+        let network = directory::require_network(
+            db,
+            "input.networkId",
+            &id_or_key("input.networkId", &input.network_id)?,
+        )
+        .await?;
+        let p = policy::may_administer_sharing(caller(ctx), network.id, "grantAccess")?;
+        let by = p.subject.clone();
+        let g = &input.grantee;
+        let grantee = match (&g.region, &g.organisation, g.public.unwrap_or(false)) {
+            (Some(code), None, false) => sharing::region_grantee(db, &code.0).await?,
+            (None, Some(id), false) => Grantee::Organisation(
+                directory::organisation(db, &id_or_key("input.grantee.organisation", id)?)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::NotFound(format!(
+                            "input.grantee.organisation: organisation {}",
+                            id.as_str()
+                        ))
+                    })?,
+            ),
+            (None, None, true) => Grantee::Public,
+            _ => {
+                return Err(ApiError::bad_input(
+                    "input.grantee",
+                    "give exactly one of region, organisation or public: true",
+                )
+                .into());
+            }
+        };
+        let a = &input.agreement;
+        let spec = GrantSpec {
+            network,
+            grantee,
+            level: input.level.into(),
+            groups: input
+                .metric_groups
+                .iter()
+                .map(|g| (*g).into())
+                .collect::<BTreeSet<_>>(),
+            from_year: input.from_year.0,
+            to_year: input.to_year.0,
+            expires_at: input.expires_at,
+            agreement: Agreement {
+                reference: sharing::agreement_text("input.agreement.reference", &a.reference, 200)?,
+                lawful_basis: sharing::agreement_text(
+                    "input.agreement.lawfulBasis",
+                    &a.lawful_basis,
+                    2000,
+                )?,
+                purpose: sharing::agreement_text("input.agreement.purpose", &a.purpose, 2000)?,
+                review_date: a.review_date.0,
+            },
+        };
+        Ok(Grant(sharing::grant(db, spec, &by).await?))
+    }
+
+    /// Revokes a grant: from the next request on it reaches no one. The grant stays, with
+    /// who revoked it and when.
+    async fn revoke_grant(&self, ctx: &Context<'_>, id: ID) -> Result<Grant> {
+        let db = db(ctx)?;
+        let n: i64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_input("id", "a grant id is a number"))?;
+        let g = sharing::find(db, n)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("id: grant {n}")))?;
+        let p = policy::may_administer_sharing(caller(ctx), g.network_id, "revokeGrant")?;
+        let by = p.subject.clone();
+        Ok(Grant(sharing::revoke(db, g, &by).await?))
+    }
+}

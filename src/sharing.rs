@@ -1,0 +1,360 @@
+//! Grants (DESIGN.md rule 3): a steward network shares its institutions' returns with a
+//! grantee under a data-sharing agreement. Every change is recorded in `grant_events` with
+//! who and when, in the same transaction as the change. Who may do what is the policy
+//! module's; whose returns a grant reaches is decided in SQL by `policy::returns`.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{grant_events, grants, networks, organisations, regions};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::domain::{AccessLevel, FinancialYear, GssCode, MetricGroup, Role};
+use crate::error::{ApiError, ApiResult};
+
+pub const PUBLIC: &str = "PUBLIC";
+pub const REGION: &str = "REGION";
+pub const ORGANISATION: &str = "ORGANISATION";
+
+/// Who a grant is to, resolved against the directory.
+#[derive(Debug, Clone)]
+pub enum Grantee {
+    Region(regions::Model),
+    Organisation(organisations::Model),
+    Public,
+}
+
+/// The data-sharing agreement a grant rests on.
+#[derive(Debug, Clone)]
+pub struct Agreement {
+    pub reference: String,
+    pub lawful_basis: String,
+    pub purpose: String,
+    pub review_date: NaiveDate,
+}
+
+/// A grant to make, validated.
+#[derive(Debug, Clone)]
+pub struct GrantSpec {
+    pub network: networks::Model,
+    pub grantee: Grantee,
+    pub level: AccessLevel,
+    pub groups: BTreeSet<MetricGroup>,
+    pub from_year: FinancialYear,
+    pub to_year: FinancialYear,
+    pub expires_at: DateTime<Utc>,
+    pub agreement: Agreement,
+}
+
+/// A text field of an agreement: trimmed, not empty, not longer than `max` characters.
+pub fn agreement_text(field: &str, raw: &str, max: usize) -> ApiResult<String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(ApiError::bad_input(field, "must not be empty"));
+    }
+    if t.chars().count() > max {
+        return Err(ApiError::bad_input(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+impl GrantSpec {
+    /// The checks that need no database: years in order, at least one group, an expiry and a
+    /// review date still to come.
+    pub fn check(&self, now: DateTime<Utc>) -> ApiResult<()> {
+        if self.groups.is_empty() {
+            return Err(ApiError::bad_input(
+                "input.metricGroups",
+                "name at least one metric group",
+            ));
+        }
+        if self.from_year > self.to_year {
+            return Err(ApiError::bad_input(
+                "input.toYear",
+                format!("{} is before fromYear {}", self.to_year, self.from_year),
+            ));
+        }
+        if self.expires_at <= now {
+            return Err(ApiError::bad_input(
+                "input.expiresAt",
+                "must be in the future",
+            ));
+        }
+        if self.agreement.review_date < now.date_naive() {
+            return Err(ApiError::bad_input(
+                "input.agreement.reviewDate",
+                "must not be in the past",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `,SPEND,EMISSIONS,` for SQL's `LIKE '%,SPEND,%'`.
+pub fn groups_column(groups: &BTreeSet<MetricGroup>) -> String {
+    let mut s = String::from(",");
+    for g in groups {
+        s.push_str(g.as_str());
+        s.push(',');
+    }
+    s
+}
+
+/// The groups a stored grant names.
+pub fn groups_of(g: &grants::Model) -> BTreeSet<MetricGroup> {
+    g.metric_groups
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+pub fn level_of(g: &grants::Model) -> ApiResult<AccessLevel> {
+    g.level
+        .parse()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("grant {}: stored level: {e}", g.id)))
+}
+
+pub fn years_of(g: &grants::Model) -> ApiResult<(FinancialYear, FinancialYear)> {
+    let parse = |s: &str| {
+        s.parse::<FinancialYear>()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("grant {}: stored year: {e}", g.id)))
+    };
+    Ok((parse(&g.from_year)?, parse(&g.to_year)?))
+}
+
+/// Whether a grant is in force at `now`: not revoked and not expired.
+pub fn in_force(g: &grants::Model, now: DateTime<Utc>) -> bool {
+    g.revoked_at.is_none() && g.expires_at > now
+}
+
+fn snapshot(g: &grants::Model) -> String {
+    json!({
+        "network_id": g.network_id,
+        "grantee_kind": g.grantee_kind,
+        "grantee_region": g.grantee_region,
+        "grantee_organisation_id": g.grantee_organisation_id,
+        "level": g.level,
+        "metric_groups": g.metric_groups,
+        "from_year": g.from_year,
+        "to_year": g.to_year,
+        "expires_at": g.expires_at,
+        "agreement_reference": g.agreement_reference,
+        "lawful_basis": g.lawful_basis,
+        "purpose": g.purpose,
+        "review_date": g.review_date,
+        "revoked_at": g.revoked_at,
+        "revoked_by": g.revoked_by,
+    })
+    .to_string()
+}
+
+async fn record<C: ConnectionTrait>(
+    db: &C,
+    g: &grants::Model,
+    action: &str,
+    by: &str,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    grant_events::ActiveModel {
+        grant_id: Set(g.id),
+        action: Set(action.into()),
+        at: Set(at),
+        by: Set(by.into()),
+        detail: Set(snapshot(g)),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Makes a grant and records it, in one transaction.
+pub async fn grant(db: &DatabaseConnection, spec: GrantSpec, by: &str) -> ApiResult<grants::Model> {
+    let now = Utc::now();
+    spec.check(now)?;
+    let (kind, region, organisation) = match &spec.grantee {
+        Grantee::Region(r) => (REGION, Some(r.code.clone()), None),
+        Grantee::Organisation(o) => (ORGANISATION, None, Some(o.id)),
+        Grantee::Public => (PUBLIC, None, None),
+    };
+    let txn = db.begin().await?;
+    let g = grants::ActiveModel {
+        network_id: Set(spec.network.id),
+        grantee_kind: Set(kind.into()),
+        grantee_region: Set(region),
+        grantee_organisation_id: Set(organisation),
+        level: Set(spec.level.as_str().into()),
+        metric_groups: Set(groups_column(&spec.groups)),
+        from_year: Set(spec.from_year.to_string()),
+        to_year: Set(spec.to_year.to_string()),
+        expires_at: Set(spec.expires_at),
+        agreement_reference: Set(spec.agreement.reference),
+        lawful_basis: Set(spec.agreement.lawful_basis),
+        purpose: Set(spec.agreement.purpose),
+        review_date: Set(spec.agreement.review_date),
+        created_at: Set(now),
+        created_by: Set(by.into()),
+        revoked_at: Set(None),
+        revoked_by: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    record(&txn, &g, "GRANTED", by, now).await?;
+    txn.commit().await?;
+    Ok(g)
+}
+
+/// Revokes a grant and records it; from the next statement on, it reaches no one.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    g: grants::Model,
+    by: &str,
+) -> ApiResult<grants::Model> {
+    if g.revoked_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "grant {} is already revoked",
+            g.id
+        )));
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let mut am: grants::ActiveModel = g.into();
+    am.revoked_at = Set(Some(now));
+    am.revoked_by = Set(Some(by.into()));
+    let g = am.update(&txn).await?;
+    record(&txn, &g, "REVOKED", by, now).await?;
+    txn.commit().await?;
+    Ok(g)
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: i64) -> ApiResult<Option<grants::Model>> {
+    Ok(grants::Entity::find_by_id(id).one(db).await?)
+}
+
+/// A network's grants, newest first, revoked and expired ones included (they are history).
+pub async fn of_network<C: ConnectionTrait>(
+    db: &C,
+    network_id: i64,
+) -> ApiResult<Vec<grants::Model>> {
+    Ok(grants::Entity::find()
+        .filter(grants::Column::NetworkId.eq(network_id))
+        .order_by_desc(grants::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// The grants in force that reach the caller: public ones for everyone, their region's for
+/// analysts, their organisation's for researchers.
+pub async fn reaching<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+) -> ApiResult<Vec<grants::Model>> {
+    let mut who = Condition::any().add(grants::Column::GranteeKind.eq(PUBLIC));
+    if let Some(p) = caller.principal() {
+        match (p.role, &p.region, &p.organisation) {
+            (Role::RegionAnalyst, Some(r), _) => {
+                who = who.add(
+                    Condition::all()
+                        .add(grants::Column::GranteeKind.eq(REGION))
+                        .add(grants::Column::GranteeRegion.eq(r.as_str())),
+                );
+            }
+            (Role::Researcher, _, Some(o)) => {
+                who = who.add(
+                    Condition::all()
+                        .add(grants::Column::GranteeKind.eq(ORGANISATION))
+                        .add(grants::Column::GranteeOrganisationId.eq(o.id)),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(grants::Entity::find()
+        .filter(who)
+        .filter(grants::Column::RevokedAt.is_null())
+        .filter(grants::Column::ExpiresAt.gt(Utc::now()))
+        .order_by_asc(grants::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// The grants in force from `network_id` to organisation `organisation_id`: what a network
+/// admin may issue researcher tokens within.
+pub async fn to_organisation<C: ConnectionTrait>(
+    db: &C,
+    network_id: i64,
+    organisation_id: i64,
+) -> ApiResult<Vec<grants::Model>> {
+    Ok(grants::Entity::find()
+        .filter(grants::Column::NetworkId.eq(network_id))
+        .filter(grants::Column::GranteeKind.eq(ORGANISATION))
+        .filter(grants::Column::GranteeOrganisationId.eq(organisation_id))
+        .filter(grants::Column::RevokedAt.is_null())
+        .filter(grants::Column::ExpiresAt.gt(Utc::now()))
+        .all(db)
+        .await?)
+}
+
+/// Each grant's recorded changes, oldest first.
+pub async fn history<C: ConnectionTrait>(
+    db: &C,
+    grant_id: i64,
+) -> ApiResult<Vec<grant_events::Model>> {
+    Ok(grant_events::Entity::find()
+        .filter(grant_events::Column::GrantId.eq(grant_id))
+        .order_by_asc(grant_events::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// A region named as a grantee must exist.
+pub async fn region_grantee<C: ConnectionTrait>(db: &C, code: &GssCode) -> ApiResult<Grantee> {
+    crate::directory::region_by_code(db, code)
+        .await?
+        .map(Grantee::Region)
+        .ok_or_else(|| ApiError::NotFound(format!("input.grantee.region: region {code}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_round_trip_through_the_column() {
+        let groups: BTreeSet<MetricGroup> = [MetricGroup::Emissions, MetricGroup::Spend].into();
+        let col = groups_column(&groups);
+        assert_eq!(col, ",SPEND,EMISSIONS,");
+        let model = grants::Model {
+            id: 1,
+            network_id: 1,
+            grantee_kind: PUBLIC.into(),
+            grantee_region: None,
+            grantee_organisation_id: None,
+            level: "DETAIL".into(),
+            metric_groups: col,
+            from_year: "2021/22".into(),
+            to_year: "2022/23".into(),
+            expires_at: Utc::now(),
+            agreement_reference: "r".into(),
+            lawful_basis: "b".into(),
+            purpose: "p".into(),
+            review_date: Utc::now().date_naive(),
+            created_at: Utc::now(),
+            created_by: "t".into(),
+            revoked_at: None,
+            revoked_by: None,
+        };
+        assert_eq!(groups_of(&model), groups);
+        assert_eq!(level_of(&model).unwrap(), AccessLevel::Detail);
+        assert!(!in_force(&model, Utc::now() + chrono::Duration::seconds(1)));
+    }
+}

@@ -1,0 +1,562 @@
+//! Network-controlled sharing, by attack and by use: grants and who may make them, what a
+//! grant lets an analyst, a researcher and an anonymous reader see, expiry and revocation,
+//! and researcher tokens no wider than their grant.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration, Utc};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+use crate::both_databases;
+use crate::helpers::{As, Backend, TestApp, with_demo_returns};
+
+const WMCA: &str = "E47000007";
+const GRANT: &str = "mutation($i: GrantInput!) { grantAccess(input: $i) { id level metricGroups fromYear toYear \
+    granteeKind granteeRegion { code } granteeOrganisation { key } network { key } inForce \
+    agreement { reference lawfulBasis purpose reviewDate } createdBy history { action by } } }";
+const RETURNS: &str = "query($f: ReturnFilterInput) { returns(first: 100, filter: $f) { totalCount \
+    edges { node { institution { key steward { key } } values { metric { code group } } } } } }";
+const IMPACT: &str = "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } \
+    cells { metric { code } network { key } value contributors eligible } } }";
+
+fn grant_input(network: &str, grantee: Value, level: &str, groups: &[&str]) -> Value {
+    json!({
+        "networkId": network,
+        "grantee": grantee,
+        "level": level,
+        "metricGroups": groups,
+        "fromYear": "2020/21",
+        "toYear": "2022/23",
+        "expiresAt": (Utc::now() + Duration::days(90)).to_rfc3339(),
+        "agreement": {
+            "reference": "DSA-2026-014",
+            "lawfulBasis": "UK GDPR Art 6(1)(e): public task",
+            "purpose": "Regional anchor impact dashboard",
+            "reviewDate": (Utc::now() + Duration::days(60)).date_naive().to_string()
+        }
+    })
+}
+
+/// Grants as `network`'s admin; returns the grant.
+async fn grant(app: &TestApp, network: &str, input: Value) -> Value {
+    let admin = app.token(As::Admin(network), "").await;
+    app.query_as(&admin, GRANT, json!({ "i": input })).await["grantAccess"].clone()
+}
+
+async fn create_org(app: &TestApp, key: &str) {
+    let op = app.token(As::Operator, "").await;
+    app.query_as(
+        &op,
+        "mutation($k: String!) { createOrganisation(input: {key: $k, name: \"A research group\"}) { id } }",
+        json!({ "k": key }),
+    )
+    .await;
+}
+
+/// The returns a reader sees: (institution, steward) pairs and the metric groups of the values.
+fn seen(d: &Value) -> (Vec<(String, String)>, BTreeSet<String>) {
+    let mut insts = vec![];
+    let mut groups = BTreeSet::new();
+    for e in d["returns"]["edges"].as_array().unwrap() {
+        let n = &e["node"];
+        insts.push((
+            n["institution"]["key"].as_str().unwrap().to_owned(),
+            n["institution"]["steward"]["key"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+        for v in n["values"].as_array().unwrap() {
+            groups.insert(v["metric"]["group"].as_str().unwrap().to_owned());
+        }
+    }
+    (insts, groups)
+}
+
+/// Members of `network` on 2023-03-31 with their steward networks.
+async fn members(app: &TestApp, network: &str) -> Vec<(String, String)> {
+    let d = app
+        .query("query($n: ID!) { network(id: $n) { members(first: 100, on: \"2023-03-31\") { edges { node { key steward { key } } } } } }", json!({"n": network}))
+        .await;
+    d["network"]["members"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["key"].as_str().unwrap().to_owned(),
+                e["node"]["steward"]["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Institutions (by key) with a reported 2022/23 value of `metric` in their latest version.
+async fn reported(app: &TestApp, metric: &str) -> BTreeSet<String> {
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            format!(
+                "SELECT i.key FROM return_values v JOIN returns r ON r.id = v.return_id \
+                 JOIN institutions i ON i.id = r.institution_id \
+                 WHERE r.period = '2022/23' AND v.metric_code = '{metric}' AND v.breakdown = '' AND v.value IS NOT NULL \
+                 AND r.version = (SELECT MAX(version) FROM returns r2 WHERE r2.institution_id = r.institution_id AND r2.period = r.period)"
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+/// A region analyst sees Birmingham (granted DETAIL) in detail, Coventry and Warwickshire
+/// (granted AGGREGATE) only in totals, and Wolverhampton (no grant) not at all: it is listed
+/// as withheld and its institutions still count as eligible.
+async fn analyst_sees_detail_aggregate_and_nothing(backend: Backend) {
+    let app = with_demo_returns(backend).await;
+    let (a, b, c) = ("birmingham", "coventry-and-warwickshire", "wolverhampton");
+    let all = ["SPEND", "EMPLOYMENT", "LAND_AND_ASSETS", "EMISSIONS"];
+    let g = grant(
+        &app,
+        a,
+        grant_input(a, json!({"region": WMCA}), "DETAIL", &all),
+    )
+    .await;
+    assert_eq!(g["granteeRegion"]["code"], WMCA);
+    assert_eq!(g["history"][0]["action"], "GRANTED");
+    grant(
+        &app,
+        b,
+        grant_input(b, json!({"region": WMCA}), "AGGREGATE", &all),
+    )
+    .await;
+    let analyst = app.token(As::Analyst(WMCA), "").await;
+
+    // Returns: Birmingham's stewarded institutions only.
+    let d = app
+        .query_as(&analyst, RETURNS, json!({"f": {"period": "2022/23"}}))
+        .await;
+    let (insts, _) = seen(&d);
+    assert!(!insts.is_empty());
+    assert!(insts.iter().all(|(_, steward)| steward == a), "{insts:?}");
+
+    // Impact by network: every member eligible; contributors are those stewarded by A or B.
+    let d = app
+        .query_as(
+            &analyst,
+            IMPACT,
+            json!({"i": {"networkIds": [a, b, c], "years": ["2022/23"], "metrics": ["headcount"], "groupBy": ["NETWORK"]}}),
+        )
+        .await;
+    let withheld: Vec<&str> = d["impact"]["withheldNetworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["key"].as_str().unwrap())
+        .collect();
+    assert!(withheld.contains(&c), "{withheld:?}");
+    assert!(
+        !withheld.contains(&a) && !withheld.contains(&b),
+        "{withheld:?}"
+    );
+    let has = reported(&app, "headcount").await;
+    for net in [a, b, c] {
+        let ms = members(&app, net).await;
+        let cell = d["impact"]["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["network"]["key"] == net)
+            .unwrap_or_else(|| panic!("no cell for {net}: {d}"));
+        assert_eq!(cell["eligible"], ms.len(), "{net}");
+        let expected = ms
+            .iter()
+            .filter(|(k, s)| (s == a || s == b) && has.contains(k))
+            .count();
+        assert_eq!(cell["contributors"], expected, "{net}: {cell}");
+    }
+    let c_cell = d["impact"]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["network"]["key"] == c)
+        .unwrap();
+    let c_members = members(&app, c).await;
+    if c_members.iter().all(|(_, s)| s == c) {
+        assert_eq!(c_cell["contributors"], 0);
+        assert!(c_cell["value"].is_null(), "{c_cell}");
+    }
+}
+
+/// A researcher token scoped to spend sees no emissions, though the grant would allow them.
+async fn researcher_scoped_to_spend_sees_no_emissions(backend: Backend) {
+    let app = with_demo_returns(backend).await;
+    create_org(&app, "wm-research").await;
+    let a = "birmingham";
+    grant(
+        &app,
+        a,
+        grant_input(
+            a,
+            json!({"organisation": "wm-research"}),
+            "DETAIL",
+            &["SPEND", "EMISSIONS"],
+        ),
+    )
+    .await;
+    let full = app.token(As::Researcher("wm-research"), "").await;
+    let (insts, groups) = seen(
+        &app.query_as(&full, RETURNS, json!({"f": {"period": "2022/23"}}))
+            .await,
+    );
+    assert!(insts.iter().all(|(_, s)| s == a) && !insts.is_empty());
+    assert_eq!(
+        groups,
+        BTreeSet::from(["SPEND".to_owned(), "EMISSIONS".to_owned()]),
+        "the grant's groups, and no others"
+    );
+
+    let spend = app
+        .token(As::Researcher("wm-research"), "metrics:spend")
+        .await;
+    let (insts2, groups) = seen(
+        &app.query_as(&spend, RETURNS, json!({"f": {"period": "2022/23"}}))
+            .await,
+    );
+    assert_eq!(insts2.len(), insts.len());
+    assert_eq!(groups, BTreeSet::from(["SPEND".to_owned()]));
+    let code = app
+        .error_as(
+            &spend,
+            IMPACT,
+            json!({"i": {"networkIds": [a], "years": ["2022/23"], "metrics": ["emissions_scope1"]}}),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // Another organisation's researchers see nothing of it.
+    create_org(&app, "elsewhere").await;
+    let other = app.token(As::Researcher("elsewhere"), "").await;
+    let d = app.query_as(&other, RETURNS, json!({"f": {}})).await;
+    assert_eq!(d["returns"]["totalCount"], 0);
+}
+
+/// A grant stops at its expiry, and at once when revoked; both are kept in its history.
+async fn grants_stop_at_expiry_and_revocation(backend: Backend) {
+    let app = with_demo_returns(backend).await;
+    let a = "birmingham";
+    let mut input = grant_input(a, json!({"public": true}), "DETAIL", &["SPEND"]);
+    input["expiresAt"] = json!((Utc::now() + Duration::seconds(3)).to_rfc3339());
+    grant(&app, a, input).await;
+    let count = |d: Value| d["data"]["returns"]["totalCount"].as_i64().unwrap();
+    let anon = app.post_graphql(RETURNS, json!({"f": {}})).await.1;
+    assert!(count(anon) > 0, "a public grant reaches anonymous readers");
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let anon = app.post_graphql(RETURNS, json!({"f": {}})).await.1;
+    assert_eq!(count(anon), 0, "an expired grant reaches no one");
+
+    let g = grant(
+        &app,
+        a,
+        grant_input(a, json!({"public": true}), "DETAIL", &["SPEND"]),
+    )
+    .await;
+    let anon = app.post_graphql(RETURNS, json!({"f": {}})).await.1;
+    assert!(count(anon) > 0);
+    let admin = app.token(As::Admin(a), "").await;
+    let d = app
+        .query_as(
+            &admin,
+            "mutation($id: ID!) { revokeGrant(id: $id) { inForce revokedBy history { action } } }",
+            json!({"id": g["id"]}),
+        )
+        .await;
+    assert_eq!(d["revokeGrant"]["inForce"], false);
+    assert_eq!(
+        d["revokeGrant"]["history"],
+        json!([{"action": "GRANTED"}, {"action": "REVOKED"}])
+    );
+    let anon = app.post_graphql(RETURNS, json!({"f": {}})).await.1;
+    assert_eq!(count(anon), 0, "a revoked grant reaches no one");
+    let again = app
+        .error_as(
+            &admin,
+            "mutation($id: ID!) { revokeGrant(id: $id) { id } }",
+            json!({"id": g["id"]}),
+        )
+        .await;
+    assert_eq!(again, "CONFLICT");
+    let listed = app
+        .query_as(
+            &admin,
+            "query($n: ID!) { grants(networkId: $n) { id inForce } }",
+            json!({"n": a}),
+        )
+        .await;
+    assert_eq!(
+        listed["grants"].as_array().unwrap().len(),
+        2,
+        "history is kept"
+    );
+}
+
+/// Only the steward network's admins grant, list and revoke; bad input gets a clear error and
+/// writes nothing.
+async fn only_a_networks_admins_grant(backend: Backend) {
+    let app = with_demo_returns(backend).await;
+    let a = "birmingham";
+    let input = grant_input(a, json!({"region": WMCA}), "DETAIL", &["SPEND"]);
+    for who in [
+        As::Operator,
+        As::Admin("sandwell"),
+        As::Submitter(a),
+        As::Analyst(WMCA),
+    ] {
+        let t = app.token(who, "").await;
+        assert_eq!(
+            app.error_as(&t, GRANT, json!({"i": input})).await,
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            app.error_as(
+                &t,
+                "query { grants(networkId: \"birmingham\") { id } }",
+                json!({})
+            )
+            .await,
+            "FORBIDDEN"
+        );
+    }
+    let (status, body) = app.post_graphql(GRANT, json!({"i": input})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{status} {body}"
+    );
+    let narrowed = app.token(As::Admin(a), "read:impact").await;
+    assert_eq!(
+        app.error_as(&narrowed, GRANT, json!({"i": input})).await,
+        "FORBIDDEN"
+    );
+
+    let admin = app.token(As::Admin(a), "").await;
+    let bad = |f: &dyn Fn(&mut Value)| {
+        let mut i = input.clone();
+        f(&mut i);
+        i
+    };
+    for (i, field) in [
+        (
+            bad(&|i| i["grantee"] = json!({"region": WMCA, "public": true})),
+            "input.grantee",
+        ),
+        (bad(&|i| i["grantee"] = json!({})), "input.grantee"),
+        (
+            bad(&|i| i["metricGroups"] = json!([])),
+            "input.metricGroups",
+        ),
+        (
+            bad(&|i| {
+                i["fromYear"] = json!("2022/23");
+                i["toYear"] = json!("2020/21");
+            }),
+            "input.toYear",
+        ),
+        (
+            bad(&|i| i["expiresAt"] = json!((Utc::now() - Duration::hours(1)).to_rfc3339())),
+            "input.expiresAt",
+        ),
+        (
+            bad(&|i| i["agreement"]["purpose"] = json!("  ")),
+            "input.agreement.purpose",
+        ),
+        (
+            bad(&|i| i["agreement"]["reviewDate"] = json!("2020-01-01")),
+            "input.agreement.reviewDate",
+        ),
+    ] {
+        let (_, body) = app.post_as(&admin, GRANT, json!({"i": i})).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    let missing = bad(&|i| i["grantee"] = json!({"organisation": "nobody"}));
+    assert_eq!(
+        app.error_as(&admin, GRANT, json!({"i": missing})).await,
+        "NOT_FOUND"
+    );
+    let missing = bad(&|i| i["grantee"] = json!({"region": "E47000099"}));
+    assert_eq!(
+        app.error_as(&admin, GRANT, json!({"i": missing})).await,
+        "NOT_FOUND"
+    );
+    let d = app
+        .query_as(
+            &admin,
+            "query { grants(networkId: \"birmingham\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["grants"], json!([]), "nothing half-written");
+
+    let g = app.query_as(&admin, GRANT, json!({"i": input})).await;
+    assert!(g["grantAccess"]["createdBy"].as_str().is_some());
+    assert_eq!(g["grantAccess"]["agreement"]["reference"], "DSA-2026-014");
+    // Another network's admin cannot revoke it.
+    let other = app.token(As::Admin("sandwell"), "").await;
+    assert_eq!(
+        app.error_as(
+            &other,
+            "mutation($id: ID!) { revokeGrant(id: $id) { id } }",
+            json!({"id": g["grantAccess"]["id"]})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    // The grantee sees what reaches it.
+    let analyst = app.token(As::Analyst(WMCA), "").await;
+    let v = app
+        .query_as(
+            &analyst,
+            "{ viewer { grants { network { key } level metricGroups } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        v["viewer"]["grants"],
+        json!([{"network": {"key": a}, "level": "DETAIL", "metricGroups": ["SPEND"]}])
+    );
+}
+
+const ISSUE: &str =
+    "mutation($i: IssueTokenInput!) { issueToken(input: $i) { id token expiresAt } }";
+
+/// A network admin issues researcher tokens only within a grant to that organisation.
+async fn admin_issues_researcher_tokens_within_the_grant(backend: Backend) {
+    let app = with_demo_returns(backend).await;
+    create_org(&app, "wm-research").await;
+    create_org(&app, "ungranted").await;
+    let a = "birmingham";
+    let mut input = grant_input(
+        a,
+        json!({"organisation": "wm-research"}),
+        "DETAIL",
+        &["SPEND"],
+    );
+    input["fromYear"] = json!("2021/22");
+    input["expiresAt"] = json!((Utc::now() + Duration::days(10)).to_rfc3339());
+    grant(&app, a, input).await;
+    let admin = app.token(As::Admin(a), "").await;
+    let ask = |scopes: &[&str], ttl: i64, org: &str| json!({"i": {"role": "RESEARCHER", "organisation": org, "scopes": scopes, "ttlSeconds": ttl}});
+    let within = [
+        "metrics:spend",
+        "years:2021/22-2022/23",
+        "network:birmingham",
+    ];
+    let day = 86_400;
+    let ok = app
+        .query_as(&admin, ISSUE, ask(&within, day, "wm-research"))
+        .await;
+    let token = ok["issueToken"]["token"].as_str().unwrap().to_owned();
+    let d = app
+        .query_as(&token, RETURNS, json!({"f": {"period": "2022/23"}}))
+        .await;
+    assert!(d["returns"]["totalCount"].as_i64().unwrap() > 0);
+
+    for (scopes, ttl, org, why) in [
+        (
+            vec![
+                "metrics:emissions",
+                "years:2021/22-2022/23",
+                "network:birmingham",
+            ],
+            day,
+            "wm-research",
+            "a group outside the grant",
+        ),
+        (
+            vec![
+                "metrics:spend",
+                "years:2020/21-2022/23",
+                "network:birmingham",
+            ],
+            day,
+            "wm-research",
+            "a year outside the grant",
+        ),
+        (
+            vec!["metrics:spend", "years:2021/22-2022/23"],
+            day,
+            "wm-research",
+            "no network named",
+        ),
+        (
+            vec!["metrics:spend", "network:birmingham"],
+            day,
+            "wm-research",
+            "no years named",
+        ),
+        (
+            vec!["years:2021/22-2022/23", "network:birmingham"],
+            day,
+            "wm-research",
+            "no groups named",
+        ),
+        (
+            vec!["metrics:spend", "years:2021/22-2022/23", "network:sandwell"],
+            day,
+            "wm-research",
+            "another network",
+        ),
+        (
+            within.to_vec(),
+            30 * day,
+            "wm-research",
+            "outliving the grant",
+        ),
+        (
+            within.to_vec(),
+            day,
+            "ungranted",
+            "an organisation without a grant",
+        ),
+    ] {
+        let (_, body) = app.post_as(&admin, ISSUE, ask(&scopes, ttl, org)).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{why}: {body}"
+        );
+    }
+    // Another network's admin cannot issue for this grant.
+    let other = app.token(As::Admin("sandwell"), "").await;
+    let (_, body) = app
+        .post_as(&other, ISSUE, ask(&within, day, "wm-research"))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+
+    // Revoked, the researcher's token gets 401.
+    let op = app.token(As::Operator, "").await;
+    app.query_as(
+        &op,
+        "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }",
+        json!({"id": ok["issueToken"]["id"]}),
+    )
+    .await;
+    let (status, body) = app.post_as(&token, RETURNS, json!({"f": {}})).await;
+    assert_eq!(status, 401, "{body}");
+}
+
+both_databases!(
+    analyst_sees_detail_aggregate_and_nothing,
+    researcher_scoped_to_spend_sees_no_emissions,
+    grants_stop_at_expiry_and_revocation,
+    only_a_networks_admins_grant,
+    admin_issues_researcher_tokens_within_the_grant,
+);
