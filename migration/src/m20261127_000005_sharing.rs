@@ -1,5 +1,6 @@
 //! Network-controlled sharing: grants (rule 3) with the agreements they rest on and every change
-//! to them, stewards' disclosure thresholds, and the access log.
+//! to them, stewards' disclosure thresholds, the access log, and each institution's secret
+//! record key for cell-key perturbation.
 
 use sea_orm_migration::prelude::*;
 
@@ -83,6 +84,12 @@ enum Networks {
 }
 
 #[derive(DeriveIden)]
+enum Institutions {
+    Table,
+    RecordKey,
+}
+
+#[derive(DeriveIden)]
 enum Organisations {
     Table,
     Id,
@@ -91,6 +98,26 @@ enum Organisations {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Institutions::Table)
+                .add_column(
+                    ColumnDef::new(Institutions::RecordKey)
+                        .small_integer()
+                        .not_null()
+                        .default(0),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // Existing institutions draw their secret record keys here; new ones on insert.
+        let fill = match m.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                "UPDATE institutions SET record_key = CAST(floor(random() * 256) AS SMALLINT)"
+            }
+            _ => "UPDATE institutions SET record_key = abs(random()) % 256",
+        };
+        m.get_connection().execute_unprepared(fill).await?;
         m.create_table(
             Table::create()
                 .table(Grants::Table)
@@ -331,6 +358,13 @@ impl MigrationTrait for Migration {
         m.drop_table(Table::drop().table(GrantEvents::Table).to_owned())
             .await?;
         m.drop_table(Table::drop().table(Grants::Table).to_owned())
-            .await
+            .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Institutions::Table)
+                .drop_column(Institutions::RecordKey)
+                .to_owned(),
+        )
+        .await
     }
 }

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use entity::metrics;
 use sea_orm::{ConnectionTrait, FromQueryResult, Value};
 
+use super::disclosure;
 use crate::auth::Caller;
 use crate::domain::{FinancialYear, Verb};
 use crate::error::{ApiError, ApiResult};
@@ -62,6 +63,8 @@ pub struct Cell {
     pub key: Key,
     pub breakdown: Option<String>,
     pub value: Option<Value2>,
+    /// Why disclosure control withheld the value, when it did.
+    pub suppressed: Option<String>,
     pub contributors: i64,
     /// Contributors the reader sees only at AGGREGATE: disclosure control applies when any.
     pub aggregate_only: i64,
@@ -90,9 +93,43 @@ struct Row {
     n: i64,
     /// Contributors the reader sees only at AGGREGATE.
     c: i64,
+    /// Over aggregate-only contributors: the sum and two largest values (of a ratio's
+    /// numerator; `sd`, `u1`, `u2` its denominator's).
+    sa: Option<i64>,
+    t1: Option<i64>,
+    t2: Option<i64>,
+    sd: Option<i64>,
+    u1: Option<i64>,
+    u2: Option<i64>,
+    /// The strictest thresholds among their stewards (null: the defaults).
+    mc: Option<i64>,
+    dp: Option<i64>,
+    pm: Option<i64>,
+    pr: Option<i64>,
+    /// The sum of all contributors' record keys.
+    ck: Option<i64>,
+}
+
+fn side(sum: Option<i64>, largest: Option<i64>, second: Option<i64>) -> disclosure::Side {
+    disclosure::Side {
+        sum: sum.unwrap_or(0),
+        largest: largest.unwrap_or(0),
+        second: second.unwrap_or(0),
+    }
 }
 
 impl Row {
+    fn thresholds(&self) -> disclosure::Thresholds {
+        let d = disclosure::DEFAULT;
+        disclosure::Thresholds {
+            min_contributors: self.mc.unwrap_or(d.min_contributors),
+            dominance_percent: self.dp.unwrap_or(d.dominance_percent),
+            people_count_min: self.pm.unwrap_or(d.people_count_min),
+            people_count_round: self.pr.unwrap_or(d.people_count_round),
+        }
+        .at_least_default()
+    }
+
     fn key(&self) -> Key {
         Key {
             period: self.period.clone(),
@@ -138,7 +175,8 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
     let mut text = format!(
         "WITH pe(period, month, end_date) AS (VALUES {pe}), \
          elig AS MATERIALIZED (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, {network} AS network, \
-             i.sector AS sector, i.home_district_code AS district, i.steward_network_id AS steward \
+             i.sector AS sector, i.home_district_code AS district, i.steward_network_id AS steward, \
+             i.record_key AS rkey \
            FROM institutions i JOIN pe ON pe.month = i.year_end_month \
            JOIN memberships m ON m.institution_id = i.id \
            WHERE m.network_id IN ({nets}) AND m.status = 'ACTIVE' AND m.from_date <= pe.end_date \
@@ -183,10 +221,14 @@ fn dims() -> &'static str {
 
 /// Sector and district columns, constant when not grouped by them.
 fn more_dims(s: &Spec) -> String {
-    format!(
-        "{} AS sector, {} AS district",
+    let (sector, district) = dim_exprs(s);
+    format!("{sector} AS sector, {district} AS district")
+}
+
+fn dim_exprs(s: &Spec) -> (&'static str, &'static str) {
+    (
         if s.by_sector { "e.sector" } else { "''" },
-        if s.by_district { "e.district" } else { "''" }
+        if s.by_district { "e.district" } else { "''" },
     )
 }
 
@@ -211,28 +253,57 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     let null = "CAST(NULL AS BIGINT)";
     let mut parts: Vec<String> = vec![];
 
+    // The disclosure columns (see `disclosure`), null where they do not apply.
+    let no_disclosure = [null; 11].join(", ");
+
     // Eligible institutions per cell (per metric only under `panel`).
+    let disclosure_names = "CAST(NULL AS BIGINT) AS sa, CAST(NULL AS BIGINT) AS t1, CAST(NULL AS BIGINT) AS t2, \
+         CAST(NULL AS BIGINT) AS sd, CAST(NULL AS BIGINT) AS u1, CAST(NULL AS BIGINT) AS u2, \
+         CAST(NULL AS BIGINT) AS mc, CAST(NULL AS BIGINT) AS dp, CAST(NULL AS BIGINT) AS pm, \
+         CAST(NULL AS BIGINT) AS pr, CAST(NULL AS BIGINT) AS ck";
     parts.push(if s.panel {
         format!(
             "SELECT 'E' AS kind, pan.metric AS metric, '' AS breakdown, {}, {}, {null} AS a, {null} AS b, \
-               COUNT(DISTINCT e.inst) AS n, 0 AS c FROM elig e JOIN pan ON pan.inst = e.inst GROUP BY 2, 3, 4, 5, 6, 7",
+               COUNT(DISTINCT e.inst) AS n, 0 AS c, {disclosure_names} \
+             FROM elig e JOIN pan ON pan.inst = e.inst GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
         )
     } else {
         format!(
             "SELECT 'E' AS kind, '' AS metric, '' AS breakdown, {}, {}, {null} AS a, {null} AS b, \
-               COUNT(DISTINCT e.inst) AS n, 0 AS c FROM elig e GROUP BY 2, 3, 4, 5, 6, 7",
+               COUNT(DISTINCT e.inst) AS n, 0 AS c, {disclosure_names} FROM elig e GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
         )
     });
+    let (sector, district) = dim_exprs(s);
+    let cell_partition = format!("e.period, e.network, {sector}, {district}");
+    // Per cell: the strictest thresholds among the stewards of aggregate-only contributors,
+    // and the sum of all contributors' record keys.
+    let thresholds = "CAST(MAX(CASE WHEN x.agg = 1 THEN x.mc END) AS BIGINT), \
+         CAST(MAX(CASE WHEN x.agg = 1 THEN x.dp END) AS BIGINT), \
+         CAST(MAX(CASE WHEN x.agg = 1 THEN x.pm END) AS BIGINT), \
+         CAST(MAX(CASE WHEN x.agg = 1 THEN x.pr END) AS BIGINT), CAST(SUM(x.rkey) AS BIGINT)";
+    let th_columns = "e.rkey AS rkey, th.min_contributors AS mc, th.dominance_percent AS dp, \
+         th.people_count_min AS pm, th.people_count_round AS pr";
+    let th_join = "LEFT JOIN disclosure_thresholds th ON th.network_id = e.steward";
     if !sums.is_empty() {
         parts.push(format!(
-            "SELECT 'S', v.metric, v.breakdown, {}, {}, CAST(SUM(v.value) AS BIGINT), {null}, COUNT(DISTINCT e.inst), \
-               COUNT(DISTINCT CASE WHEN v.lvl = 1 THEN e.inst END) \
-             FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} \
-             WHERE v.metric IN ({}) GROUP BY 2, 3, 4, 5, 6, 7",
+            "SELECT 'S', x.metric, x.breakdown, x.period, x.network, x.sector, x.district, \
+               CAST(SUM(x.value) AS BIGINT), {null}, COUNT(DISTINCT x.inst), \
+               COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END), \
+               CAST(SUM(CASE WHEN x.agg = 1 THEN x.value END) AS BIGINT), \
+               CAST(MAX(CASE WHEN x.agg = 1 AND x.rk = 1 THEN x.value END) AS BIGINT), \
+               CAST(MAX(CASE WHEN x.agg = 1 AND x.rk = 2 THEN x.value END) AS BIGINT), \
+               {null}, {null}, {null}, {thresholds} \
+             FROM (SELECT v.metric AS metric, v.breakdown AS breakdown, {}, {}, e.inst AS inst, \
+                 v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {th_columns}, \
+                 ROW_NUMBER() OVER (PARTITION BY v.metric, v.breakdown, {cell_partition}, v.lvl \
+                   ORDER BY v.value DESC) AS rk \
+               FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} {th_join} \
+               WHERE v.metric IN ({})) x \
+             GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s),
             if s.panel {
@@ -250,11 +321,23 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
         } else {
             ""
         };
+        let agg = "CASE WHEN n.lvl = 1 OR d.lvl = 1 THEN 1 ELSE 0 END";
         parts.push(format!(
-            "SELECT 'R', ?, '', {}, {}, CAST(SUM(n.value) AS BIGINT), CAST(SUM(d.value) AS BIGINT), COUNT(DISTINCT e.inst), \
-               COUNT(DISTINCT CASE WHEN n.lvl = 1 OR d.lvl = 1 THEN e.inst END) \
-             FROM elig e JOIN vals n ON n.inst = e.inst AND n.period = e.period AND n.metric = ? AND n.breakdown = '' \
-             JOIN vals d ON d.inst = e.inst AND d.period = e.period AND d.metric = ? AND d.breakdown = '' {panel_join} \
+            "SELECT 'R', ?, '', x.period, x.network, x.sector, x.district, \
+               CAST(SUM(x.nv) AS BIGINT), CAST(SUM(x.dv) AS BIGINT), COUNT(DISTINCT x.inst), \
+               COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END), \
+               CAST(SUM(CASE WHEN x.agg = 1 THEN x.nv END) AS BIGINT), \
+               CAST(MAX(CASE WHEN x.agg = 1 AND x.rn = 1 THEN x.nv END) AS BIGINT), \
+               CAST(MAX(CASE WHEN x.agg = 1 AND x.rn = 2 THEN x.nv END) AS BIGINT), \
+               CAST(SUM(CASE WHEN x.agg = 1 THEN x.dv END) AS BIGINT), \
+               CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 1 THEN x.dv END) AS BIGINT), \
+               CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 2 THEN x.dv END) AS BIGINT), {thresholds} \
+             FROM (SELECT {}, {}, e.inst AS inst, n.value AS nv, d.value AS dv, {agg} AS agg, {th_columns}, \
+                 ROW_NUMBER() OVER (PARTITION BY {cell_partition}, {agg} ORDER BY n.value DESC) AS rn, \
+                 ROW_NUMBER() OVER (PARTITION BY {cell_partition}, {agg} ORDER BY d.value DESC) AS rd \
+               FROM elig e JOIN vals n ON n.inst = e.inst AND n.period = e.period AND n.metric = ? AND n.breakdown = '' \
+               JOIN vals d ON d.inst = e.inst AND d.period = e.period AND d.metric = ? AND d.breakdown = '' \
+               {panel_join} {th_join}) x \
              GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
@@ -264,7 +347,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     // Steward networks of eligible institutions that no rule lets this reader see.
     let access = policy::returns::has_access(caller, Utc::now(), "e.period", "e.pend");
     parts.push(format!(
-        "SELECT DISTINCT 'W', '', '', '', e.steward, '', '', {null}, {null}, 0, 0 \
+        "SELECT DISTINCT 'W', '', '', '', e.steward, '', '', {null}, {null}, 0, 0, {no_disclosure} \
          FROM elig e JOIN ei i ON i.id = e.inst WHERE NOT ({})",
         access.sql
     ));
@@ -298,32 +381,75 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     for r in rows {
         let key = r.key();
         match r.kind.as_str() {
-            "S" => cells.push(Cell {
-                eligible: eligible_for(&r.metric, &key),
-                breakdown: Some(r.breakdown).filter(|b| !b.is_empty()),
-                value: r.a.map(Value2::Sum),
-                contributors: r.n,
-                aggregate_only: r.c,
-                metric: r.metric,
-                key,
-            }),
-            "R" => cells.push(Cell {
-                // A ratio's panel is the institutions in both its parts' panels: counted here.
-                eligible: if s.panel {
-                    r.n
-                } else {
-                    eligible_for(&r.metric, &key)
-                },
-                breakdown: None,
-                value: match (r.a, r.b) {
-                    (Some(n), Some(d)) => Some(Value2::Ratio(i128::from(n), i128::from(d))),
-                    _ => None,
-                },
-                contributors: r.n,
-                aggregate_only: r.c,
-                metric: r.metric,
-                key,
-            }),
+            "S" => {
+                let class = s
+                    .metrics
+                    .iter()
+                    .find(|m| m.code == r.metric)
+                    .map_or("MAGNITUDE", |m| m.disclosure.as_str());
+                let outcome = match r.a {
+                    Some(total) => disclosure::sum_cell(
+                        class,
+                        total,
+                        r.c,
+                        side(r.sa, r.t1, r.t2),
+                        r.thresholds(),
+                        disclosure::cell_key(r.ck.unwrap_or(0)),
+                    ),
+                    None => disclosure::Outcome::Exact,
+                };
+                let (value, suppressed) = match outcome {
+                    disclosure::Outcome::Exact => (r.a.map(Value2::Sum), None),
+                    disclosure::Outcome::Adjusted(v) => (Some(Value2::Sum(v)), None),
+                    disclosure::Outcome::Suppressed(why) => (None, Some(why)),
+                };
+                cells.push(Cell {
+                    eligible: eligible_for(&r.metric, &key),
+                    breakdown: Some(r.breakdown).filter(|b| !b.is_empty()),
+                    value,
+                    suppressed,
+                    contributors: r.n,
+                    aggregate_only: r.c,
+                    metric: r.metric,
+                    key,
+                })
+            }
+            "R" => {
+                let (value, suppressed) = match (r.a, r.b) {
+                    (Some(n), Some(d)) => match disclosure::ratio_cell(
+                        n,
+                        r.c,
+                        side(r.sa, r.t1, r.t2),
+                        side(r.sd, r.u1, r.u2),
+                        r.thresholds(),
+                        disclosure::cell_key(r.ck.unwrap_or(0)),
+                    ) {
+                        disclosure::Outcome::Exact => {
+                            (Some(Value2::Ratio(i128::from(n), i128::from(d))), None)
+                        }
+                        disclosure::Outcome::Adjusted(n) => {
+                            (Some(Value2::Ratio(i128::from(n), i128::from(d))), None)
+                        }
+                        disclosure::Outcome::Suppressed(why) => (None, Some(why)),
+                    },
+                    _ => (None, None),
+                };
+                cells.push(Cell {
+                    // A ratio's panel is the institutions in both its parts' panels: counted here.
+                    eligible: if s.panel {
+                        r.n
+                    } else {
+                        eligible_for(&r.metric, &key)
+                    },
+                    breakdown: None,
+                    value,
+                    suppressed,
+                    contributors: r.n,
+                    aggregate_only: r.c,
+                    metric: r.metric,
+                    key,
+                })
+            }
             _ => {}
         }
     }
@@ -344,6 +470,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
                     key: key.clone(),
                     breakdown: None,
                     value: None,
+                    suppressed: None,
                     contributors: 0,
                     aggregate_only: 0,
                     eligible: *n,

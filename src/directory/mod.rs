@@ -394,6 +394,7 @@ struct GroupedInstitution {
     home_district_code: String,
     year_end_month: i16,
     steward_network_id: i64,
+    record_key: i16,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -410,6 +411,7 @@ impl GroupedInstitution {
                 home_district_code: self.home_district_code,
                 year_end_month: self.year_end_month,
                 steward_network_id: self.steward_network_id,
+                record_key: self.record_key,
                 created_at: self.created_at,
                 updated_at: self.updated_at,
             },
@@ -418,7 +420,7 @@ impl GroupedInstitution {
 }
 
 const INSTITUTION_COLUMNS: &str = "i.id, i.key, i.name, i.sector, i.home_district_code, \
-     i.year_end_month, i.steward_network_id, i.created_at, i.updated_at";
+     i.year_end_month, i.steward_network_id, i.record_key, i.created_at, i.updated_at";
 
 /// One page of members for each network in `network_ids`, all in one statement: a window
 /// function numbers each network's members so every page is cut in SQL.

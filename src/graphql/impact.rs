@@ -124,11 +124,13 @@ impl ImpactCell {
     async fn share(&self) -> Option<f64> {
         self.share
     }
+    /// Withheld by disclosure control (the reader sees some contributors only in aggregate).
     async fn suppressed(&self) -> bool {
-        false
+        self.cell.suppressed.is_some()
     }
+    /// Why the value was withheld.
     async fn suppression_reason(&self) -> Option<&str> {
-        None
+        self.cell.suppressed.as_deref()
     }
     /// Eligible institutions with a reported value this reader may count.
     async fn contributors(&self) -> i32 {

@@ -210,11 +210,52 @@ impl Grant {
     }
 }
 
+/// A steward network's disclosure thresholds for readers who see its data only in aggregate.
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "DisclosureThresholdsInput")]
+pub struct DisclosureThresholds {
+    /// Aggregate-only contributors a cell needs (default 3).
+    min_contributors: i32,
+    /// The dominance rule: the total less its two largest contributors must be at least this
+    /// percentage of the largest (default 10).
+    dominance_percent: i32,
+    /// Counts of people under this are suppressed (default 10).
+    people_count_min: i32,
+    /// Counts of people are rounded to a multiple of this (default 5).
+    people_count_round: i32,
+}
+
+impl From<crate::analytics::disclosure::Thresholds> for DisclosureThresholds {
+    fn from(t: crate::analytics::disclosure::Thresholds) -> Self {
+        let int = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+        Self {
+            min_contributors: int(t.min_contributors),
+            dominance_percent: int(t.dominance_percent),
+            people_count_min: int(t.people_count_min),
+            people_count_round: int(t.people_count_round),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct SharingQuery;
 
 #[Object]
 impl SharingQuery {
+    /// A network's disclosure thresholds: for its admins.
+    async fn disclosure_thresholds(
+        &self,
+        ctx: &Context<'_>,
+        network_id: ID,
+    ) -> Result<DisclosureThresholds> {
+        let db = db(ctx)?;
+        let network =
+            directory::require_network(db, "networkId", &id_or_key("networkId", &network_id)?)
+                .await?;
+        policy::may_administer_sharing(caller(ctx), network.id, "disclosureThresholds")?;
+        Ok(sharing::thresholds(db, network.id).await?.into())
+    }
+
     /// A network's grants, newest first, revoked and expired ones included: for its admins.
     async fn grants(&self, ctx: &Context<'_>, network_id: ID) -> Result<Vec<Grant>> {
         let db = db(ctx)?;
@@ -294,6 +335,31 @@ impl SharingMutation {
             },
         };
         Ok(Grant(sharing::grant(db, spec, &by).await?))
+    }
+
+    /// A steward network's admins raise its disclosure thresholds (never below the defaults);
+    /// where the stewards in a cell differ, the strictest applies.
+    async fn set_disclosure_thresholds(
+        &self,
+        ctx: &Context<'_>,
+        network_id: ID,
+        input: DisclosureThresholds,
+    ) -> Result<DisclosureThresholds> {
+        let db = db(ctx)?;
+        let network =
+            directory::require_network(db, "networkId", &id_or_key("networkId", &network_id)?)
+                .await?;
+        let p = policy::may_administer_sharing(caller(ctx), network.id, "setDisclosureThresholds")?;
+        let by = p.subject.clone();
+        let t = crate::analytics::disclosure::Thresholds {
+            min_contributors: i64::from(input.min_contributors),
+            dominance_percent: i64::from(input.dominance_percent),
+            people_count_min: i64::from(input.people_count_min),
+            people_count_round: i64::from(input.people_count_round),
+        };
+        Ok(sharing::set_thresholds(db, network.id, t, &by)
+            .await?
+            .into())
     }
 
     /// Revokes a grant: from the next request on it reaches no one. The grant stays, with

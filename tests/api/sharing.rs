@@ -553,10 +553,108 @@ async fn admin_issues_researcher_tokens_within_the_grant(backend: Backend) {
     assert_eq!(status, 401, "{body}");
 }
 
+/// Disclosure control for an analyst who sees a network only in aggregate: a cell of fewer
+/// than three contributors is suppressed and says why; counts of people come rounded to 5;
+/// magnitudes come perturbed by well under 1%; a steward's raised threshold applies.
+async fn aggregate_only_cells_are_controlled(backend: Backend) {
+    let app = with_demo_returns(backend).await;
+    let b = "coventry-and-warwickshire";
+    let all = ["SPEND", "EMPLOYMENT", "LAND_AND_ASSETS", "EMISSIONS"];
+    grant(
+        &app,
+        b,
+        grant_input(b, json!({"region": WMCA}), "AGGREGATE", &all),
+    )
+    .await;
+    let analyst = app.token(As::Analyst(WMCA), "").await;
+    let q = "query($i: ImpactInput!) { impact(input: $i) { cells { metric { code } sector district { code } \
+        value suppressed suppressionReason contributors } } }";
+    let d = app
+        .query_as(
+            &analyst,
+            q,
+            json!({"i": {"networkIds": [b], "years": ["2022/23"], "metrics": ["headcount", "procurement_spend_total"], "groupBy": ["SECTOR", "DISTRICT"]}}),
+        )
+        .await;
+    let cells = d["impact"]["cells"].as_array().unwrap();
+    let mut small = 0;
+    for c in cells {
+        let n = c["contributors"].as_i64().unwrap();
+        if (1..3).contains(&n) {
+            small += 1;
+            assert_eq!(c["suppressed"], true, "{c}");
+            assert!(c["value"].is_null(), "{c}");
+            assert!(
+                c["suppressionReason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("fewer than 3"),
+                "{c}"
+            );
+        }
+        if c["metric"]["code"] == "headcount" && !c["value"].is_null() {
+            let v: i64 = c["value"].as_str().unwrap().parse().unwrap();
+            assert_eq!(v % 5, 0, "counts are rounded to 5: {c}");
+        }
+    }
+    assert!(
+        small > 0,
+        "the demo should give some cells of one or two: {cells:?}"
+    );
+
+    // The network as a whole: shown, perturbed by under 1% from the exact total its admin sees.
+    let total = |t: String| {
+        let app = &app;
+        async move {
+            let d = app
+                .query_as(
+                    &t,
+                    "query($i: ImpactInput!) { impact(input: $i) { cells { metric { code } value suppressed } } }",
+                    json!({"i": {"networkIds": [b], "years": ["2022/23"], "metrics": ["procurement_spend_total"]}}),
+                )
+                .await;
+            d["impact"]["cells"][0].clone()
+        }
+    };
+    let seen = total(analyst.clone()).await;
+    let exact = total(app.token(As::Admin(b), "").await).await;
+    assert_eq!(exact["suppressed"], false);
+    let (s, e): (f64, f64) = (
+        seen["value"].as_str().unwrap().parse().unwrap(),
+        exact["value"].as_str().unwrap().parse().unwrap(),
+    );
+    assert!((s - e).abs() <= e * 0.005 + 0.01, "{s} vs {e}");
+    assert_eq!(
+        total(analyst.clone()).await,
+        seen,
+        "the same contributors, the same adjustment"
+    );
+
+    // The steward raises its minimum above the network's contributors: the total goes too.
+    // Lowering is refused, and so is anyone but its admins.
+    let set = "mutation($n: ID!, $t: DisclosureThresholdsInput!) { setDisclosureThresholds(networkId: $n, input: $t) { minContributors } }";
+    let raise = json!({"n": b, "t": {"minContributors": 1000, "dominancePercent": 10, "peopleCountMin": 10, "peopleCountRound": 5}});
+    let lower = json!({"n": b, "t": {"minContributors": 2, "dominancePercent": 10, "peopleCountMin": 10, "peopleCountRound": 5}});
+    let admin = app.token(As::Admin(b), "").await;
+    let (_, body) = app.post_as(&admin, set, lower).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "input.minContributors",
+        "{body}"
+    );
+    assert_eq!(
+        app.error_as(&analyst, set, raise.clone()).await,
+        "FORBIDDEN"
+    );
+    app.query_as(&admin, set, raise).await;
+    let raised = total(analyst).await;
+    assert_eq!(raised["suppressed"], true, "{raised}");
+}
+
 both_databases!(
     analyst_sees_detail_aggregate_and_nothing,
     researcher_scoped_to_spend_sees_no_emissions,
     grants_stop_at_expiry_and_revocation,
     only_a_networks_admins_grant,
     admin_issues_researcher_tokens_within_the_grant,
+    aggregate_only_cells_are_controlled,
 );
