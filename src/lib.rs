@@ -1,6 +1,7 @@
 //! anchorfed: a GraphQL service that joins local anchor-institution networks into a
 //! regional federation. See `DESIGN.md` in the shared folder and the README.
 
+pub mod access_log;
 pub mod analytics;
 pub mod auth;
 pub mod cli;

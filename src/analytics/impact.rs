@@ -75,6 +75,8 @@ pub struct Report {
     pub cells: Vec<Cell>,
     /// Steward networks of eligible institutions this reader was given nothing of.
     pub withheld: Vec<i64>,
+    /// Steward networks whose values the answer used.
+    pub touched: Vec<i64>,
 }
 
 /// One row of the single statement: `E` eligible counts, `S` sums, `R` ratio parts (`metric`
@@ -352,6 +354,11 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
         access.sql
     ));
     values.extend(access.values);
+    // Steward networks whose values this answer used: for the access log.
+    parts.push(format!(
+        "SELECT DISTINCT 'T', '', '', '', e.steward, '', '', {null}, {null}, 0, 0, {no_disclosure} \
+         FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period"
+    ));
 
     let q = format!("{cte} {}", parts.join(" UNION ALL "));
     let rows = Row::find_by_statement(sql::stmt(backend, &q, values))
@@ -362,12 +369,14 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     let mut eligible: BTreeMap<(String, Key), i64> = BTreeMap::new();
     let mut cells: Vec<Cell> = vec![];
     let mut withheld = vec![];
+    let mut touched = vec![];
     for r in &rows {
         match r.kind.as_str() {
             "E" => {
                 eligible.insert((r.metric.clone(), r.key()), r.n);
             }
             "W" => withheld.push(r.network),
+            "T" => touched.push(r.network),
             _ => {}
         }
     }
@@ -480,7 +489,12 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     }
     cells.sort_by(|a, b| (&a.metric, &a.key, &a.breakdown).cmp(&(&b.metric, &b.key, &b.breakdown)));
     withheld.sort_unstable();
-    Ok(Report { cells, withheld })
+    touched.sort_unstable();
+    Ok(Report {
+        cells,
+        withheld,
+        touched,
+    })
 }
 
 fn overflow(e: sea_orm::DbErr) -> ApiError {

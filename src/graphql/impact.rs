@@ -150,6 +150,27 @@ impl ImpactCell {
     }
 }
 
+/// Records a read of returns or aggregates (or a refused one) in the access log.
+pub(crate) async fn log_read(
+    ctx: &Context<'_>,
+    operation: &str,
+    networks: Vec<i64>,
+    refused: bool,
+) {
+    match ctx.data::<crate::access_log::AccessLog>() {
+        Ok(log) => {
+            log.record(crate::access_log::Entry::new(
+                caller(ctx),
+                operation,
+                networks,
+                refused,
+            ))
+            .await
+        }
+        Err(_) => tracing::error!(operation, "no access log in the schema: read not recorded"),
+    }
+}
+
 fn scale(m: &metrics::Model) -> u32 {
     u32::try_from(m.scale).unwrap_or(0)
 }
@@ -209,7 +230,6 @@ impl ImpactQuery {
                 wanted.push(m.clone());
             }
         }
-        policy::returns::may_read_impact(caller, &years, &groups)?;
 
         // The networks in scope: the region's, or those named (within the region if given).
         let region =
@@ -255,6 +275,11 @@ impl ImpactQuery {
         }
         in_scope.sort_by_key(|n| n.id);
         in_scope.dedup_by_key(|n| n.id);
+        let asked: Vec<i64> = in_scope.iter().map(|n| n.id).collect();
+        if let Err(e) = policy::returns::may_read_impact(caller, &years, &groups) {
+            log_read(ctx, "impact", asked, true).await;
+            return Err(e.into());
+        }
         let networks = policy::returns::scoped_networks(
             caller,
             in_scope.into_iter().map(|n| (n.id, n.key)).collect(),
@@ -277,7 +302,16 @@ impl ImpactQuery {
                 withheld_networks: vec![],
             });
         }
-        let report = impact::run(db, caller, &spec).await?;
+        let report = match impact::run(db, caller, &spec).await {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, ApiError::Forbidden { .. }) {
+                    log_read(ctx, "impact", asked, true).await;
+                }
+                return Err(e.into());
+            }
+        };
+        log_read(ctx, "impact", report.touched.clone(), false).await;
 
         let eq = equivalences::Entity::find()
             .all(db)

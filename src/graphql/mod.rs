@@ -16,6 +16,7 @@ use std::sync::Arc;
 use async_graphql::{EmptySubscription, MergedObject, Schema, extensions};
 use sea_orm::DatabaseConnection;
 
+use crate::access_log::AccessLog;
 use crate::auth::Keys;
 use crate::config::Settings;
 
@@ -39,7 +40,12 @@ pub struct Mutation(
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema the server runs, with the settings' limits.
-pub fn build(settings: &Settings, db: DatabaseConnection, keys: Arc<Keys>) -> AppSchema {
+pub fn build(
+    settings: &Settings,
+    db: DatabaseConnection,
+    keys: Arc<Keys>,
+    access_log: AccessLog,
+) -> AppSchema {
     let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.limits.depth)
         .limit_complexity(settings.limits.complexity)
@@ -47,7 +53,8 @@ pub fn build(settings: &Settings, db: DatabaseConnection, keys: Arc<Keys>) -> Ap
         .limit_directives(10)
         .extension(extensions::Tracing)
         .data(db)
-        .data(keys);
+        .data(keys)
+        .data(access_log);
     if !settings.introspection {
         b = b.disable_introspection();
     }

@@ -398,7 +398,26 @@ impl ReturnsQuery {
             status: f.status.map(ReturnStatus::as_stored),
         };
         let at = as_of.unwrap_or_else(Utc::now);
-        let rows = svc::page(db, caller(ctx), &filter, at, page).await?;
+        let rows = match svc::page(db, caller(ctx), &filter, at, page).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                if matches!(e, ApiError::Forbidden { .. }) {
+                    let asked = svc::stewards_asked(db, &filter).await.unwrap_or_default();
+                    super::impact::log_read(ctx, "returns", asked, true).await;
+                }
+                return Err(e.into());
+            }
+        };
+        let touched = svc::stewards_of(
+            db,
+            &rows
+                .items
+                .iter()
+                .map(|r| r.institution_id)
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        super::impact::log_read(ctx, "returns", touched, false).await;
         Ok(connect(rows, page.after, ReturnCount { filter, at }, |r| {
             (r.id, Return::stored(r))
         }))

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{grant_events, grants};
 
+use super::connection::{IdCursor, connect, page_args};
 use super::directory::{Network, Organisation, Region, db, id_or_key, loaders};
 use super::identity::caller;
 use super::loaders::NetworkId;
@@ -237,11 +239,114 @@ impl From<crate::analytics::disclosure::Thresholds> for DisclosureThresholds {
     }
 }
 
+/// One logged read of returns or aggregates, or a refused one.
+pub struct AccessLogEntry {
+    row: entity::access_log::Model,
+    networks: Vec<i64>,
+}
+
+#[Object]
+impl AccessLogEntry {
+    async fn at(&self) -> DateTime<Utc> {
+        self.row.at
+    }
+    /// The token's subject; null when anonymous.
+    async fn subject(&self) -> Option<&str> {
+        self.row.subject.as_deref()
+    }
+    /// Null when anonymous.
+    async fn role(&self) -> Option<super::identity::RoleGql> {
+        self.row
+            .role
+            .as_deref()
+            .and_then(|r| r.parse::<domain::Role>().ok())
+            .map(Into::into)
+    }
+    /// A researcher's organisation.
+    async fn organisation(&self, ctx: &Context<'_>) -> Result<Option<Organisation>> {
+        let Some(id) = self.row.organisation_id else {
+            return Ok(None);
+        };
+        Ok(directory::organisation(db(ctx)?, &domain::IdOrKey::Id(id))
+            .await?
+            .map(Organisation))
+    }
+    /// `returns` or `impact`.
+    async fn operation(&self) -> &str {
+        &self.row.operation
+    }
+    /// The steward networks whose data the read touched (for a refused read: asked about).
+    async fn networks(&self, ctx: &Context<'_>) -> Result<Vec<Network>> {
+        let mut found: Vec<Network> = loaders(ctx)?
+            .load_many(self.networks.iter().map(|&n| NetworkId(n)))
+            .await?
+            .into_values()
+            .map(Network)
+            .collect();
+        found.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        Ok(found)
+    }
+    async fn refused(&self) -> bool {
+        self.row.refused
+    }
+}
+
+pub struct AccessLogCount {
+    network_id: i64,
+}
+
+#[Object]
+impl AccessLogCount {
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(crate::access_log::count(db(ctx)?, self.network_id).await?)
+    }
+}
+
 #[derive(Default)]
 pub struct SharingQuery;
 
 #[Object]
 impl SharingQuery {
+    /// Reads of a network's data (and refused reads that asked for it), newest first: for
+    /// its admins.
+    async fn access_log(
+        &self,
+        ctx: &Context<'_>,
+        network_id: ID,
+        first: i32,
+        after: Option<String>,
+    ) -> Result<Connection<IdCursor, AccessLogEntry, AccessLogCount>> {
+        let page = page_args(first, after.as_deref())?;
+        let db = db(ctx)?;
+        let network =
+            directory::require_network(db, "networkId", &id_or_key("networkId", &network_id)?)
+                .await?;
+        policy::may_administer_sharing(caller(ctx), network.id, "accessLog")?;
+        // Reads handed to the writer a moment ago belong in the answer.
+        if let Ok(log) = ctx.data::<crate::access_log::AccessLog>() {
+            log.flush().await;
+        }
+        let rows = crate::access_log::page(db, network.id, page).await?;
+        let ids: Vec<i64> = rows.items.iter().map(|r| r.id).collect();
+        let networks = crate::access_log::networks_of(db, &ids).await?;
+        Ok(connect(
+            rows,
+            page.after,
+            AccessLogCount {
+                network_id: network.id,
+            },
+            |row| {
+                (
+                    row.id,
+                    AccessLogEntry {
+                        networks: networks.get(&row.id).cloned().unwrap_or_default(),
+                        row,
+                    },
+                )
+            },
+        ))
+    }
+
     /// A network's disclosure thresholds: for its admins.
     async fn disclosure_thresholds(
         &self,

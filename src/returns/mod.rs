@@ -87,6 +87,44 @@ pub async fn page<C: ConnectionTrait>(
 }
 
 #[derive(FromQueryResult)]
+struct Steward {
+    steward_network_id: i64,
+}
+
+/// The steward networks of these institutions, for the access log.
+pub async fn stewards_of<C: ConnectionTrait>(
+    db: &C,
+    institution_ids: &[i64],
+) -> ApiResult<Vec<i64>> {
+    if institution_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(Steward::find_by_statement(sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "SELECT DISTINCT steward_network_id FROM institutions WHERE id IN ({})",
+            sql::placeholders(institution_ids.len())
+        ),
+        institution_ids.iter().map(|&i| Value::from(i)).collect(),
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|s| s.steward_network_id)
+    .collect())
+}
+
+/// The steward networks a refused read of returns asked about: the filter's network or its
+/// institution's steward.
+pub async fn stewards_asked<C: ConnectionTrait>(db: &C, f: &ReturnFilter) -> ApiResult<Vec<i64>> {
+    let mut out: Vec<i64> = f.network.into_iter().collect();
+    if let Some(i) = f.institution {
+        out.extend(stewards_of(db, &[i]).await?);
+    }
+    Ok(out)
+}
+
+#[derive(FromQueryResult)]
 struct Count {
     n: i64,
 }

@@ -17,6 +17,7 @@ use tracing_actix_web::TracingLogger;
 
 pub use graphql_http::GRAPHQL_RESPONSE_JSON;
 
+use crate::access_log::AccessLog;
 use crate::auth::Keys;
 use crate::config::Settings;
 use crate::graphql::{self, AppSchema};
@@ -37,6 +38,7 @@ pub struct Application {
     server: Server,
     port: u16,
     db: DatabaseConnection,
+    access_log: AccessLog,
 }
 
 impl Application {
@@ -68,7 +70,8 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
-        let schema = graphql::build(&settings, db.clone(), keys.clone());
+        let access_log = AccessLog::start(db.clone());
+        let schema = graphql::build(&settings, db.clone(), keys.clone(), access_log.clone());
         let shutdown = settings.shutdown_timeout_seconds;
         let state = web::Data::new(AppState {
             settings,
@@ -96,7 +99,12 @@ impl Application {
         .shutdown_timeout(shutdown)
         .listen(listener)?
         .run();
-        Ok(Self { server, port, db })
+        Ok(Self {
+            server,
+            port,
+            db,
+            access_log,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -110,6 +118,8 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let r = self.server.await;
+        // Every read the stopped server logged reaches the database before the pool closes.
+        self.access_log.flush().await;
         // Closing the pool lets SQLite checkpoint its WAL and PostgreSQL end sessions cleanly.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.db.close()).await;
         r

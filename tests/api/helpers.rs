@@ -36,6 +36,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: sea_orm::DatabaseConnection,
     pub handle: actix_web::dev::ServerHandle,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub settings: Settings,
     pub keys: Keys,
     _dir: tempfile::TempDir,
@@ -117,12 +118,13 @@ pub async fn spawn_with(
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db().clone();
     let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let running = Some(tokio::spawn(app.run_until_stopped()));
     TestApp {
         address,
         client: reqwest::Client::new(),
         db,
         handle,
+        running,
         settings,
         keys,
         _dir: dir,
@@ -256,6 +258,17 @@ impl TestApp {
             .find_map(|l| l.strip_prefix("anchorfed_db_statements_total "))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no statement counter in /metrics:\n{text}"))
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully, as SIGTERM does, and waits until it has finished
+    /// (the access log flushed, the pool closed). `db` is closed afterwards.
+    pub async fn stop(&mut self) {
+        self.handle.stop(true).await;
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
     }
 }
 

@@ -178,6 +178,56 @@ async fn analyst_sees_detail_aggregate_and_nothing(backend: Backend) {
             .count();
         assert_eq!(cell["contributors"], expected, "{net}: {cell}");
     }
+    // The access log: A's and B's admins see the analyst's reads; C's admins see none.
+    let log = "query($n: ID!) { accessLog(networkId: $n, first: 100) { totalCount edges { node { \
+        subject role operation refused networks { key } } } } }";
+    let analyst_subject = app
+        .query_as(&analyst, "{ viewer { subject } }", json!({}))
+        .await["viewer"]["subject"]
+        .clone();
+    let mut ops_seen = vec![];
+    for (net, expect) in [
+        (a, vec!["impact", "returns"]),
+        (b, vec!["impact"]),
+        (c, vec![]),
+    ] {
+        let admin = app.token(As::Admin(net), "").await;
+        let d = app.query_as(&admin, log, json!({"n": net})).await;
+        let mut ops: Vec<String> = d["accessLog"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"])
+            .filter(|n| n["subject"] == analyst_subject)
+            .map(|n| {
+                assert_eq!(n["role"], "REGION_ANALYST");
+                assert_eq!(n["refused"], false);
+                assert!(
+                    n["networks"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["key"] == net),
+                    "{n}"
+                );
+                n["operation"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        ops.sort();
+        assert_eq!(ops, expect, "{net}: {d}");
+        ops_seen.push(ops);
+    }
+    // Only a network's admins read its log.
+    assert_eq!(
+        app.error_as(&analyst, log, json!({"n": a})).await,
+        "FORBIDDEN"
+    );
+    let other = app.token(As::Admin(b), "").await;
+    assert_eq!(
+        app.error_as(&other, log, json!({"n": a})).await,
+        "FORBIDDEN"
+    );
+
     let c_cell = d["impact"]["cells"]
         .as_array()
         .unwrap()
@@ -650,6 +700,78 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
     assert_eq!(raised["suppressed"], true, "{raised}");
 }
 
+/// Refused reads and anonymous reads are logged too, and a clean shutdown loses no entry.
+async fn refused_and_anonymous_reads_are_logged_and_kept(backend: Backend) {
+    let mut app = with_demo_returns(backend).await;
+    let a = "birmingham";
+    grant(
+        &app,
+        a,
+        grant_input(a, json!({"public": true}), "DETAIL", &["SPEND"]),
+    )
+    .await;
+    let impact_only = app.token(As::Admin("sandwell"), "read:impact").await;
+    let (_, body) = app
+        .post_as(&impact_only, RETURNS, json!({"f": {"network": a}}))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    for _ in 0..20 {
+        let (status, _) = app.post_graphql(RETURNS, json!({"f": {}})).await;
+        assert_eq!(status, 200);
+    }
+    let admin = app.token(As::Admin(a), "").await;
+    let d = app
+        .query_as(
+            &admin,
+            "query($n: ID!) { accessLog(networkId: $n, first: 100) { totalCount edges { node { subject role operation refused } } } }",
+            json!({"n": a}),
+        )
+        .await;
+    let entries: Vec<&Value> = d["accessLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    assert_eq!(d["accessLog"]["totalCount"], 21, "{d}");
+    assert_eq!(
+        entries.iter().filter(|n| n["refused"] == true).count(),
+        1,
+        "the refused read, naming the network it asked for"
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|n| n["subject"].is_null() && n["role"].is_null())
+            .count(),
+        20,
+        "anonymous reads"
+    );
+
+    // Reads right before a clean stop all reach the database.
+    let reads = (0..30).map(|_| app.post_graphql(RETURNS, json!({"f": {}})));
+    for (status, _) in futures_util::future::join_all(reads).await {
+        assert_eq!(status, 200);
+    }
+    let url = app.settings.database_url();
+    app.stop().await;
+    let db = sea_orm::Database::connect(secrecy::ExposeSecret::expose_secret(&url).to_owned())
+        .await
+        .unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) FROM access_log WHERE operation = 'returns'".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 51);
+}
+
 both_databases!(
     analyst_sees_detail_aggregate_and_nothing,
     researcher_scoped_to_spend_sees_no_emissions,
@@ -657,4 +779,5 @@ both_databases!(
     only_a_networks_admins_grant,
     admin_issues_researcher_tokens_within_the_grant,
     aggregate_only_cells_are_controlled,
+    refused_and_anonymous_reads_are_logged_and_kept,
 );
