@@ -154,6 +154,9 @@ pub async fn values_of<C: ConnectionTrait>(
     caller: &Caller,
     return_ids: &[i64],
 ) -> ApiResult<HashMap<i64, Vec<return_values::Model>>> {
+    if return_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let level = policy::returns::value_level(caller, "m.metric_group");
     let mut values = level.values;
     values.extend(return_ids.iter().map(|&i| Value::from(i)));

@@ -13,49 +13,49 @@ use serde_json::json;
 use crate::both_databases;
 use crate::helpers::{As, Backend, TestApp, spawn_with};
 
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn chance(&mut self, pct: u64) -> bool {
+    pub(crate) fn chance(&mut self, pct: u64) -> bool {
         self.below(100) < pct
     }
 }
 
 #[derive(Clone)]
-struct Inst {
-    id: i64,
-    steward: usize,
-    month: u32,
+pub(crate) struct Inst {
+    pub(crate) id: i64,
+    pub(crate) steward: usize,
+    pub(crate) month: u32,
     /// (network index, from, to)
-    members: Vec<(usize, NaiveDate, Option<NaiveDate>)>,
+    pub(crate) members: Vec<(usize, NaiveDate, Option<NaiveDate>)>,
 }
 
 #[derive(Clone)]
-struct Ver {
-    version: i32,
-    submitted: DateTime<Utc>,
-    published: Option<DateTime<Utc>>,
-    rejected_at: Option<DateTime<Utc>>,
-    values: BTreeMap<&'static str, Option<i64>>,
+pub(crate) struct Ver {
+    pub(crate) version: i32,
+    pub(crate) submitted: DateTime<Utc>,
+    pub(crate) published: Option<DateTime<Utc>>,
+    pub(crate) rejected_at: Option<DateTime<Utc>>,
+    pub(crate) values: BTreeMap<&'static str, Option<i64>>,
 }
 
-const YEARS: [(&str, i32); 2] = [("2021/22", 2022), ("2022/23", 2023)];
-const METRICS: [&str; 3] = [
+pub(crate) const YEARS: [(&str, i32); 2] = [("2021/22", 2022), ("2022/23", 2023)];
+pub(crate) const METRICS: [&str; 3] = [
     "headcount",
     "procurement_spend_total",
     "procurement_spend_local",
 ];
 
-fn end_of(year_end: i32, month: u32) -> NaiveDate {
+pub(crate) fn end_of(year_end: i32, month: u32) -> NaiveDate {
     let first_next = if month == 12 {
         NaiveDate::from_ymd_opt(year_end + 1, 1, 1)
     } else {
@@ -64,14 +64,14 @@ fn end_of(year_end: i32, month: u32) -> NaiveDate {
     first_next.unwrap().pred_opt().unwrap()
 }
 
-struct World {
-    nets: Vec<(i64, String, bool)>,
-    insts: Vec<Inst>,
+pub(crate) struct World {
+    pub(crate) nets: Vec<(i64, String, bool)>,
+    pub(crate) insts: Vec<Inst>,
     /// (institution index, period) -> versions
-    rets: BTreeMap<(usize, &'static str), Vec<Ver>>,
+    pub(crate) rets: BTreeMap<(usize, &'static str), Vec<Ver>>,
 }
 
-async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64) -> World {
+pub(crate) async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64) -> World {
     let now = Utc::now();
     let mut nets = vec![];
     for n in 0..3 {
@@ -241,7 +241,7 @@ async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64) -> World 
     World { nets, insts, rets }
 }
 
-fn member_on(inst: &Inst, net: usize, day: NaiveDate) -> bool {
+pub(crate) fn member_on(inst: &Inst, net: usize, day: NaiveDate) -> bool {
     inst.members
         .iter()
         .any(|(n, f, t)| *n == net && *f <= day && t.is_none_or(|t| t >= day))

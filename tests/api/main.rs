@@ -19,3 +19,4 @@ mod migrations;
 mod returns;
 mod schema;
 mod sharing;
+mod sharing_model;

@@ -623,7 +623,7 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
         .query_as(
             &analyst,
             q,
-            json!({"i": {"networkIds": [b], "years": ["2022/23"], "metrics": ["headcount", "procurement_spend_total"], "groupBy": ["SECTOR", "DISTRICT"]}}),
+            json!({"i": {"networkIds": [b], "years": ["2022/23"], "metrics": ["apprentices", "procurement_spend_total"], "groupBy": ["SECTOR", "DISTRICT"]}}),
         )
         .await;
     let cells = d["impact"]["cells"].as_array().unwrap();
@@ -642,9 +642,10 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
                 "{c}"
             );
         }
-        if c["metric"]["code"] == "headcount" && !c["value"].is_null() {
+        if c["metric"]["code"] == "apprentices" && !c["value"].is_null() {
             let v: i64 = c["value"].as_str().unwrap().parse().unwrap();
-            assert_eq!(v % 5, 0, "counts are rounded to 5: {c}");
+            assert_eq!(v % 5, 0, "counts of people are rounded to 5: {c}");
+            assert!(v >= 10, "{c}");
         }
     }
     assert!(
@@ -679,6 +680,21 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
         seen,
         "the same contributors, the same adjustment"
     );
+
+    // A count of people over the whole network: shown rounded to 5, close to the exact count.
+    let q = "query($i: ImpactInput!) { impact(input: $i) { cells { value suppressed } } }";
+    let input = json!({"i": {"networkIds": [b], "years": ["2022/23"], "metrics": ["apprentices"]}});
+    let seen = app.query_as(&analyst, q, input.clone()).await["impact"]["cells"][0].clone();
+    let exact = app
+        .query_as(&app.token(As::Admin(b), "").await, q, input)
+        .await["impact"]["cells"][0]
+        .clone();
+    let (s, e): (i64, i64) = (
+        seen["value"].as_str().unwrap().parse().unwrap(),
+        exact["value"].as_str().unwrap().parse().unwrap(),
+    );
+    assert_eq!(s % 5, 0, "rounded to 5: {s}");
+    assert!((s - e).abs() <= 5 && s >= 10, "{s} vs {e}");
 
     // The steward raises its minimum above the network's contributors: the total goes too.
     // Lowering is refused, and so is anyone but its admins.
