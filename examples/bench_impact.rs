@@ -20,8 +20,12 @@ use anchorfed::config::Settings;
 use anchorfed::domain::{FinancialYear, Role};
 use anchorfed::server::Application;
 use chrono::{NaiveDate, Utc};
-use entity::{geographies, institutions, memberships, networks, regions, return_values, returns};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
+use entity::{
+    geographies, grants, institutions, memberships, networks, regions, return_values, returns,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, Statement,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -255,6 +259,7 @@ async fn main() {
     let app = Application::build(settings.clone(), false).await.unwrap();
     let db = app.db().clone();
     let address = format!("http://127.0.0.1:{}/graphql", app.port());
+    let analyst_address = address.clone();
     tokio::spawn(app.run_until_stopped());
     let started = Instant::now();
     let by_region = if common::reused(&arg) {
@@ -451,5 +456,141 @@ async fn main() {
         pct(&lib, 0.5),
         pct(&sql, 0.5),
         pct(&lib, 0.5) / pct(&sql, 0.5)
+    );
+
+    // The sharing rules' cost: region 0's networks grant its analysts, half at DETAIL and
+    // half at AGGREGATE (so disclosure control runs), every group, every year.
+    let now = Utc::now();
+    for (k, &network) in by_region[0].iter().enumerate() {
+        grants::ActiveModel {
+            network_id: Set(network),
+            grantee_kind: Set("REGION".into()),
+            grantee_region: Set(Some("E47000100".into())),
+            grantee_organisation_id: Set(None),
+            level: Set(if k < 5 { "DETAIL" } else { "AGGREGATE" }.into()),
+            metric_groups: Set(",SPEND,EMPLOYMENT,LAND_AND_ASSETS,EMISSIONS,".into()),
+            from_year: Set("2014/15".into()),
+            to_year: Set("2023/24".into()),
+            expires_at: Set(now + chrono::Duration::days(365)),
+            agreement_reference: Set("bench".into()),
+            lawful_basis: Set("bench".into()),
+            purpose: Set("bench".into()),
+            review_date: Set(now.date_naive()),
+            created_at: Set(now),
+            created_by: Set("bench".into()),
+            revoked_at: Set(None),
+            revoked_by: Set(None),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+    }
+    let analyst = common::analyst_token(&db, &keys, "E47000100").await;
+    let analyst_caller = Caller::Token(Box::new(
+        auth::authenticate(&db, &keys, &analyst)
+            .await
+            .map_err(|e| e.detail())
+            .unwrap(),
+    ));
+    let mut as_admin = vec![];
+    let mut as_analyst = vec![];
+    for k in 0..110 {
+        let t = Instant::now();
+        anchorfed::analytics::impact::run(&db, &caller, &spec)
+            .await
+            .map_err(|e| e.message())
+            .unwrap();
+        let a = t.elapsed();
+        let t = Instant::now();
+        let r = anchorfed::analytics::impact::run(&db, &analyst_caller, &spec)
+            .await
+            .map_err(|e| e.message())
+            .unwrap();
+        let b = t.elapsed();
+        assert!(
+            r.cells.iter().any(|c| c.aggregate_only > 0),
+            "disclosure control ran"
+        );
+        if k >= 10 {
+            as_admin.push(a);
+            as_analyst.push(b);
+        }
+    }
+    as_admin.sort();
+    as_analyst.sort();
+    println!(
+        "{backend}: regional aggregate, library p50: admin (rules 1-2, {} contributors) {:.2} ms, \
+         analyst with grants and disclosure control (rule 3) {:.2} ms",
+        anchorfed::analytics::impact::run(&db, &caller, &spec)
+            .await
+            .map_err(|e| e.message())
+            .unwrap()
+            .cells
+            .first()
+            .map_or(0, |c| c.contributors),
+        pct(&as_admin, 0.5),
+        pct(&as_analyst, 0.5)
+    );
+    let analyst_call = {
+        let client = reqwest::Client::new();
+        let address = analyst_address;
+        move |input: Value| {
+            let (client, address, token) = (client.clone(), address.clone(), analyst.clone());
+            async move {
+                let t = Instant::now();
+                let r = client
+                    .post(&address)
+                    .bearer_auth(&token)
+                    .json(&json!({"query": query, "variables": {"i": input}}))
+                    .send()
+                    .await
+                    .unwrap();
+                let v: Value = r.json().await.unwrap();
+                assert!(v.get("errors").is_none(), "{v}");
+                t.elapsed()
+            }
+        }
+    };
+    let mut times = vec![];
+    for k in 0..210 {
+        let t = analyst_call(regional.clone()).await;
+        if k >= 10 {
+            times.push(t);
+        }
+    }
+    times.sort();
+    println!(
+        "{backend}: impact regional as the analyst (grants, disclosure control, access log), 1 client: \
+         p50 {:.1} ms, p99 {:.1} ms (200 requests)",
+        pct(&times, 0.5),
+        pct(&times, 0.99)
+    );
+
+    // The access log: what a read pays to hand its entry over, and what the writer sustains.
+    let log = anchorfed::access_log::AccessLog::start(db.clone());
+    let n = 20_000;
+    let mut handover = Vec::with_capacity(n);
+    let started = Instant::now();
+    for k in 0..n {
+        let t = Instant::now();
+        log.record(anchorfed::access_log::Entry::new(
+            &analyst_caller,
+            "impact",
+            vec![by_region[0][k % 10], by_region[0][(k + 1) % 10]],
+            false,
+        ))
+        .await;
+        handover.push(t.elapsed());
+    }
+    log.flush().await;
+    let secs = started.elapsed().as_secs_f64();
+    handover.sort();
+    println!(
+        "{backend}: access log: hand-over per read p50 {:.1} us, p99 {:.1} us; {n} entries written in {:.2} s ({:.0} entries/s)",
+        pct(&handover, 0.5) * 1000.0,
+        pct(&handover, 0.99) * 1000.0,
+        secs,
+        n as f64 / secs
     );
 }

@@ -27,10 +27,25 @@ pub async fn database_url(arg: &str, dir: &std::path::Path) -> String {
 
 /// Issues a token for `role` in `network`, as the console would.
 pub async fn token(db: &DatabaseConnection, keys: &Keys, role: Role, network: &str) -> String {
+    issue(db, keys, role, Some(network), None).await
+}
+
+/// Issues a region analyst's token.
+pub async fn analyst_token(db: &DatabaseConnection, keys: &Keys, region: &str) -> String {
+    issue(db, keys, Role::RegionAnalyst, None, Some(region)).await
+}
+
+async fn issue(
+    db: &DatabaseConnection,
+    keys: &Keys,
+    role: Role,
+    network: Option<&str>,
+    region: Option<&str>,
+) -> String {
     let resolved = IssueRequest {
         role,
-        network: Some(IdOrKey::parse(network).expect("a network key")),
-        region: None,
+        network: network.map(|n| IdOrKey::parse(n).expect("a network key")),
+        region: region.map(|r| anchorfed::domain::GssCode::parse(r).expect("a GSS code")),
         organisation: None,
         scopes: None,
         ttl_seconds: None,

@@ -148,7 +148,8 @@ fn marks(n: usize) -> String {
 
 /// The common table expressions, with their values.
 fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(String, Vec<Value>)> {
-    let mut values: Vec<Value> = vec![];
+    let reach = policy::returns::reach(caller);
+    let mut values: Vec<Value> = reach.values;
     let mut pe_rows = vec![];
     for y in &s.years {
         for month in 1u8..=12 {
@@ -175,7 +176,7 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
     values.extend(value_metrics.iter().map(|m| Value::from(m.clone())));
     let by_residence = value_metrics.iter().any(|m| m == "employees_by_residence");
     let mut text = format!(
-        "WITH pe(period, month, end_date) AS (VALUES {pe}), \
+        "WITH {reach}, pe(period, month, end_date) AS (VALUES {pe}), \
          elig AS MATERIALIZED (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, {network} AS network, \
              i.sector AS sector, i.home_district_code AS district, i.steward_network_id AS steward, \
              i.record_key AS rkey \
@@ -184,15 +185,17 @@ fn prefix(caller: &Caller, s: &Spec, value_metrics: &[String]) -> ApiResult<(Str
            WHERE m.network_id IN ({nets}) AND m.status = 'ACTIVE' AND m.from_date <= pe.end_date \
              AND (m.to_date IS NULL OR m.to_date >= pe.end_date)), \
          ei AS MATERIALIZED (SELECT DISTINCT inst AS id, steward AS steward_network_id FROM elig), \
-         vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period \
+         vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period, \
+             r.period_end AS period_end \
            FROM ei i JOIN returns r ON r.institution_id = i.id \
            WHERE ({visible}) AND r.period IN ({years})), \
          {lv} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM ( \
-           SELECT vis.inst AS inst, vis.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, \
+           SELECT r.inst AS inst, r.period AS period, v.metric_code AS metric, v.breakdown AS breakdown, \
              v.value AS value, {level} AS lvl \
-           FROM vis JOIN returns r ON r.id = vis.rid JOIN ei i ON i.id = vis.inst \
-           JOIN return_values v ON v.return_id = vis.rid JOIN metrics mt ON mt.code = v.metric_code \
+           FROM vis r JOIN ei i ON i.id = r.inst \
+           JOIN return_values v ON v.return_id = r.rid JOIN metrics mt ON mt.code = v.metric_code \
            WHERE v.metric_code IN ({vm}) AND v.value IS NOT NULL) x WHERE x.lvl > 0)",
+        reach = reach.sql,
         pe = pe_rows.join(", "),
         nets = marks(s.networks.len()),
         visible = visible.sql,
@@ -347,7 +350,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
         values.extend([ratio.clone(), num.clone(), den.clone()].map(Value::from));
     }
     // Steward networks of eligible institutions that no rule lets this reader see.
-    let access = policy::returns::has_access(caller, Utc::now(), "e.period", "e.pend");
+    let access = policy::returns::has_access(caller, "e.period", "e.pend");
     parts.push(format!(
         "SELECT DISTINCT 'W', '', '', '', e.steward, '', '', {null}, {null}, 0, 0, {no_disclosure} \
          FROM elig e JOIN ei i ON i.id = e.inst WHERE NOT ({})",

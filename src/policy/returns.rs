@@ -125,16 +125,28 @@ enum Groups<'a> {
 
 /// A grant in force now from `i`'s steward network that reaches the caller, covers the period
 /// `period` (an SQL expression) and the groups asked for, at one of `levels`.
-fn granted(
-    caller: &Caller,
-    now: DateTime<Utc>,
-    period: &str,
-    groups: &Groups<'_>,
-    levels: &[AccessLevel],
-) -> Fragment {
+/// The grants in force that reach the caller, as a common table expression named `reach`
+/// that every statement using these fragments defines first (`WITH reach AS …`): evaluated
+/// once per statement, so each row's grant check scans a handful of rows at most.
+pub fn reach(caller: &Caller) -> Fragment {
     let who = grantee_match(caller);
-    let mut values: Vec<Value> = vec![now.into()];
+    let mut values: Vec<Value> = vec![Utc::now().into()];
     values.extend(who.values);
+    Fragment::new(
+        format!(
+            "reach AS MATERIALIZED (SELECT g.network_id AS network_id, g.level AS level, \
+               g.metric_groups AS metric_groups, g.from_year AS from_year, g.to_year AS to_year \
+             FROM grants g WHERE g.revoked_at IS NULL AND g.expires_at > ? AND ({}))",
+            who.sql
+        ),
+        values,
+    )
+}
+
+/// A grant reaching the caller (in `reach`) from `i`'s steward network that covers the period
+/// `period` (an SQL expression) and the groups asked for, at one of `levels`.
+fn granted(period: &str, groups: &Groups<'_>, levels: &[AccessLevel]) -> Fragment {
+    let mut values: Vec<Value> = vec![];
     let group_sql = match groups {
         Groups::Any => String::new(),
         Groups::OneOf(set) => {
@@ -156,11 +168,9 @@ fn granted(
     let levels: Vec<String> = levels.iter().map(|l| format!("'{}'", l.as_str())).collect();
     Fragment::new(
         format!(
-            "EXISTS (SELECT 1 FROM grants g WHERE g.network_id = i.steward_network_id \
-               AND g.revoked_at IS NULL AND g.expires_at > ? AND ({}) \
+            "EXISTS (SELECT 1 FROM reach g WHERE g.network_id = i.steward_network_id \
                AND g.from_year <= {period} AND g.to_year >= {period}{group_sql} \
                AND g.level IN ({}))",
-            who.sql,
             levels.join(", ")
         ),
         values,
@@ -178,8 +188,8 @@ fn or(a: Fragment, b: Fragment) -> Fragment {
 /// `period`, ending on `period_end` (SQL expressions): the steward rule, the fellow-member rule
 /// for admins, or a grant in force. Impact uses it to tell withheld institutions from those
 /// that simply did not report.
-pub fn has_access(caller: &Caller, now: DateTime<Utc>, period: &str, period_end: &str) -> Fragment {
-    let grant = granted(caller, now, period, &Groups::Any, &AccessLevel::ALL);
+pub fn has_access(caller: &Caller, period: &str, period_end: &str) -> Fragment {
+    let grant = granted(period, &Groups::Any, &AccessLevel::ALL);
     let Some(network) = caller.principal().and_then(reading_network) else {
         return grant;
     };
@@ -259,9 +269,8 @@ pub fn visible_returns(
         Some(set) => Groups::OneOf(set),
         None => Groups::Any,
     };
-    let now = Utc::now();
     let network = principal.and_then(reading_network);
-    let mut outsiders = granted(caller, now, "r.period", &groups, levels);
+    let mut outsiders = granted("r.period", &groups, levels);
     if let Some(network) = network
         && principal.is_some_and(|p| p.role == Role::NetworkAdmin)
     {
@@ -291,7 +300,6 @@ pub fn visible_returns(
 /// narrow it; the steward and fellow-member rules give every group at DETAIL; grants give
 /// the groups they name at their level.
 pub fn value_level(caller: &Caller, group: &str) -> Fragment {
-    let now = Utc::now();
     let principal = caller.principal();
     let mut sql = String::from("CASE");
     let mut values: Vec<Value> = vec![];
@@ -316,7 +324,7 @@ pub fn value_level(caller: &Caller, group: &str) -> Fragment {
         }
     }
     for (level, n) in [(AccessLevel::Detail, 2), (AccessLevel::Aggregate, 1)] {
-        let g = granted(caller, now, "r.period", &Groups::Of(group), &[level]);
+        let g = granted("r.period", &Groups::Of(group), &[level]);
         sql.push_str(&format!(" WHEN {} THEN {n}", g.sql));
         values.extend(g.values);
     }
@@ -434,7 +442,7 @@ mod tests {
             // Only a grant can give these callers anything.
             let f = returns_visible(&c, now).unwrap();
             assert!(
-                !f.sql.contains("i.steward_network_id = ?") && f.sql.contains("FROM grants g"),
+                !f.sql.contains("i.steward_network_id = ?") && f.sql.contains("FROM reach g"),
                 "{}",
                 f.sql
             );

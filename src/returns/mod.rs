@@ -28,14 +28,23 @@ pub struct ReturnFilter {
     pub status: Option<&'static str>,
 }
 
+/// The statement (`WITH reach AS …`, which the policy's fragments read, then the select and
+/// its `WHERE` condition), with its values in order.
 fn where_clause(
     caller: &Caller,
     f: &ReturnFilter,
     at: DateTime<Utc>,
 ) -> ApiResult<(String, Vec<Value>)> {
     let visible = policy::returns::returns_visible(caller, at)?;
-    let mut sql = format!("({})", visible.sql);
-    let mut values = visible.values;
+    let reach = policy::returns::reach(caller);
+    // `{columns}` is filled in by each caller: the rows, or their count.
+    let mut sql = format!(
+        "WITH {} SELECT {{columns}} FROM returns r JOIN institutions i ON i.id = r.institution_id \
+         WHERE ({})",
+        reach.sql, visible.sql
+    );
+    let mut values = reach.values;
+    values.extend(visible.values);
     if let Some(i) = f.institution {
         sql.push_str(" AND r.institution_id = ?");
         values.push(i.into());
@@ -75,10 +84,7 @@ pub async fn page<C: ConnectionTrait>(
     values.push(i64::try_from(p.first + 1).unwrap_or(101).into());
     let rows = returns::Model::find_by_statement(sql::stmt(
         db.get_database_backend(),
-        &format!(
-            "SELECT r.* FROM returns r JOIN institutions i ON i.id = r.institution_id \
-             WHERE {cond} ORDER BY r.id LIMIT ?"
-        ),
+        &format!("{} ORDER BY r.id LIMIT ?", cond.replace("{columns}", "r.*")),
         values,
     ))
     .all(db)
@@ -138,7 +144,7 @@ pub async fn count<C: ConnectionTrait>(
     let (cond, values) = where_clause(caller, f, at)?;
     let row = Count::find_by_statement(sql::stmt(
         db.get_database_backend(),
-        &format!("SELECT COUNT(*) AS n FROM returns r JOIN institutions i ON i.id = r.institution_id WHERE {cond}"),
+        &cond.replace("{columns}", "COUNT(*) AS n"),
         values,
     ))
     .one(db)
@@ -157,13 +163,16 @@ pub async fn values_of<C: ConnectionTrait>(
     if return_ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let reach = policy::returns::reach(caller);
     let level = policy::returns::value_level(caller, "m.metric_group");
-    let mut values = level.values;
+    let mut values = reach.values;
+    values.extend(level.values);
     values.extend(return_ids.iter().map(|&i| Value::from(i)));
     let sql_text = format!(
-        "SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code \
+        "WITH {} SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code \
          JOIN returns r ON r.id = v.return_id JOIN institutions i ON i.id = r.institution_id \
          WHERE ({}) = 2 AND v.return_id IN ({}) ORDER BY v.return_id, m.position, v.breakdown",
+        reach.sql,
         level.sql,
         sql::placeholders(return_ids.len())
     );
@@ -303,9 +312,7 @@ pub async fn submissions(
     let (cond, values) = where_clause(caller, &f, Utc::now())?;
     let latest = returns::Model::find_by_statement(sql::stmt(
         db.get_database_backend(),
-        &format!(
-            "SELECT r.* FROM returns r JOIN institutions i ON i.id = r.institution_id WHERE {cond}"
-        ),
+        &cond.replace("{columns}", "r.*"),
         values,
     ))
     .all(db)
