@@ -31,7 +31,10 @@ pub async fn token(db: &DatabaseConnection, keys: &Keys, role: Role, network: &s
 }
 
 /// Issues a region analyst's token.
-#[allow(dead_code, reason = "shared by the benchmarks; only bench_impact reads as an analyst")]
+#[allow(
+    dead_code,
+    reason = "shared by the benchmarks; only bench_impact reads as an analyst"
+)]
 pub async fn analyst_token(db: &DatabaseConnection, keys: &Keys, region: &str) -> String {
     issue(db, keys, Role::RegionAnalyst, None, Some(region)).await
 }

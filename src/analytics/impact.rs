@@ -321,12 +321,13 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
         values.extend(sums.iter().map(|m| Value::from(m.clone())));
     }
     for (ratio, (num, den)) in &s.ratio_parts {
+        // Each institution's two parts side by side in one pass over `vals` (a self-join of
+        // the materialized CTE, whose size the planner cannot see, went quadratic).
         let panel_join = if s.panel {
-            "JOIN pan pn ON pn.inst = e.inst AND pn.metric = n.metric JOIN pan pd ON pd.inst = e.inst AND pd.metric = d.metric"
+            "JOIN pan p ON p.inst = e.inst AND p.metric = v.metric"
         } else {
             ""
         };
-        let agg = "CASE WHEN n.lvl = 1 OR d.lvl = 1 THEN 1 ELSE 0 END";
         parts.push(format!(
             "SELECT 'R', ?, '', x.period, x.network, x.sector, x.district, \
                CAST(SUM(x.nv) AS BIGINT), CAST(SUM(x.dv) AS BIGINT), COUNT(DISTINCT x.inst), \
@@ -337,17 +338,33 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
                CAST(SUM(CASE WHEN x.agg = 1 THEN x.dv END) AS BIGINT), \
                CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 1 THEN x.dv END) AS BIGINT), \
                CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 2 THEN x.dv END) AS BIGINT), {thresholds} \
-             FROM (SELECT {}, {}, e.inst AS inst, n.value AS nv, d.value AS dv, {agg} AS agg, {th_columns}, \
-                 ROW_NUMBER() OVER (PARTITION BY {cell_partition}, {agg} ORDER BY n.value DESC) AS rn, \
-                 ROW_NUMBER() OVER (PARTITION BY {cell_partition}, {agg} ORDER BY d.value DESC) AS rd \
-               FROM elig e JOIN vals n ON n.inst = e.inst AND n.period = e.period AND n.metric = ? AND n.breakdown = '' \
-               JOIN vals d ON d.inst = e.inst AND d.period = e.period AND d.metric = ? AND d.breakdown = '' \
-               {panel_join} {th_join}) x \
+             FROM (SELECT y.*, \
+                 ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
+                   ORDER BY y.nv DESC) AS rn, \
+                 ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
+                   ORDER BY y.dv DESC) AS rd \
+               FROM (SELECT {}, {}, e.inst AS inst, {th_columns}, \
+                   MAX(CASE WHEN v.metric = ? THEN v.value END) AS nv, \
+                   MAX(CASE WHEN v.metric = ? THEN v.value END) AS dv, \
+                   CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg \
+                 FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period \
+                   AND v.breakdown = '' AND v.metric IN (?, ?) {panel_join} {th_join} \
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 \
+                 HAVING COUNT(DISTINCT v.metric) = 2) y) x \
              GROUP BY 2, 3, 4, 5, 6, 7",
             dims(),
             more_dims(s)
         ));
-        values.extend([ratio.clone(), num.clone(), den.clone()].map(Value::from));
+        values.extend(
+            [
+                ratio.clone(),
+                num.clone(),
+                den.clone(),
+                num.clone(),
+                den.clone(),
+            ]
+            .map(Value::from),
+        );
     }
     // Steward networks of eligible institutions that no rule lets this reader see.
     let access = policy::returns::has_access(caller, "e.period", "e.pend");
