@@ -280,7 +280,9 @@ impl TokenMutation {
         })
     }
 
-    /// Revokes a token by id; it is refused from the next request on.
+    /// Revokes a token by id; it is refused from the next request on. Operators revoke any; a
+    /// network admin its network's submitter tokens and researcher tokens scoped to its
+    /// network alone; anyone the token they are using.
     async fn revoke_token(&self, ctx: &Context<'_>, id: ID) -> Result<TokenInfo> {
         let caller = caller(ctx);
         let p = policy::authenticated(caller)?;
@@ -290,7 +292,13 @@ impl TokenMutation {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("token {}", id.as_str())))?;
-        policy::may_revoke_token(caller, &row.id, &row.role, row.network_id)?;
+        policy::may_revoke_token(
+            caller,
+            &row.id,
+            &row.role,
+            row.network_id,
+            row.scopes.as_deref(),
+        )?;
         Ok(auth::revoke(db, &row.id, &p.subject).await?.try_into()?)
     }
 }

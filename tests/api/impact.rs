@@ -313,6 +313,17 @@ async fn as_of_and_coverage_follow_the_returns(backend: Backend) {
 async fn impact_statement_count_is_flat(backend: Backend) {
     let app = with_demo_returns(backend).await;
     let admin = app.token(As::Admin("black-country"), "").await;
+    // The access log's writer runs its statements in the background; reading the log first
+    // flushes it, so each count covers the request and its own log entry, nothing earlier.
+    let settled = || async {
+        app.query_as(
+            &admin,
+            "{ accessLog(networkId: \"black-country\", first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+        app.statements().await
+    };
     let mut counts = vec![];
     for (dims, years) in [
         (json!([]), json!(["2022/23"])),
@@ -321,11 +332,11 @@ async fn impact_statement_count_is_flat(backend: Backend) {
             json!(["2020/21", "2021/22", "2022/23"]),
         ),
     ] {
-        let before = app.statements().await;
+        let before = settled().await;
         let d = app
             .query_as(&admin, IMPACT, json!({"i": {"region": "E47000007", "years": years, "metrics": ["headcount", "procurement_spend_total"], "groupBy": dims}}))
             .await;
-        counts.push((cells(&d).len(), app.statements().await - before));
+        counts.push((cells(&d).len(), settled().await - before));
     }
     assert!(counts[1].0 > 10 * counts[0].0, "{counts:?}");
     assert!(
@@ -345,17 +356,19 @@ async fn impact_statement_count_is_flat(backend: Backend) {
             "wolverhampton"
         ]),
     ] {
-        let before = app.statements().await;
+        let before = settled().await;
         let d = app
             .query_as(&admin, "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } cells { value network { key } } } }",
                 json!({"i": {"networkIds": ids, "years": ["2022/23"], "metrics": ["headcount"], "groupBy": ["NETWORK"]}}))
             .await;
         let withheld = d["impact"]["withheldNetworks"].as_array().unwrap().len();
-        by_networks.push((withheld, app.statements().await - before));
+        by_networks.push((withheld, settled().await - before));
     }
     assert!(by_networks[1].0 >= 3, "{by_networks:?}");
-    assert_eq!(
-        by_networks[0].1, by_networks[1].1,
+    // One more only if the wider read touched networks (one insert for all of them) and the
+    // narrower touched none.
+    assert!(
+        by_networks[1].1 <= by_networks[0].1 + 1,
         "statements grew with networks: {by_networks:?}"
     );
 }

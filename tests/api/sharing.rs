@@ -591,14 +591,16 @@ async fn admin_issues_researcher_tokens_within_the_grant(backend: Backend) {
         "{body}"
     );
 
-    // Revoked, the researcher's token gets 401.
-    let op = app.token(As::Operator, "").await;
-    app.query_as(
-        &op,
-        "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }",
-        json!({"id": ok["issueToken"]["id"]}),
-    )
-    .await;
+    // Another network's admin cannot revoke it; the issuing network's admin can, and then
+    // the researcher's token gets 401.
+    let revoke = "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }";
+    assert_eq!(
+        app.error_as(&other, revoke, json!({"id": ok["issueToken"]["id"]}))
+            .await,
+        "FORBIDDEN"
+    );
+    app.query_as(&admin, revoke, json!({"id": ok["issueToken"]["id"]}))
+        .await;
     let (status, body) = app.post_as(&token, RETURNS, json!({"f": {}})).await;
     assert_eq!(status, 401, "{body}");
 }

@@ -127,6 +127,74 @@ fn level(
     (Rule::Outsider, lvl)
 }
 
+/// Which rule gives the reader this value (before scopes), for the coverage check.
+fn basis(
+    w: &World,
+    grants: &[GrantM],
+    r: &Reader,
+    i: usize,
+    start: u16,
+    year_end: i32,
+    group: &str,
+) -> &'static str {
+    let inst = &w.insts[i];
+    if network_reader(r) == Some(inst.steward) {
+        return "steward";
+    }
+    if r.role == Some(Role::NetworkAdmin)
+        && r.net
+            .is_some_and(|n| member_on(inst, n, end_of(year_end, inst.month)))
+    {
+        return "fellow";
+    }
+    match level(w, grants, r, i, start, year_end, group).1 {
+        2 => "grant-detail",
+        1 => "grant-aggregate",
+        _ => "none",
+    }
+}
+
+fn role_name(r: &Reader) -> &'static str {
+    match r.role {
+        None => "anonymous",
+        Some(Role::Operator) => "operator",
+        Some(Role::NetworkAdmin) => "admin",
+        Some(Role::NetworkSubmitter) => "submitter",
+        Some(Role::RegionAnalyst) => "analyst",
+        Some(Role::Researcher) => "researcher",
+    }
+}
+
+/// Every combination of reader, rule and scope the rules allow: the randomized cases must
+/// reach each one.
+fn feasible() -> BTreeSet<(&'static str, &'static str, bool)> {
+    let mut out = BTreeSet::new();
+    for role in [
+        "anonymous",
+        "operator",
+        "analyst",
+        "researcher",
+        "admin",
+        "submitter",
+    ] {
+        let mut bases = vec!["grant-detail", "grant-aggregate", "none"];
+        if role == "admin" || role == "submitter" {
+            bases.push("steward");
+        }
+        if role == "admin" {
+            bases.push("fellow");
+        }
+        for b in bases {
+            for scoped_out in [false, true] {
+                if !(role == "anonymous" && scoped_out) {
+                    out.insert((role, b, scoped_out));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn version<'a>(vers: &'a [Ver], rule: &Rule, at: DateTime<Utc>) -> Option<&'a Ver> {
     match rule {
         Rule::Steward => vers
@@ -212,6 +280,7 @@ fn model_impact(
     scope: &[usize],
     by_network: bool,
     at: DateTime<Utc>,
+    covered: &mut BTreeSet<(&'static str, &'static str, bool)>,
 ) -> (
     BTreeMap<(String, String, Option<usize>), CellM>,
     BTreeSet<usize>,
@@ -255,7 +324,13 @@ fn model_impact(
                 for &i in &eligible {
                     let grp = group_of(m);
                     let (rule, lvl) = level(w, grants, r, i, start, year_end, grp);
-                    if lvl == 0 || !allows_group(r, grp) || !scoped_in(w, r, i, start, year_end) {
+                    let scoped_out = !allows_group(r, grp) || !scoped_in(w, r, i, start, year_end);
+                    covered.insert((
+                        role_name(r),
+                        basis(w, grants, r, i, start, year_end, grp),
+                        scoped_out,
+                    ));
+                    if lvl == 0 || scoped_out {
                         continue;
                     }
                     let Some(v) = w
@@ -363,13 +438,14 @@ async fn access_equals_a_simple_model(backend: Backend) {
     // How much of the rules the cases reached, so a vacuous run fails.
     let (mut granted_listed, mut aggregate_cells, mut suppressed_cells, mut withheld_seen) =
         (0, 0, 0, 0);
+    let mut covered = BTreeSet::new();
     for seed in 1..=worlds {
         let mut rng = Rng(0xD1B54A32D192ED03 ^ (seed * 104_729));
         let w = build(db, &mut rng, region_id).await;
         // Grants, written as grantAccess and revokeGrant would leave them.
         let mut gs = vec![];
         let mut rows = vec![];
-        for _ in 0..rng.below(7) {
+        for _ in 0..1 + rng.below(7) {
             let from = 2020 + rng.below(3) as u16;
             let to = from + rng.below(3) as u16;
             let mut groups: BTreeSet<&'static str> =
@@ -580,7 +656,8 @@ async fn access_equals_a_simple_model(backend: Backend) {
             }
             let report = result.unwrap_or_else(|e| panic!("{ctx}: {}", e.message()));
             impact_cases += 1;
-            let (expected, withheld) = model_impact(&w, &gs, &reader, &scope, by_network, at);
+            let (expected, withheld) =
+                model_impact(&w, &gs, &reader, &scope, by_network, at, &mut covered);
             let index: BTreeMap<i64, usize> =
                 w.nets.iter().enumerate().map(|(i, n)| (n.0, i)).collect();
             let got_withheld: BTreeSet<usize> = report
@@ -658,7 +735,15 @@ async fn access_equals_a_simple_model(backend: Backend) {
             && withheld_seen > 100,
         "too little of the rules reached: {summary}"
     );
-    eprintln!("sharing model: {summary}, 0 mismatches");
+    let missing: Vec<_> = feasible().difference(&covered).copied().collect();
+    assert!(
+        missing.is_empty(),
+        "combinations of reader, rule and scope never reached: {missing:?}"
+    );
+    eprintln!(
+        "sharing model: {summary}, all {} combinations of reader, rule and scope reached, 0 mismatches",
+        feasible().len()
+    );
 }
 
 both_databases!(access_equals_a_simple_model);
