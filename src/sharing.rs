@@ -8,14 +8,14 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{disclosure_thresholds, grant_events, grants, networks, organisations, regions};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::json;
 
 use crate::analytics::disclosure::{DEFAULT, Thresholds};
 use crate::auth::Caller;
-use crate::domain::{AccessLevel, FinancialYear, GssCode, MetricGroup, Role};
+use crate::domain::{AccessLevel, FinancialYear, GssCode, MetricGroup};
 use crate::error::{ApiError, ApiResult};
 
 pub const PUBLIC: &str = "PUBLIC";
@@ -253,39 +253,23 @@ pub async fn of_network<C: ConnectionTrait>(
         .await?)
 }
 
-/// The grants in force that reach the caller: public ones for everyone, their region's for
-/// analysts, their organisation's for researchers.
+/// The grants in force that reach the caller, as the policy decides (`policy::returns::reach`):
+/// public ones for everyone, their region's for analysts, their organisation's for researchers.
 pub async fn reaching<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,
 ) -> ApiResult<Vec<grants::Model>> {
-    let mut who = Condition::any().add(grants::Column::GranteeKind.eq(PUBLIC));
-    if let Some(p) = caller.principal() {
-        match (p.role, &p.region, &p.organisation) {
-            (Role::RegionAnalyst, Some(r), _) => {
-                who = who.add(
-                    Condition::all()
-                        .add(grants::Column::GranteeKind.eq(REGION))
-                        .add(grants::Column::GranteeRegion.eq(r.as_str())),
-                );
-            }
-            (Role::Researcher, _, Some(o)) => {
-                who = who.add(
-                    Condition::all()
-                        .add(grants::Column::GranteeKind.eq(ORGANISATION))
-                        .add(grants::Column::GranteeOrganisationId.eq(o.id)),
-                );
-            }
-            _ => {}
-        }
-    }
-    Ok(grants::Entity::find()
-        .filter(who)
-        .filter(grants::Column::RevokedAt.is_null())
-        .filter(grants::Column::ExpiresAt.gt(Utc::now()))
-        .order_by_asc(grants::Column::Id)
-        .all(db)
-        .await?)
+    let reach = crate::policy::returns::reach(caller);
+    Ok(grants::Model::find_by_statement(crate::sql::stmt(
+        db.get_database_backend(),
+        &format!(
+            "WITH {} SELECT g.* FROM grants g WHERE g.id IN (SELECT id FROM reach) ORDER BY g.id",
+            reach.sql
+        ),
+        reach.values,
+    ))
+    .all(db)
+    .await?)
 }
 
 /// The grants in force from `network_id` to organisation `organisation_id`: what a network

@@ -150,27 +150,6 @@ impl ImpactCell {
     }
 }
 
-/// Records a read of returns or aggregates (or a refused one) in the access log.
-pub(crate) async fn log_read(
-    ctx: &Context<'_>,
-    operation: &str,
-    networks: Vec<i64>,
-    refused: bool,
-) {
-    match ctx.data::<crate::access_log::AccessLog>() {
-        Ok(log) => {
-            log.record(crate::access_log::Entry::new(
-                caller(ctx),
-                operation,
-                networks,
-                refused,
-            ))
-            .await
-        }
-        Err(_) => tracing::error!(operation, "no access log in the schema: read not recorded"),
-    }
-}
-
 fn scale(m: &metrics::Model) -> u32 {
     u32::try_from(m.scale).unwrap_or(0)
 }
@@ -277,7 +256,7 @@ impl ImpactQuery {
         in_scope.dedup_by_key(|n| n.id);
         let asked: Vec<i64> = in_scope.iter().map(|n| n.id).collect();
         if let Err(e) = policy::returns::may_read_impact(caller, &years, &groups) {
-            log_read(ctx, "impact", asked, true).await;
+            super::log_read(ctx, "impact", asked, true).await;
             return Err(e.into());
         }
         let networks = policy::returns::scoped_networks(
@@ -306,12 +285,12 @@ impl ImpactQuery {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
-                    log_read(ctx, "impact", asked, true).await;
+                    super::log_read(ctx, "impact", asked, true).await;
                 }
                 return Err(e.into());
             }
         };
-        log_read(ctx, "impact", report.touched.clone(), false).await;
+        super::log_read(ctx, "impact", report.touched.clone(), false).await;
 
         let eq = equivalences::Entity::find()
             .all(db)

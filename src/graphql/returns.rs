@@ -403,7 +403,7 @@ impl ReturnsQuery {
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
                     let asked = svc::stewards_asked(db, &filter).await.unwrap_or_default();
-                    super::impact::log_read(ctx, "returns", asked, true).await;
+                    super::log_read(ctx, "returns", asked, true).await;
                 }
                 return Err(e.into());
             }
@@ -417,7 +417,7 @@ impl ReturnsQuery {
                 .collect::<Vec<_>>(),
         )
         .await?;
-        super::impact::log_read(ctx, "returns", touched, false).await;
+        super::log_read(ctx, "returns", touched, false).await;
         Ok(connect(rows, page.after, ReturnCount { filter, at }, |r| {
             (r.id, Return::stored(r))
         }))

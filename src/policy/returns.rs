@@ -134,7 +134,7 @@ pub fn reach(caller: &Caller) -> Fragment {
     values.extend(who.values);
     Fragment::new(
         format!(
-            "reach AS MATERIALIZED (SELECT g.network_id AS network_id, g.level AS level, \
+            "reach AS MATERIALIZED (SELECT g.id AS id, g.network_id AS network_id, g.level AS level, \
                g.metric_groups AS metric_groups, g.from_year AS from_year, g.to_year AS to_year \
              FROM grants g WHERE g.revoked_at IS NULL AND g.expires_at > ? AND ({}))",
             who.sql
