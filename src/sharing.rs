@@ -383,6 +383,47 @@ pub async fn set_thresholds(
     Ok(t)
 }
 
+/// For `serve --demo`: each network that has granted nothing grants the public AGGREGATE
+/// access to its demo returns (every group, 2020/21 to 2022/23, for a year), so the impact
+/// examples answer anonymous readers in GraphiQL, under disclosure control. Returns how many
+/// grants it made; running it again makes none.
+pub async fn demo_grants(db: &DatabaseConnection) -> ApiResult<usize> {
+    let now = Utc::now();
+    let year = |y: u16| {
+        FinancialYear::new(y)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("demo grant year: {e}")))
+    };
+    let mut made = 0;
+    for network in networks::Entity::find()
+        .order_by_asc(networks::Column::Id)
+        .all(db)
+        .await?
+    {
+        if !of_network(db, network.id).await?.is_empty() {
+            continue;
+        }
+        let spec = GrantSpec {
+            network,
+            grantee: Grantee::Public,
+            level: AccessLevel::Aggregate,
+            groups: MetricGroup::ALL.into_iter().collect(),
+            from_year: year(2020)?,
+            to_year: year(2022)?,
+            expires_at: now + chrono::Duration::days(365),
+            agreement: Agreement {
+                reference: "DEMO".into(),
+                lawful_basis: "None needed: the demo's institutions and returns are fictional"
+                    .into(),
+                purpose: "Show the regional dashboard in the demo".into(),
+                review_date: (now + chrono::Duration::days(365)).date_naive(),
+            },
+        };
+        grant(db, spec, "demo").await?;
+        made += 1;
+    }
+    Ok(made)
+}
+
 /// A region named as a grantee must exist.
 pub async fn region_grantee<C: ConnectionTrait>(db: &C, code: &GssCode) -> ApiResult<Grantee> {
     crate::directory::region_by_code(db, code)

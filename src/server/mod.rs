@@ -58,6 +58,10 @@ impl Application {
                 anyhow::anyhow!("Failed to load the synthetic demo returns: {}", e.message())
             })?;
             tracing::info!(demo.returns = n, "synthetic demo returns loaded");
+            let g = crate::sharing::demo_grants(&db).await.map_err(|e| {
+                anyhow::anyhow!("Failed to make the demo's public grants: {}", e.message())
+            })?;
+            tracing::info!(demo.grants = g, "demo public grants (AGGREGATE) in force");
         }
         let keys = Arc::new(
             Keys::load(&settings.auth, &settings.data_dir)

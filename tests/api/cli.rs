@@ -233,6 +233,25 @@ fn serve_on_a_fresh_directory_then_stop_gracefully() {
             .await
             .unwrap();
         assert_eq!(body["data"]["networks"]["totalCount"], 5);
+        // The demo's public AGGREGATE grants answer an anonymous regional query, under
+        // disclosure control, and reveal no returns.
+        let body: serde_json::Value = c
+            .post(format!("{address}graphql"))
+            .json(&serde_json::json!({"query": "{ impact(input: {region: \"E47000007\", years: [\"2022/23\"], \
+                metrics: [\"procurement_spend_total\"]}) { withheldNetworks { key } cells { value suppressed contributors eligible } } \
+                returns(first: 10) { totalCount } }"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cell = &body["data"]["impact"]["cells"][0];
+        assert!(cell["contributors"].as_i64().unwrap() >= 3, "{body}");
+        assert_eq!(cell["suppressed"], false, "{body}");
+        assert!(cell["value"].is_string(), "{body}");
+        assert_eq!(body["data"]["impact"]["withheldNetworks"], serde_json::json!([]));
+        assert_eq!(body["data"]["returns"]["totalCount"], 0, "{body}");
     });
     // The embedded database is a SQLite file in ./data, in WAL mode.
     assert!(dir.path().join("data/anchorfed.sqlite").exists());
