@@ -13,10 +13,10 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use crate::analytics::disclosure::{DEFAULT, Thresholds};
 use crate::auth::Caller;
 use crate::domain::{AccessLevel, FinancialYear, GssCode, MetricGroup};
 use crate::error::{ApiError, ApiResult};
+use crate::policy::disclosure::{DEFAULT, Thresholds};
 
 pub const PUBLIC: &str = "PUBLIC";
 pub const REGION: &str = "REGION";

@@ -20,11 +20,10 @@ use chrono::{DateTime, Utc};
 use entity::metrics;
 use sea_orm::{ConnectionTrait, FromQueryResult, Value};
 
-use super::disclosure;
 use crate::auth::Caller;
 use crate::domain::{FinancialYear, Verb};
 use crate::error::{ApiError, ApiResult};
-use crate::policy;
+use crate::policy::{self, disclosure};
 use crate::sql;
 
 /// What to aggregate, resolved and checked.

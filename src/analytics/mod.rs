@@ -2,7 +2,6 @@
 //! exact on SQLite and PostgreSQL alike, and an overflow is an error (SQLite's `SUM` raises
 //! one; PostgreSQL's `numeric` sum refuses the cast back to `bigint`), never a wrap.
 
-pub mod disclosure;
 pub mod impact;
 
 use sea_orm::{ConnectionTrait, FromQueryResult, Value};

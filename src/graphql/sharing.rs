@@ -227,8 +227,8 @@ pub struct DisclosureThresholds {
     people_count_round: i32,
 }
 
-impl From<crate::analytics::disclosure::Thresholds> for DisclosureThresholds {
-    fn from(t: crate::analytics::disclosure::Thresholds) -> Self {
+impl From<crate::policy::disclosure::Thresholds> for DisclosureThresholds {
+    fn from(t: crate::policy::disclosure::Thresholds) -> Self {
         let int = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
         Self {
             min_contributors: int(t.min_contributors),
@@ -456,7 +456,7 @@ impl SharingMutation {
                 .await?;
         let p = policy::may_administer_sharing(caller(ctx), network.id, "setDisclosureThresholds")?;
         let by = p.subject.clone();
-        let t = crate::analytics::disclosure::Thresholds {
+        let t = crate::policy::disclosure::Thresholds {
             min_contributors: i64::from(input.min_contributors),
             dominance_percent: i64::from(input.dominance_percent),
             people_count_min: i64::from(input.people_count_min),

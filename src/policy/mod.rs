@@ -5,6 +5,7 @@
 //! Directory writes and token management are administrative actions: a token that lists
 //! verbs in its scopes (`read:impact`, …) is narrowed to those verbs and may not take them.
 
+pub mod disclosure;
 pub mod returns;
 
 use chrono::{DateTime, Utc};

@@ -364,7 +364,7 @@ fn suppressed(metric: &str, c: &CellM) -> bool {
         return true;
     }
     // Both metrics here are MAGNITUDE (DESIGN.md: spend, headcount, land); the people-count
-    // rules are checked by analytics::disclosure's tests and the sharing tests.
+    // rules are checked by policy::disclosure's tests and the sharing tests.
     let _ = metric;
     let mut v = c.agg_values.clone();
     v.sort_unstable_by(|a, b| b.cmp(a));
