@@ -94,6 +94,20 @@ pub enum Outcome {
     Suppressed(String),
 }
 
+/// Exact with no aggregate-only contributor; suppressed with too few of them; else `None`
+/// (the class's own rules decide).
+fn contributor_gate(aggregate_only: i64, t: Thresholds) -> Option<Outcome> {
+    if aggregate_only == 0 {
+        return Some(Outcome::Exact);
+    }
+    (aggregate_only < t.min_contributors).then(|| {
+        Outcome::Suppressed(format!(
+            "fewer than {} contributors seen only in aggregate ({aggregate_only})",
+            t.min_contributors
+        ))
+    })
+}
+
 /// A sum cell of class `class` (`MAGNITUDE` or `PEOPLE_COUNT`).
 pub fn sum_cell(
     class: &str,
@@ -103,14 +117,8 @@ pub fn sum_cell(
     t: Thresholds,
     key: i64,
 ) -> Outcome {
-    if aggregate_only == 0 {
-        return Outcome::Exact;
-    }
-    if aggregate_only < t.min_contributors {
-        return Outcome::Suppressed(format!(
-            "fewer than {} contributors seen only in aggregate ({aggregate_only})",
-            t.min_contributors
-        ));
+    if let Some(o) = contributor_gate(aggregate_only, t) {
+        return o;
     }
     if class == "PEOPLE_COUNT" {
         if total < t.people_count_min {
@@ -137,14 +145,8 @@ pub fn ratio_cell(
     t: Thresholds,
     key: i64,
 ) -> Outcome {
-    if aggregate_only == 0 {
-        return Outcome::Exact;
-    }
-    if aggregate_only < t.min_contributors {
-        return Outcome::Suppressed(format!(
-            "fewer than {} contributors seen only in aggregate ({aggregate_only})",
-            t.min_contributors
-        ));
+    if let Some(o) = contributor_gate(aggregate_only, t) {
+        return o;
     }
     if !passes_dominance(num_side, t.dominance_percent)
         || !passes_dominance(den_side, t.dominance_percent)

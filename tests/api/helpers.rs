@@ -279,3 +279,24 @@ impl Drop for TestApp {
         drop(handle.stop(false));
     }
 }
+
+/// Members of `network` on 2023-03-31 (the demo's 2022/23 year-end), with their stewards.
+pub async fn members_with_stewards(app: &TestApp, network: &str) -> Vec<(String, String)> {
+    let d = app
+        .query(
+            "query($n: ID!) { network(id: $n) { members(first: 100, on: \"2023-03-31\") { edges { node { key steward { key } } } } } }",
+            json!({"n": network}),
+        )
+        .await;
+    d["network"]["members"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["key"].as_str().unwrap().to_owned(),
+                e["node"]["steward"]["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}

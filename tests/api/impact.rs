@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{As, Backend, TestApp, spawn_app, with_demo_returns};
+use crate::helpers::{As, Backend, TestApp, members_with_stewards, spawn_app, with_demo_returns};
 
 const IMPACT: &str = "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } cells { metric { code } year \
     network { key } sector district { code } breakdown value share contributors eligible coverage \
@@ -53,14 +53,10 @@ async fn naive_sum(app: &TestApp, metric: &str, keys: &[&str]) -> (i64, i64) {
 }
 
 async fn members(app: &TestApp, network: &str) -> Vec<String> {
-    let d = app
-        .query("query($n: ID!) { network(id: $n) { members(first: 100, on: \"2023-03-31\") { edges { node { key steward { key } } } } } }", json!({"n": network}))
-        .await;
-    d["network"]["members"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["key"].as_str().unwrap().to_owned())
+    members_with_stewards(app, network)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
         .collect()
 }
 

@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{As, Backend, TestApp, with_demo_returns};
+use crate::helpers::{As, Backend, TestApp, members_with_stewards, with_demo_returns};
 
 const WMCA: &str = "E47000007";
 const GRANT: &str = "mutation($i: GrantInput!) { grantAccess(input: $i) { id level metricGroups fromYear toYear \
@@ -72,24 +72,6 @@ fn seen(d: &Value) -> (Vec<(String, String)>, BTreeSet<String>) {
         }
     }
     (insts, groups)
-}
-
-/// Members of `network` on 2023-03-31 with their steward networks.
-async fn members(app: &TestApp, network: &str) -> Vec<(String, String)> {
-    let d = app
-        .query("query($n: ID!) { network(id: $n) { members(first: 100, on: \"2023-03-31\") { edges { node { key steward { key } } } } } }", json!({"n": network}))
-        .await;
-    d["network"]["members"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["node"]["key"].as_str().unwrap().to_owned(),
-                e["node"]["steward"]["key"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// Institutions (by key) with a reported 2022/23 value of `metric` in their latest version.
@@ -164,7 +146,7 @@ async fn analyst_sees_detail_aggregate_and_nothing(backend: Backend) {
     );
     let has = reported(&app, "headcount").await;
     for net in [a, b, c] {
-        let ms = members(&app, net).await;
+        let ms = members_with_stewards(&app, net).await;
         let cell = d["impact"]["cells"]
             .as_array()
             .unwrap()
@@ -234,7 +216,7 @@ async fn analyst_sees_detail_aggregate_and_nothing(backend: Backend) {
         .iter()
         .find(|x| x["network"]["key"] == c)
         .unwrap();
-    let c_members = members(&app, c).await;
+    let c_members = members_with_stewards(&app, c).await;
     if c_members.iter().all(|(_, s)| s == c) {
         assert_eq!(c_cell["contributors"], 0);
         assert!(c_cell["value"].is_null(), "{c_cell}");

@@ -18,7 +18,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 
 use crate::both_databases;
 use crate::helpers::{Backend, TestApp, spawn_with};
-use crate::impact_model::{Rng, Ver, World, build, end_of, member_on};
+use crate::impact_model::{Inst, Rng, Ver, World, build, end_of, member_on};
 
 const WMCA: &str = "E47000007";
 const OTHER_REGION: &str = "E47000001";
@@ -107,10 +107,7 @@ fn level(
         return (Rule::Steward, 2);
     }
     let mut lvl = 0;
-    if r.role == Some(Role::NetworkAdmin)
-        && r.net
-            .is_some_and(|n| member_on(inst, n, end_of(year_end, inst.month)))
-    {
+    if fellow(r, inst, year_end) {
         lvl = 2;
     }
     for g in grants {
@@ -141,10 +138,7 @@ fn basis(
     if network_reader(r) == Some(inst.steward) {
         return "steward";
     }
-    if r.role == Some(Role::NetworkAdmin)
-        && r.net
-            .is_some_and(|n| member_on(inst, n, end_of(year_end, inst.month)))
-    {
+    if fellow(r, inst, year_end) {
         return "fellow";
     }
     match level(w, grants, r, i, start, year_end, group).1 {
@@ -195,6 +189,14 @@ fn feasible() -> BTreeSet<(&'static str, &'static str, bool)> {
     out
 }
 
+/// Rule 2: the reader is an admin of a network the institution belonged to on the period's
+/// last day.
+fn fellow(r: &Reader, inst: &Inst, year_end: i32) -> bool {
+    r.role == Some(Role::NetworkAdmin)
+        && r.net
+            .is_some_and(|n| member_on(inst, n, end_of(year_end, inst.month)))
+}
+
 fn version<'a>(vers: &'a [Ver], rule: &Rule, at: DateTime<Utc>) -> Option<&'a Ver> {
     match rule {
         Rule::Steward => vers
@@ -235,11 +237,7 @@ fn model_returns(
         let some = GROUPS
             .iter()
             .any(|g| allows_group(r, g) && level(w, grants, r, *i, start, year_end, g).1 == 2);
-        let rule_whole = rule == Rule::Steward
-            || (r.role == Some(Role::NetworkAdmin)
-                && r.net.is_some_and(|n| {
-                    member_on(&w.insts[*i], n, end_of(year_end, w.insts[*i].month))
-                }));
+        let rule_whole = rule == Rule::Steward || fellow(r, &w.insts[*i], year_end);
         if !(rule_whole || some) {
             continue;
         }
