@@ -387,7 +387,7 @@ async fn main() {
             .map_err(|e| e.detail())
             .unwrap(),
     ));
-    let catalogue = anchorfed::ingest::catalogue(&db)
+    let catalogue = anchorfed::catalogue::load(&db)
         .await
         .map_err(|e| e.message())
         .unwrap();

@@ -19,8 +19,8 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Caller;
-use crate::directory::{Page, PageArgs};
 use crate::error::ApiResult;
+use crate::pagination::{Page, PageArgs};
 use crate::sql;
 
 /// Entries the channel holds before requests wait.

@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod analytics;
 pub mod auth;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod ingest;
+pub mod pagination;
 pub mod policy;
 pub mod returns;
 pub mod server;

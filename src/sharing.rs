@@ -6,17 +6,17 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{disclosure_thresholds, grant_events, grants, networks, organisations, regions};
+use entity::{grant_events, grants, networks, organisations, regions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::json;
 
-use crate::auth::Caller;
-use crate::domain::{AccessLevel, FinancialYear, GssCode, MetricGroup};
+use crate::auth::{Caller, NetworkRef};
+use crate::domain::{AccessLevel, FinancialYear, GssCode, Key, MetricGroup, YearRange};
 use crate::error::{ApiError, ApiResult};
-use crate::policy::disclosure::{DEFAULT, Thresholds};
+use crate::policy::GrantReach;
 
 pub const PUBLIC: &str = "PUBLIC";
 pub const REGION: &str = "REGION";
@@ -272,21 +272,35 @@ pub async fn reaching<C: ConnectionTrait>(
     .await?)
 }
 
-/// The grants in force from `network_id` to organisation `organisation_id`: what a network
-/// admin may issue researcher tokens within.
+/// What the grants in force from `network` to organisation `organisation_id` reach: what a
+/// network admin may issue researcher tokens within.
 pub async fn to_organisation<C: ConnectionTrait>(
     db: &C,
-    network_id: i64,
+    network: &NetworkRef,
     organisation_id: i64,
-) -> ApiResult<Vec<grants::Model>> {
-    Ok(grants::Entity::find()
-        .filter(grants::Column::NetworkId.eq(network_id))
+) -> ApiResult<Vec<GrantReach>> {
+    let key = Key::parse(&network.key)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("network {}: key: {e}", network.id)))?;
+    grants::Entity::find()
+        .filter(grants::Column::NetworkId.eq(network.id))
         .filter(grants::Column::GranteeKind.eq(ORGANISATION))
         .filter(grants::Column::GranteeOrganisationId.eq(organisation_id))
         .filter(grants::Column::RevokedAt.is_null())
         .filter(grants::Column::ExpiresAt.gt(Utc::now()))
         .all(db)
-        .await?)
+        .await?
+        .iter()
+        .map(|g| {
+            let (from, to) = years_of(g)?;
+            Ok(GrantReach::new(
+                g.network_id,
+                key.clone(),
+                groups_of(g),
+                YearRange { from, to },
+                g.expires_at,
+            ))
+        })
+        .collect()
 }
 
 /// Each grant's recorded changes, oldest first.
@@ -299,88 +313,6 @@ pub async fn history<C: ConnectionTrait>(
         .order_by_asc(grant_events::Column::Id)
         .all(db)
         .await?)
-}
-
-/// A network's disclosure thresholds: the defaults, or what its admins raised them to.
-pub async fn thresholds<C: ConnectionTrait>(db: &C, network_id: i64) -> ApiResult<Thresholds> {
-    Ok(disclosure_thresholds::Entity::find_by_id(network_id)
-        .one(db)
-        .await?
-        .map(|t| Thresholds {
-            min_contributors: i64::from(t.min_contributors),
-            dominance_percent: i64::from(t.dominance_percent),
-            people_count_min: i64::from(t.people_count_min),
-            people_count_round: i64::from(t.people_count_round),
-        })
-        .unwrap_or(DEFAULT))
-}
-
-/// Sets a network's thresholds. Each must be at least the default (stewards raise them,
-/// never lower them) and at most a bound that keeps them meaningful.
-pub async fn set_thresholds(
-    db: &DatabaseConnection,
-    network_id: i64,
-    t: Thresholds,
-    by: &str,
-) -> ApiResult<Thresholds> {
-    for (field, value, floor, ceiling) in [
-        (
-            "input.minContributors",
-            t.min_contributors,
-            DEFAULT.min_contributors,
-            1000,
-        ),
-        (
-            "input.dominancePercent",
-            t.dominance_percent,
-            DEFAULT.dominance_percent,
-            100,
-        ),
-        (
-            "input.peopleCountMin",
-            t.people_count_min,
-            DEFAULT.people_count_min,
-            100_000,
-        ),
-        (
-            "input.peopleCountRound",
-            t.people_count_round,
-            DEFAULT.people_count_round,
-            1000,
-        ),
-    ] {
-        if value < floor {
-            return Err(ApiError::bad_input(
-                field,
-                format!(
-                    "{value} is below the default {floor}: thresholds can be raised, never lowered"
-                ),
-            ));
-        }
-        if value > ceiling {
-            return Err(ApiError::bad_input(
-                field,
-                format!("must be at most {ceiling}"),
-            ));
-        }
-    }
-    let int = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
-    let row = disclosure_thresholds::ActiveModel {
-        network_id: Set(network_id),
-        min_contributors: Set(int(t.min_contributors)),
-        dominance_percent: Set(int(t.dominance_percent)),
-        people_count_min: Set(int(t.people_count_min)),
-        people_count_round: Set(int(t.people_count_round)),
-        updated_at: Set(Utc::now()),
-        updated_by: Set(by.into()),
-    };
-    let txn = db.begin().await?;
-    disclosure_thresholds::Entity::delete_by_id(network_id)
-        .exec(&txn)
-        .await?;
-    row.insert(&txn).await?;
-    txn.commit().await?;
-    Ok(t)
 }
 
 /// For `serve --demo`: each network that has granted nothing grants the public AGGREGATE

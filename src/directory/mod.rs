@@ -3,6 +3,7 @@
 //! regions, networks, institutions), so nothing here consults the policy module.
 
 pub mod demo;
+pub mod settings;
 pub mod writes;
 
 use std::collections::HashMap;
@@ -20,37 +21,12 @@ use sea_orm::{
 
 use crate::domain::{GssCode, IdOrKey, Identifier, Sector};
 use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Page, PageArgs};
 use crate::sql;
 
 /// The membership status that counts; `INVITED` waits for the steward's consent.
 pub const ACTIVE: &str = "ACTIVE";
 pub const INVITED: &str = "INVITED";
-
-/// A page of rows ordered by id, and whether more follow.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next: bool,
-}
-
-impl<T> Page<T> {
-    /// Builds a page from up to `first + 1` rows: the extra row only says more follow.
-    pub fn from_overfetch(mut rows: Vec<T>, first: usize) -> Self {
-        let has_next = rows.len() > first;
-        rows.truncate(first);
-        Page {
-            items: rows,
-            has_next,
-        }
-    }
-}
-
-/// Where a page starts: after the row with this id, if any, and how many rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PageArgs {
-    pub first: u64,
-    pub after: Option<i64>,
-}
 
 pub async fn regions<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<regions::Model>> {
     Ok(regions::Entity::find()

@@ -6,8 +6,8 @@ use async_graphql::{OutputType, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::directory::{Page, PageArgs};
 use crate::error::ApiError;
+use crate::pagination::{Page, PageArgs};
 
 pub const MAX_PAGE: i32 = 100;
 

@@ -2,7 +2,6 @@
 //! organisations. The directory is public; resolvers stay thin and go through the loaders.
 
 use async_graphql::connection::Connection;
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{
@@ -12,23 +11,12 @@ use entity::{
 use sea_orm::DatabaseConnection;
 
 use super::connection::{IdCursor, connect, page_args};
+use super::context::{db, id_or_key, loaders};
 use super::loaders::*;
 use super::scalars::{Date, GssCode};
 use crate::directory::{self, InstitutionFilter};
-use crate::domain::{self, IdOrKey, Identifier as DomainIdentifier, IdentifierScheme};
+use crate::domain::{self, Identifier as DomainIdentifier, IdentifierScheme};
 use crate::error::ApiError;
-
-pub(crate) fn db<'a>(ctx: &Context<'a>) -> Result<&'a DatabaseConnection> {
-    ctx.data::<DatabaseConnection>()
-}
-
-pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<Loaders>> {
-    ctx.data::<DataLoader<Loaders>>()
-}
-
-pub(crate) fn id_or_key(field: &str, id: &ID) -> Result<IdOrKey, ApiError> {
-    IdOrKey::parse(id).map_err(|e| ApiError::bad_input(field, e))
-}
 
 /// A GSS code read back from the database, where only validated codes are written.
 fn stored_gss(code: &str) -> Result<GssCode> {
@@ -246,7 +234,7 @@ impl Network {
                 page,
             })
             .await?
-            .unwrap_or(directory::Page {
+            .unwrap_or(crate::pagination::Page {
                 items: vec![],
                 has_next: false,
             });
@@ -280,7 +268,7 @@ impl Network {
                 page,
             })
             .await?
-            .unwrap_or(directory::Page {
+            .unwrap_or(crate::pagination::Page {
                 items: vec![],
                 has_next: false,
             });

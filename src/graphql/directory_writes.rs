@@ -4,11 +4,10 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::NaiveDate;
 
+use super::context::{caller, db, id_or_key};
 use super::directory::{
-    IdentifierInput, Institution, Membership, Network, Organisation, Region, SectorGql, db,
-    id_or_key,
+    IdentifierInput, Institution, Membership, Network, Organisation, Region, SectorGql,
 };
-use super::identity::caller;
 use super::scalars::{Date, GssCode};
 use crate::directory::{self, writes};
 use crate::domain::{Identifier, IdentifierScheme, Key};

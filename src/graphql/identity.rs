@@ -1,27 +1,17 @@
 //! Who is calling (`viewer`) and tokens (`issueToken`, `revokeToken`).
 
-use std::sync::Arc;
-
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::tokens;
 
-use super::directory::{Network, Organisation, Region, db, id_or_key};
+use super::context::{caller, db, id_or_key, keys};
+use super::directory::{Network, Organisation, Region};
 use super::scalars::GssCode;
-use crate::auth::{self, Caller, IssueRequest, Keys, Principal};
+use crate::auth::{self, Caller, IssueRequest, Principal};
 use crate::directory;
 use crate::domain::{self, IdOrKey};
 use crate::error::ApiError;
 use crate::policy;
-
-pub(crate) fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
-    static ANONYMOUS: Caller = Caller::Anonymous;
-    ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
-}
-
-pub(crate) fn keys<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Keys>> {
-    ctx.data::<Arc<Keys>>()
-}
 
 /// What a token's holder is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -251,7 +241,7 @@ impl TokenMutation {
             caller.principal().and_then(|p| p.network.as_ref()),
         ) {
             (domain::Role::Researcher, Some(org), Some(own)) => {
-                crate::sharing::to_organisation(db, own.id, org.id).await?
+                crate::sharing::to_organisation(db, own, org.id).await?
             }
             _ => vec![],
         };

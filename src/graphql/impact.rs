@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use entity::{equivalences, metrics, networks};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::directory::{District, Network, SectorGql, db, id_or_key, loaders};
-use super::identity::caller;
+use super::catalogue::Metric;
+use super::context::{caller, db, id_or_key, loaders, log_read};
+use super::directory::{District, Network, SectorGql};
 use super::loaders::{GeoCode, NetworkId};
-use super::returns::Metric;
 use super::scalars::{Decimal, FinancialYear, GssCode};
 use crate::analytics::impact::{self, Cell, Value2};
 use crate::directory;
@@ -181,7 +181,7 @@ impl ImpactQuery {
         if input.metrics.is_empty() || input.metrics.len() > 20 {
             return Err(ApiError::bad_input("input.metrics", "give 1 to 20 metric codes").into());
         }
-        let catalogue = crate::ingest::catalogue(db).await?;
+        let catalogue = crate::catalogue::load(db).await?;
         let mut wanted = vec![];
         let mut ratio_parts = BTreeMap::new();
         let mut groups: Vec<MetricGroup> = vec![];
@@ -256,7 +256,7 @@ impl ImpactQuery {
         in_scope.dedup_by_key(|n| n.id);
         let asked: Vec<i64> = in_scope.iter().map(|n| n.id).collect();
         if let Err(e) = policy::returns::may_read_impact(caller, &years, &groups) {
-            super::log_read(ctx, "impact", asked, true).await;
+            log_read(ctx, "impact", asked, true).await;
             return Err(e.into());
         }
         let networks = policy::returns::scoped_networks(
@@ -285,12 +285,12 @@ impl ImpactQuery {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
-                    super::log_read(ctx, "impact", asked, true).await;
+                    log_read(ctx, "impact", asked, true).await;
                 }
                 return Err(e.into());
             }
         };
-        super::log_read(ctx, "impact", report.touched.clone(), false).await;
+        log_read(ctx, "impact", report.touched.clone(), false).await;
 
         let eq = equivalences::Entity::find()
             .all(db)

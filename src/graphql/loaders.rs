@@ -14,7 +14,8 @@ use entity::{
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Caller;
-use crate::directory::{self, Page, PageArgs};
+use crate::directory;
+use crate::pagination::{Page, PageArgs};
 
 pub struct Loaders {
     db: DatabaseConnection,
@@ -223,7 +224,7 @@ impl Loader<MetricCode> for Loaders {
     type Value = metrics::Model;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[MetricCode]) -> LoadResult<MetricCode, Self::Value> {
-        let all = crate::ingest::catalogue(&self.db).await?;
+        let all = crate::catalogue::load(&self.db).await?;
         Ok(keys
             .iter()
             .filter_map(|k| all.get(&k.0).map(|m| (k.clone(), m.clone())))

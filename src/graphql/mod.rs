@@ -1,7 +1,9 @@
 //! The GraphQL schema, one module per area, joined here; the limits async-graphql enforces
 //! itself (depth, complexity) are set where the schema is built.
 
+pub mod catalogue;
 pub mod connection;
+pub mod context;
 pub mod directory;
 pub mod directory_writes;
 pub mod identity;
@@ -13,7 +15,7 @@ pub mod sharing;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, extensions};
+use async_graphql::{EmptySubscription, MergedObject, Schema, extensions};
 use sea_orm::DatabaseConnection;
 
 use crate::access_log::AccessLog;
@@ -66,25 +68,4 @@ pub fn sdl() -> String {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
-}
-
-/// Records a read of returns or aggregates (or a refused one) in the access log.
-pub(crate) async fn log_read(
-    ctx: &Context<'_>,
-    operation: &str,
-    networks: Vec<i64>,
-    refused: bool,
-) {
-    match ctx.data::<crate::access_log::AccessLog>() {
-        Ok(log) => {
-            log.record(crate::access_log::Entry::new(
-                identity::caller(ctx),
-                operation,
-                networks,
-                refused,
-            ))
-            .await
-        }
-        Err(_) => tracing::error!(operation, "no access log in the schema: read not recorded"),
-    }
 }

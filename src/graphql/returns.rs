@@ -5,138 +5,18 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Resul
 use chrono::{DateTime, Utc};
 use entity::{metrics, return_values, returns};
 
+use super::catalogue::Metric;
 use super::connection::{IdCursor, connect, page_args};
-use super::directory::{Institution, db, id_or_key, loaders};
-use super::identity::caller;
+use super::context::{caller, db, id_or_key, internal, loaders, log_read};
+use super::directory::Institution;
 use super::loaders::{InstitutionId, MetricCode, ValuesOf};
 use super::scalars::{Date, Decimal, FinancialYear};
 use crate::directory;
-use crate::domain::{self, quantity};
+use crate::domain::quantity;
 use crate::error::ApiError;
 use crate::ingest::{self, Outcome, ReturnItem, ValueItem};
 use crate::policy;
 use crate::returns::{self as svc, ReturnFilter};
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(name = "MetricGroup")]
-pub enum MetricGroupGql {
-    Spend,
-    Employment,
-    LandAndAssets,
-    Emissions,
-}
-
-impl From<domain::MetricGroup> for MetricGroupGql {
-    fn from(g: domain::MetricGroup) -> Self {
-        match g {
-            domain::MetricGroup::Spend => Self::Spend,
-            domain::MetricGroup::Employment => Self::Employment,
-            domain::MetricGroup::LandAndAssets => Self::LandAndAssets,
-            domain::MetricGroup::Emissions => Self::Emissions,
-        }
-    }
-}
-
-impl From<MetricGroupGql> for domain::MetricGroup {
-    fn from(g: MetricGroupGql) -> Self {
-        match g {
-            MetricGroupGql::Spend => Self::Spend,
-            MetricGroupGql::Employment => Self::Employment,
-            MetricGroupGql::LandAndAssets => Self::LandAndAssets,
-            MetricGroupGql::Emissions => Self::Emissions,
-        }
-    }
-}
-
-/// How a metric aggregates across institutions.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum Aggregation {
-    Sum,
-    /// A ratio of two other metrics' sums over the same contributors.
-    Ratio,
-    None,
-}
-
-/// How a metric's aggregates are protected.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum DisclosureClass {
-    /// An organisation's amount (spend, headcount, land).
-    Magnitude,
-    /// A count of people in a small group.
-    PeopleCount,
-}
-
-/// A catalogue entry.
-pub struct Metric(pub metrics::Model);
-
-fn internal(what: &str) -> async_graphql::Error {
-    ApiError::Internal(anyhow::anyhow!("{what}")).into()
-}
-
-#[Object]
-impl Metric {
-    async fn code(&self) -> &str {
-        &self.0.code
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn unit(&self) -> &str {
-        &self.0.unit
-    }
-    /// Decimal places stored and shown.
-    async fn scale(&self) -> i32 {
-        i32::from(self.0.scale)
-    }
-    async fn group(&self) -> Result<MetricGroupGql> {
-        let g: domain::MetricGroup = self
-            .0
-            .metric_group
-            .parse()
-            .map_err(|_| internal("stored metric group"))?;
-        Ok(g.into())
-    }
-    async fn definition(&self) -> &str {
-        &self.0.definition
-    }
-    async fn source(&self) -> &str {
-        &self.0.source
-    }
-    async fn aggregation(&self) -> Aggregation {
-        match self.0.aggregation.as_str() {
-            "SUM" => Aggregation::Sum,
-            "RATIO" => Aggregation::Ratio,
-            _ => Aggregation::None,
-        }
-    }
-    /// For ratios: the metric summed above the line.
-    async fn numerator(&self) -> Option<&str> {
-        self.0.numerator.as_deref()
-    }
-    /// For ratios: the metric summed below the line.
-    async fn denominator(&self) -> Option<&str> {
-        self.0.denominator.as_deref()
-    }
-    async fn disclosure_class(&self) -> DisclosureClass {
-        if self.0.disclosure == "PEOPLE_COUNT" {
-            DisclosureClass::PeopleCount
-        } else {
-            DisclosureClass::Magnitude
-        }
-    }
-    /// A metric this one is part of, and so at most (local spend is part of total spend).
-    async fn part_of(&self) -> Option<&str> {
-        self.0.part_of.as_deref()
-    }
-    /// The breakdown kinds its values carry (`district`, `imd_decile`); empty when none.
-    async fn breakdowns(&self) -> Vec<String> {
-        self.0
-            .breakdown
-            .as_deref()
-            .map(|b| b.split(',').map(str::to_owned).collect())
-            .unwrap_or_default()
-    }
-}
 
 /// Where a return stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -349,8 +229,10 @@ pub struct ReturnsQuery;
 impl ReturnsQuery {
     /// The metric catalogue.
     async fn metrics(&self, ctx: &Context<'_>) -> Result<Vec<Metric>> {
-        let mut all: Vec<metrics::Model> =
-            ingest::catalogue(db(ctx)?).await?.into_values().collect();
+        let mut all: Vec<metrics::Model> = crate::catalogue::load(db(ctx)?)
+            .await?
+            .into_values()
+            .collect();
         all.sort_by_key(|m| m.position);
         Ok(all.into_iter().map(Metric).collect())
     }
@@ -403,7 +285,7 @@ impl ReturnsQuery {
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
                     let asked = svc::stewards_asked(db, &filter).await.unwrap_or_default();
-                    super::log_read(ctx, "returns", asked, true).await;
+                    log_read(ctx, "returns", asked, true).await;
                 }
                 return Err(e.into());
             }
@@ -417,7 +299,7 @@ impl ReturnsQuery {
                 .collect::<Vec<_>>(),
         )
         .await?;
-        super::log_read(ctx, "returns", touched, false).await;
+        log_read(ctx, "returns", touched, false).await;
         Ok(connect(rows, page.after, ReturnCount { filter, at }, |r| {
             (r.id, Return::stored(r))
         }))

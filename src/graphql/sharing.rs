@@ -8,11 +8,11 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use entity::{grant_events, grants};
 
+use super::catalogue::MetricGroupGql;
 use super::connection::{IdCursor, connect, page_args};
-use super::directory::{Network, Organisation, Region, db, id_or_key, loaders};
-use super::identity::caller;
+use super::context::{caller, db, id_or_key, loaders};
+use super::directory::{Network, Organisation, Region};
 use super::loaders::NetworkId;
-use super::returns::MetricGroupGql;
 use super::scalars::{Date, FinancialYear, GssCode};
 use crate::directory;
 use crate::domain::{self, AccessLevel};
@@ -358,7 +358,9 @@ impl SharingQuery {
             directory::require_network(db, "networkId", &id_or_key("networkId", &network_id)?)
                 .await?;
         policy::may_administer_sharing(caller(ctx), network.id, "disclosureThresholds")?;
-        Ok(sharing::thresholds(db, network.id).await?.into())
+        Ok(directory::settings::thresholds(db, network.id)
+            .await?
+            .into())
     }
 
     /// A network's grants, newest first, revoked and expired ones included: for its admins.
@@ -462,7 +464,7 @@ impl SharingMutation {
             people_count_min: i64::from(input.people_count_min),
             people_count_round: i64::from(input.people_count_round),
         };
-        Ok(sharing::set_thresholds(db, network.id, t, &by)
+        Ok(directory::settings::set_thresholds(db, network.id, t, &by)
             .await?
             .into())
     }

@@ -5,12 +5,10 @@
 pub mod csv_returns;
 pub mod demo;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{NaiveDate, Utc};
-use entity::{
-    institutions, memberships, metrics, networks, return_values, returns, submission_batches,
-};
+use entity::{institutions, memberships, networks, return_values, returns, submission_batches};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
@@ -140,16 +138,6 @@ fn body_hash(network: i64, items: &[ReturnItem]) -> String {
     format!("{:x}", Sha256::digest(canonical.as_bytes()))
 }
 
-/// The metric catalogue, by code.
-pub async fn catalogue<C: ConnectionTrait>(db: &C) -> ApiResult<BTreeMap<String, metrics::Model>> {
-    Ok(metrics::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| (m.code.clone(), m))
-        .collect())
-}
-
 fn check_breakdown(raw: &str, kinds: &str) -> Result<String, String> {
     let (kind, rest) = raw.split_once(':').ok_or_else(|| {
         format!("`{raw}` is not a breakdown: write district:E08000025 or imd_decile:1")
@@ -229,7 +217,7 @@ pub async fn validate<C: ConnectionTrait>(
         ));
         return Ok((vec![], problems));
     }
-    let catalogue = catalogue(db).await?;
+    let catalogue = crate::catalogue::load(db).await?;
 
     // One statement for every institution the batch names, and one for their memberships.
     let mut ids = vec![];

@@ -8,11 +8,12 @@
 pub mod disclosure;
 pub mod returns;
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
-use entity::grants;
 
 use crate::auth::{Caller, Principal};
-use crate::domain::{Role, Scopes, YearRange};
+use crate::domain::{Key, MetricGroup, Role, Scopes, YearRange};
 use crate::error::ApiError;
 
 /// The principal behind a request that needs one.
@@ -111,21 +112,40 @@ pub struct TokenAsk<'a> {
     pub expires_at: DateTime<Utc>,
     /// For researcher tokens asked by a network admin: the grants in force from the admin's
     /// network to the token's organisation.
-    pub grants: &'a [grants::Model],
+    pub grants: &'a [GrantReach],
 }
 
-/// What a grant reaches, as scopes: its groups, its years, its network.
-/// A researcher token within these is no wider than the grant.
-pub fn grant_scopes(g: &grants::Model, network_key: &str) -> Option<Scopes> {
-    let (from, to) = crate::sharing::years_of(g).ok()?;
-    let key = crate::domain::Key::parse(network_key).ok()?;
-    Some(Scopes {
-        metrics: Some(crate::sharing::groups_of(g)),
-        years: Some([YearRange { from, to }].into()),
-        networks: Some([key].into()),
-        // A researcher's role writes nothing, whatever its verbs say.
-        verbs: None,
-    })
+/// What one grant in force reaches, for weighing a researcher token against it.
+#[derive(Debug, Clone)]
+pub struct GrantReach {
+    /// The granting (steward) network.
+    pub network_id: i64,
+    pub expires_at: DateTime<Utc>,
+    /// Its groups, its years and its network, as scopes: a researcher token within these is
+    /// no wider than the grant.
+    pub scopes: Scopes,
+}
+
+impl GrantReach {
+    pub fn new(
+        network_id: i64,
+        network_key: Key,
+        groups: BTreeSet<MetricGroup>,
+        years: YearRange,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            network_id,
+            expires_at,
+            scopes: Scopes {
+                metrics: Some(groups),
+                years: Some([years].into()),
+                networks: Some([network_key].into()),
+                // A researcher's role writes nothing, whatever its verbs say.
+                verbs: None,
+            },
+        }
+    }
 }
 
 /// Operators issue any token. A network admin issues submitter tokens for its own network,
@@ -146,7 +166,7 @@ pub fn may_issue_token(caller: &Caller, ask: &TokenAsk<'_>) -> Result<(), ApiErr
             let within = ask.grants.iter().any(|g| {
                 g.network_id == own.id
                     && ask.expires_at <= g.expires_at
-                    && grant_scopes(g, &own.key).is_some_and(|gs| ask.scopes.is_within(&gs))
+                    && ask.scopes.is_within(&g.scopes)
             });
             if within {
                 Ok(())
@@ -349,28 +369,18 @@ pub(crate) mod tests {
     #[test]
     fn researcher_tokens_fit_one_grant() {
         let now = Utc::now();
-        let grant = grants::Model {
-            id: 1,
-            network_id: 1,
-            grantee_kind: "ORGANISATION".into(),
-            grantee_region: None,
-            grantee_organisation_id: Some(7),
-            level: "DETAIL".into(),
-            metric_groups: ",SPEND,EMISSIONS,".into(),
-            from_year: "2021/22".into(),
-            to_year: "2022/23".into(),
-            expires_at: now + chrono::Duration::days(10),
-            agreement_reference: "r".into(),
-            lawful_basis: "b".into(),
-            purpose: "p".into(),
-            review_date: now.date_naive(),
-            created_at: now,
-            created_by: "t".into(),
-            revoked_at: None,
-            revoked_by: None,
-        };
+        let grant = GrantReach::new(
+            1,
+            Key::parse("n1").unwrap(),
+            [MetricGroup::Spend, MetricGroup::Emissions].into(),
+            YearRange {
+                from: "2021/22".parse().unwrap(),
+                to: "2022/23".parse().unwrap(),
+            },
+            now + chrono::Duration::days(10),
+        );
         let admin = principal(Role::NetworkAdmin, Some(1), "");
-        let check = |scopes: &str, days: i64, grants: &[grants::Model]| {
+        let check = |scopes: &str, days: i64, grants: &[GrantReach]| {
             let scopes = Scopes::parse(scopes).unwrap();
             may_issue_token(
                 &admin,

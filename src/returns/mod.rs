@@ -11,10 +11,11 @@ use sea_orm::{
 };
 
 use crate::auth::Caller;
-use crate::directory::{ACTIVE, Page, PageArgs};
+use crate::directory::ACTIVE;
 use crate::domain::FinancialYear;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{APPROVED, REJECTED, SUBMITTED};
+use crate::pagination::{Page, PageArgs};
 use crate::policy;
 use crate::sql;
 

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anchorfed::analytics::impact::{self, Spec, Value2};
 use anchorfed::auth::{Caller, NetworkRef, OrganisationRef, Principal};
-use anchorfed::directory::PageArgs;
 use anchorfed::domain::{FinancialYear, GssCode, MetricGroup, Role, Scopes};
+use anchorfed::pagination::PageArgs;
 use anchorfed::returns::{self as rsvc, ReturnFilter};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use entity::grants;
@@ -423,7 +423,7 @@ async fn access_equals_a_simple_model(backend: Backend) {
         .unwrap();
         orgs.push((o.id, o.key));
     }
-    let catalogue = anchorfed::ingest::catalogue(db)
+    let catalogue = anchorfed::catalogue::load(db)
         .await
         .unwrap_or_else(|e| panic!("{}", e.message()));
     let metrics = vec![
