@@ -5,9 +5,8 @@ use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::NaiveDate;
 
 use super::context::{caller, db, id_or_key};
-use super::directory::{
-    IdentifierInput, Institution, Membership, Network, Organisation, Region, SectorGql,
-};
+use super::directory::IdentifierInput;
+use super::objects::{Institution, Membership, Network, Organisation, Region, SectorGql};
 use super::scalars::{Date, GssCode};
 use crate::directory::{self, writes};
 use crate::domain::{Identifier, IdentifierScheme, Key};

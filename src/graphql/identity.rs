@@ -1,52 +1,18 @@
 //! Who is calling (`viewer`) and tokens (`issueToken`, `revokeToken`).
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::tokens;
 
 use super::context::{caller, db, id_or_key, keys};
-use super::directory::{Network, Organisation, Region};
+use super::enums::RoleGql;
+use super::objects::{Network, Organisation, Region};
 use super::scalars::GssCode;
 use crate::auth::{self, Caller, IssueRequest, Principal};
 use crate::directory;
 use crate::domain::{self, IdOrKey};
 use crate::error::ApiError;
 use crate::policy;
-
-/// What a token's holder is.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(name = "Role")]
-pub enum RoleGql {
-    Operator,
-    NetworkAdmin,
-    NetworkSubmitter,
-    RegionAnalyst,
-    Researcher,
-}
-
-impl From<domain::Role> for RoleGql {
-    fn from(r: domain::Role) -> Self {
-        match r {
-            domain::Role::Operator => Self::Operator,
-            domain::Role::NetworkAdmin => Self::NetworkAdmin,
-            domain::Role::NetworkSubmitter => Self::NetworkSubmitter,
-            domain::Role::RegionAnalyst => Self::RegionAnalyst,
-            domain::Role::Researcher => Self::Researcher,
-        }
-    }
-}
-
-impl From<RoleGql> for domain::Role {
-    fn from(r: RoleGql) -> Self {
-        match r {
-            RoleGql::Operator => Self::Operator,
-            RoleGql::NetworkAdmin => Self::NetworkAdmin,
-            RoleGql::NetworkSubmitter => Self::NetworkSubmitter,
-            RoleGql::RegionAnalyst => Self::RegionAnalyst,
-            RoleGql::Researcher => Self::Researcher,
-        }
-    }
-}
 
 /// The caller, as their token says.
 pub struct Viewer(Principal);

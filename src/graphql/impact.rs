@@ -9,8 +9,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::catalogue::Metric;
 use super::context::{caller, db, id_or_key, loaders, log_read};
-use super::directory::{District, Network, SectorGql};
 use super::loaders::{GeoCode, NetworkId};
+use super::objects::{District, Network, SectorGql};
 use super::scalars::{Decimal, FinancialYear, GssCode};
 use crate::analytics::impact::{self, Cell, Value2};
 use crate::directory;

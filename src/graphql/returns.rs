@@ -1,203 +1,20 @@
-//! The metric catalogue, returns and their values, submitting and deciding on returns.
+//! Returns' root fields: reading returns and the catalogue, submitting and deciding on returns.
 
 use async_graphql::connection::Connection;
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{metrics, return_values, returns};
+use entity::metrics;
 
 use super::catalogue::Metric;
 use super::connection::{IdCursor, connect, page_args};
-use super::context::{caller, db, id_or_key, internal, loaders, log_read};
-use super::directory::Institution;
-use super::loaders::{InstitutionId, MetricCode, ValuesOf};
+use super::context::{caller, db, id_or_key, log_read};
+use super::objects::{Return, ReturnStatus};
 use super::scalars::{Date, Decimal, FinancialYear};
 use crate::directory;
-use crate::domain::quantity;
 use crate::error::ApiError;
 use crate::ingest::{self, Outcome, ReturnItem, ValueItem};
 use crate::policy;
 use crate::returns::{self as svc, ReturnFilter};
-
-/// Where a return stands.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum ReturnStatus {
-    Submitted,
-    Approved,
-    Rejected,
-}
-
-impl ReturnStatus {
-    fn from_stored(s: &str) -> Self {
-        match s {
-            ingest::APPROVED => Self::Approved,
-            ingest::REJECTED => Self::Rejected,
-            _ => Self::Submitted,
-        }
-    }
-
-    fn as_stored(self) -> &'static str {
-        match self {
-            Self::Submitted => ingest::SUBMITTED,
-            Self::Approved => ingest::APPROVED,
-            Self::Rejected => ingest::REJECTED,
-        }
-    }
-}
-
-/// One value of a return.
-pub struct MetricValue {
-    v: return_values::Model,
-    scale: Option<u32>,
-}
-
-#[Object]
-impl MetricValue {
-    async fn metric(&self, ctx: &Context<'_>) -> Result<Metric> {
-        loaders(ctx)?
-            .load_one(MetricCode(self.v.metric_code.clone()))
-            .await?
-            .map(Metric)
-            .ok_or_else(|| internal("value of an unknown metric"))
-    }
-    /// The value in the metric's unit, with its scale's decimal places; null when not reported.
-    async fn value(&self, ctx: &Context<'_>) -> Result<Option<Decimal>> {
-        let Some(v) = self.v.value else {
-            return Ok(None);
-        };
-        let scale = match self.scale {
-            Some(s) => s,
-            None => loaders(ctx)?
-                .load_one(MetricCode(self.v.metric_code.clone()))
-                .await?
-                .map(|m| u32::try_from(m.scale).unwrap_or(0))
-                .unwrap_or(0),
-        };
-        Ok(Some(Decimal(quantity::from_minor_units(v, scale))))
-    }
-    /// Not reported, which is not zero.
-    async fn not_reported(&self) -> bool {
-        self.v.not_reported
-    }
-    /// `district:CODE` or `imd_decile:N` for breakdown metrics.
-    async fn breakdown(&self) -> Option<&str> {
-        Some(self.v.breakdown.as_str()).filter(|b| !b.is_empty())
-    }
-    async fn method(&self) -> Option<&str> {
-        self.v.method.as_deref()
-    }
-}
-
-/// One version of an institution's return for one period.
-pub struct Return {
-    r: returns::Model,
-    /// Values known already (a dry run's, or a fresh submission's); otherwise loaded.
-    values: Option<Vec<return_values::Model>>,
-    institution: Option<entity::institutions::Model>,
-}
-
-impl Return {
-    fn stored(r: returns::Model) -> Self {
-        Self {
-            r,
-            values: None,
-            institution: None,
-        }
-    }
-}
-
-#[Object]
-impl Return {
-    /// The return's id; empty for a dry run's returns, which are not written.
-    async fn id(&self) -> ID {
-        ID(if self.r.id > 0 {
-            self.r.id.to_string()
-        } else {
-            String::new()
-        })
-    }
-    async fn institution(&self, ctx: &Context<'_>) -> Result<Institution> {
-        if let Some(i) = &self.institution {
-            return Ok(Institution(i.clone()));
-        }
-        loaders(ctx)?
-            .load_one(InstitutionId(self.r.institution_id))
-            .await?
-            .map(Institution)
-            .ok_or_else(|| internal("return without institution"))
-    }
-    async fn period(&self) -> Result<FinancialYear> {
-        Ok(FinancialYear(
-            self.r
-                .period
-                .parse()
-                .map_err(|_| internal("stored period"))?,
-        ))
-    }
-    async fn period_start(&self) -> Date {
-        Date(self.r.period_start)
-    }
-    async fn period_end(&self) -> Date {
-        Date(self.r.period_end)
-    }
-    /// 1 for the first submission; each resubmission is a new version of the whole return.
-    async fn version(&self) -> i32 {
-        self.r.version
-    }
-    async fn status(&self) -> ReturnStatus {
-        ReturnStatus::from_stored(&self.r.status)
-    }
-    async fn submitted_at(&self) -> DateTime<Utc> {
-        self.r.submitted_at
-    }
-    /// When it became current for readers outside the steward network.
-    async fn published_at(&self) -> Option<DateTime<Utc>> {
-        self.r.published_at
-    }
-    /// Why it was rejected.
-    async fn reject_reason(&self) -> Option<&str> {
-        self.r.reject_reason.as_deref()
-    }
-    async fn basis(&self) -> Option<&str> {
-        self.r.basis.as_deref()
-    }
-    async fn notes(&self) -> Option<&str> {
-        self.r.notes.as_deref()
-    }
-    /// The values the caller may see (its token's metric scopes apply).
-    async fn values(&self, ctx: &Context<'_>) -> Result<Vec<MetricValue>> {
-        let rows = match &self.values {
-            Some(v) => {
-                // Known values are the caller's own submission; scopes still narrow what shows.
-                let allowed = policy::returns::visible_metric_groups(caller(ctx));
-                let catalogue = loaders(ctx)?;
-                let mut out = vec![];
-                for v in v {
-                    let m = catalogue
-                        .load_one(MetricCode(v.metric_code.clone()))
-                        .await?;
-                    let visible = match (&allowed, &m) {
-                        (Some(groups), Some(m)) => {
-                            groups.iter().any(|g| g.as_str() == m.metric_group)
-                        }
-                        _ => true,
-                    };
-                    if visible {
-                        out.push(v.clone());
-                    }
-                }
-                out
-            }
-            None => loaders(ctx)?
-                .load_one(ValuesOf(self.r.id))
-                .await?
-                .unwrap_or_default(),
-        };
-        Ok(rows
-            .into_iter()
-            .map(|v| MetricValue { v, scale: None })
-            .collect())
-    }
-}
 
 /// Narrows `returns`; every filter given must hold.
 #[derive(InputObject, Default)]
@@ -423,44 +240,7 @@ pub(crate) fn refusal(problems: Vec<(String, &'static str, String)>) -> async_gr
 }
 
 fn prepared_returns(prepared: Vec<ingest::Prepared>) -> Vec<Return> {
-    prepared
-        .into_iter()
-        .map(|p| Return {
-            r: returns::Model {
-                id: 0,
-                institution_id: p.institution.id,
-                period: p.period.to_string(),
-                period_start: p.start,
-                period_end: p.end,
-                version: 0,
-                status: ingest::SUBMITTED.into(),
-                basis: p.basis,
-                notes: p.notes,
-                batch_id: None,
-                submitted_at: Utc::now(),
-                submitted_by: String::new(),
-                published_at: None,
-                decided_at: None,
-                decided_by: None,
-                reject_reason: None,
-            },
-            values: Some(
-                p.values
-                    .into_iter()
-                    .map(|v| return_values::Model {
-                        id: 0,
-                        return_id: 0,
-                        metric_code: v.metric,
-                        breakdown: v.breakdown,
-                        not_reported: v.value.is_none(),
-                        value: v.value,
-                        method: v.method,
-                    })
-                    .collect(),
-            ),
-            institution: Some(p.institution),
-        })
-        .collect()
+    prepared.into_iter().map(Return::prepared).collect()
 }
 
 /// Runs a batch through ingest and shapes the answer; shared by `submitReturns` and file uploads.
@@ -623,58 +403,4 @@ impl ReturnsMutation {
             svc::reject(db(ctx)?, caller(ctx), id, &reason).await?,
         ))
     }
-}
-
-/// The standing of a member's return for one period.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum SubmissionState {
-    Missing,
-    Submitted,
-    Approved,
-}
-
-/// One line of the coordinator's chase list.
-#[derive(SimpleObject)]
-#[graphql(complex)]
-pub struct Submission {
-    state: SubmissionState,
-    /// The last day of the institution's period.
-    period_end: Date,
-    #[graphql(skip)]
-    institution: entity::institutions::Model,
-    #[graphql(skip)]
-    latest: Option<returns::Model>,
-}
-
-#[ComplexObject]
-impl Submission {
-    async fn institution(&self) -> Institution {
-        Institution(self.institution.clone())
-    }
-    /// The current version, when there is one.
-    #[graphql(name = "return")]
-    async fn current(&self) -> Option<Return> {
-        self.latest.clone().map(Return::stored)
-    }
-}
-
-pub(crate) async fn submissions(
-    ctx: &Context<'_>,
-    network: &entity::networks::Model,
-    period: FinancialYear,
-) -> Result<Vec<Submission>> {
-    let rows = svc::submissions(db(ctx)?, caller(ctx), network, period.0).await?;
-    Ok(rows
-        .into_iter()
-        .map(|s| Submission {
-            state: match s.latest.as_ref().map(|r| r.status.as_str()) {
-                None => SubmissionState::Missing,
-                Some(ingest::APPROVED) => SubmissionState::Approved,
-                Some(_) => SubmissionState::Submitted,
-            },
-            period_end: Date(s.period_end),
-            institution: s.institution,
-            latest: s.latest,
-        })
-        .collect())
 }

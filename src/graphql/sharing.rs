@@ -11,8 +11,8 @@ use entity::{grant_events, grants};
 use super::catalogue::MetricGroupGql;
 use super::connection::{IdCursor, connect, page_args};
 use super::context::{caller, db, id_or_key, loaders};
-use super::directory::{Network, Organisation, Region};
 use super::loaders::NetworkId;
+use super::objects::{Network, Organisation, Region};
 use super::scalars::{Date, FinancialYear, GssCode};
 use crate::directory;
 use crate::domain::{self, AccessLevel};
@@ -255,7 +255,7 @@ impl AccessLogEntry {
         self.row.subject.as_deref()
     }
     /// Null when anonymous.
-    async fn role(&self) -> Option<super::identity::RoleGql> {
+    async fn role(&self) -> Option<super::enums::RoleGql> {
         self.row
             .role
             .as_deref()
