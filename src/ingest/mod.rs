@@ -8,13 +8,14 @@ pub mod demo;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
     institutions, memberships, metrics, networks, return_values, returns, submission_batches,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
+    DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
+    TransactionTrait,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -722,7 +723,8 @@ async fn replay<C: ConnectionTrait>(
     let rows = returns::Entity::find()
         .filter(returns::Column::Id.is_in(ids.clone()))
         .all(db)
-        .await?;
+        .await
+        .context("Failed to read the returns of an earlier batch")?;
     let by_id: HashMap<i64, returns::Model> = rows.into_iter().map(|r| (r.id, r)).collect();
     Ok(ids
         .into_iter()
@@ -739,10 +741,14 @@ async fn find_batch<C: ConnectionTrait>(
         .filter(submission_batches::Column::NetworkId.eq(network))
         .filter(submission_batches::Column::IdempotencyKey.eq(key))
         .one(db)
-        .await?)
+        .await
+        .context("Failed to look up a batch by its idempotency key")?)
 }
 
 /// Validates and, unless a dry run, writes a batch in one transaction.
+///
+/// A key seen before answers with the returns it wrote (or a conflict, for a different body)
+/// without validating again; a dry run and a batch with problems write nothing.
 pub async fn submit(db: &DatabaseConnection, b: Batch<'_>) -> ApiResult<Outcome> {
     let key = b.idempotency_key.trim().to_owned();
     if key.is_empty() || key.len() > 200 {
@@ -764,101 +770,43 @@ pub async fn submit(db: &DatabaseConnection, b: Batch<'_>) -> ApiResult<Outcome>
     if !problems.is_empty() {
         return Ok(Outcome::Rejected(problems));
     }
+    write(db, &b, &key, &hash, &prepared).await
+}
 
-    let txn = db.begin().await?;
+/// Writes a validated batch: its batch row, then each return with its values, all in one
+/// transaction, so a failure anywhere leaves nothing behind.
+async fn write(
+    db: &DatabaseConnection,
+    b: &Batch<'_>,
+    key: &str,
+    hash: &str,
+    prepared: &[Prepared],
+) -> ApiResult<Outcome> {
+    let txn = db
+        .begin()
+        .await
+        .context("Failed to start the batch's transaction")?;
     let now = Utc::now();
-    // The batch row goes first: a concurrent retry with the same key stops on its unique index.
-    let batch = match (submission_batches::ActiveModel {
-        network_id: Set(b.network.id),
-        idempotency_key: Set(key.clone()),
-        body_hash: Set(hash.clone()),
-        return_ids: Set(String::new()),
-        created_by: Set(b.by.subject.clone()),
-        created_at: Set(now),
-        ..Default::default()
-    })
-    .insert(&txn)
-    .await
-    {
-        Ok(row) => row,
-        Err(e)
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) =>
-        {
-            txn.rollback().await?;
-            let prev = find_batch(db, b.network.id, &key).await?.ok_or_else(|| {
-                ApiError::Conflict("a batch with this key is being written; retry".into())
-            })?;
-            return replay_or_conflict(db, &prev, &hash).await;
-        }
-        Err(e) => return Err(e.into()),
+    let Some(batch) = insert_batch(&txn, b, key, hash, now).await? else {
+        // A concurrent request with the same key got in first: answer as its retry would.
+        txn.rollback()
+            .await
+            .context("Failed to roll back a batch written concurrently")?;
+        let prev = find_batch(db, b.network.id, key).await?.ok_or_else(|| {
+            ApiError::Conflict("a batch with this key is being written; retry".into())
+        })?;
+        return replay_or_conflict(db, &prev, hash).await;
     };
-    // Versions are numbered from the latest one, so two batches restating the same return at
-    // once must take turns: lock the institutions in id order (no deadlock) for the rest of
-    // this transaction. SQLite runs one writer at a time already.
-    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        let mut ids: Vec<i64> = prepared.iter().map(|p| p.institution.id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        txn.execute_raw(crate::sql::stmt(
-            sea_orm::DatabaseBackend::Postgres,
-            &format!(
-                "SELECT id FROM institutions WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                crate::sql::placeholders(ids.len())
-            ),
-            ids.into_iter().map(sea_orm::Value::from).collect(),
-        ))
-        .await?;
-    }
-    let published = (!b.network.requires_approval).then_some(now);
+    lock_institutions(&txn, prepared).await?;
+    let stamp = Stamp {
+        batch: batch.id,
+        by: &b.by.subject,
+        at: now,
+        published: (!b.network.requires_approval).then_some(now),
+    };
     let mut written = Vec::with_capacity(prepared.len());
-    for p in &prepared {
-        let latest: Option<i32> = returns::Entity::find()
-            .select_only()
-            .column_as(returns::Column::Version.max(), "v")
-            .filter(returns::Column::InstitutionId.eq(p.institution.id))
-            .filter(returns::Column::Period.eq(p.period.to_string()))
-            .into_tuple::<Option<i32>>()
-            .one(&txn)
-            .await?
-            .flatten();
-        let row = returns::ActiveModel {
-            institution_id: Set(p.institution.id),
-            period: Set(p.period.to_string()),
-            period_start: Set(p.start),
-            period_end: Set(p.end),
-            version: Set(latest.unwrap_or(0) + 1),
-            status: Set(SUBMITTED.into()),
-            basis: Set(p.basis.clone()),
-            notes: Set(p.notes.clone()),
-            batch_id: Set(Some(batch.id)),
-            submitted_at: Set(now),
-            submitted_by: Set(b.by.subject.clone()),
-            published_at: Set(published),
-            decided_at: Set(None),
-            decided_by: Set(None),
-            reject_reason: Set(None),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        // Values go in chunks, well under SQLite's and PostgreSQL's bound-parameter limits.
-        for chunk in p.values.chunks(500) {
-            return_values::Entity::insert_many(chunk.iter().map(|v| return_values::ActiveModel {
-                return_id: Set(row.id),
-                metric_code: Set(v.metric.clone()),
-                breakdown: Set(v.breakdown.clone()),
-                value: Set(v.value),
-                not_reported: Set(v.value.is_none()),
-                method: Set(v.method.clone()),
-                ..Default::default()
-            }))
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        written.push(row);
+    for p in prepared {
+        written.push(insert_return(&txn, p, &stamp).await?);
     }
     let ids = written
         .iter()
@@ -867,9 +815,137 @@ pub async fn submit(db: &DatabaseConnection, b: Batch<'_>) -> ApiResult<Outcome>
         .join(",");
     let mut am: submission_batches::ActiveModel = batch.into();
     am.return_ids = Set(ids);
-    am.update(&txn).await?;
-    txn.commit().await?;
+    am.update(&txn)
+        .await
+        .context("Failed to record the batch's returns")?;
+    txn.commit().await.context("Failed to commit the batch")?;
     Ok(Outcome::Written(written))
+}
+
+/// Inserts the batch row, or `None` when the key is taken. It goes first so that a concurrent
+/// retry with the same key stops on its unique index before writing any return.
+async fn insert_batch(
+    txn: &DatabaseTransaction,
+    b: &Batch<'_>,
+    key: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<submission_batches::Model>> {
+    let inserted = submission_batches::ActiveModel {
+        network_id: Set(b.network.id),
+        idempotency_key: Set(key.to_owned()),
+        body_hash: Set(hash.to_owned()),
+        return_ids: Set(String::new()),
+        created_by: Set(b.by.subject.clone()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await;
+    match inserted {
+        Ok(row) => Ok(Some(row)),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context("Failed to insert the batch row")
+            .into()),
+    }
+}
+
+/// Versions are numbered from the latest one, so two batches restating the same return at
+/// once must take turns: this locks the institutions in id order (no deadlock) for the rest
+/// of the transaction. SQLite runs one writer at a time already.
+async fn lock_institutions(txn: &DatabaseTransaction, prepared: &[Prepared]) -> ApiResult<()> {
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let mut ids: Vec<i64> = prepared.iter().map(|p| p.institution.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    txn.execute_raw(crate::sql::stmt(
+        DatabaseBackend::Postgres,
+        &format!(
+            "SELECT id FROM institutions WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            crate::sql::placeholders(ids.len())
+        ),
+        ids.into_iter().map(sea_orm::Value::from).collect(),
+    ))
+    .await
+    .context("Failed to lock the batch's institutions")?;
+    Ok(())
+}
+
+/// What every return of one batch is written with.
+struct Stamp<'a> {
+    batch: i64,
+    by: &'a str,
+    at: DateTime<Utc>,
+    /// When readers outside the steward network see it: now, unless the network approves
+    /// returns first.
+    published: Option<DateTime<Utc>>,
+}
+
+/// Writes one return as the next version of its institution and period, with its values.
+async fn insert_return(
+    txn: &DatabaseTransaction,
+    p: &Prepared,
+    stamp: &Stamp<'_>,
+) -> ApiResult<returns::Model> {
+    let latest: Option<i32> = returns::Entity::find()
+        .select_only()
+        .column_as(returns::Column::Version.max(), "v")
+        .filter(returns::Column::InstitutionId.eq(p.institution.id))
+        .filter(returns::Column::Period.eq(p.period.to_string()))
+        .into_tuple::<Option<i32>>()
+        .one(txn)
+        .await
+        .context("Failed to read a return's latest version")?
+        .flatten();
+    let row = returns::ActiveModel {
+        institution_id: Set(p.institution.id),
+        period: Set(p.period.to_string()),
+        period_start: Set(p.start),
+        period_end: Set(p.end),
+        version: Set(latest.unwrap_or(0) + 1),
+        status: Set(SUBMITTED.into()),
+        basis: Set(p.basis.clone()),
+        notes: Set(p.notes.clone()),
+        batch_id: Set(Some(stamp.batch)),
+        submitted_at: Set(stamp.at),
+        submitted_by: Set(stamp.by.to_owned()),
+        published_at: Set(stamp.published),
+        decided_at: Set(None),
+        decided_by: Set(None),
+        reject_reason: Set(None),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await
+    .map_err(|e| write_error(e, "Failed to insert a return"))?;
+    // Values go in chunks, well under SQLite's and PostgreSQL's bound-parameter limits.
+    for chunk in p.values.chunks(500) {
+        return_values::Entity::insert_many(chunk.iter().map(|v| return_values::ActiveModel {
+            return_id: Set(row.id),
+            metric_code: Set(v.metric.clone()),
+            breakdown: Set(v.breakdown.clone()),
+            value: Set(v.value),
+            not_reported: Set(v.value.is_none()),
+            method: Set(v.method.clone()),
+            ..Default::default()
+        }))
+        .exec_without_returning(txn)
+        .await
+        .map_err(|e| write_error(e, "Failed to insert a return's values"))?;
+    }
+    Ok(row)
+}
+
+/// A failed write, named for the log; but a unique violation stays what `?` makes of it, the
+/// client's conflict (a concurrent write got in first), not our fault.
+fn write_error(e: DbErr, step: &'static str) -> ApiError {
+    if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        return e.into();
+    }
+    anyhow::Error::new(e).context(step).into()
 }
 
 async fn replay_or_conflict(
