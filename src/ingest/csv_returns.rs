@@ -98,71 +98,104 @@ pub fn read<R: Read>(input: R) -> Result<ParsedFile, Vec<FileProblem>> {
         .has_headers(true)
         .trim(csv::Trim::All)
         .from_reader(hashing);
+    check_header(&mut reader).map_err(|p| vec![p])?;
     let mut problems = vec![];
-    match reader.headers() {
-        Ok(h) => {
-            let got: Vec<String> = h
-                .iter()
-                .map(|s| s.trim_start_matches('\u{feff}').to_lowercase())
-                .collect();
-            if got != HEADER {
-                return Err(vec![FileProblem {
-                    row: 1,
-                    column: "-".into(),
-                    code: "BAD_USER_INPUT",
-                    reason: format!(
-                        "the header must be `{}`, found `{}`",
-                        HEADER.join(","),
-                        got.join(",")
-                    ),
-                }]);
-            }
-        }
-        Err(e) => {
-            return Err(vec![FileProblem {
-                row: 1,
-                column: "-".into(),
-                code: "BAD_USER_INPUT",
-                reason: format!("the header cannot be read: {e}"),
-            }]);
-        }
-    }
-    let mut items: Vec<ReturnItem> = vec![];
-    let mut rows: Vec<Vec<u64>> = vec![];
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut grouped = Grouped::default();
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => {}
+            Ok(true) => grouped.add(&record),
             Err(e) => {
-                let row = e.position().map(|p| p.line()).unwrap_or(0);
-                problems.push(FileProblem {
-                    row,
-                    column: "-".into(),
-                    code: "BAD_USER_INPUT",
-                    reason: match e.kind() {
-                        csv::ErrorKind::UnequalLengths { len, .. } => {
-                            format!("the row has {len} fields; every row has 6")
-                        }
-                        csv::ErrorKind::Utf8 { .. } => "the row is not UTF-8 text".into(),
-                        _ => e.to_string(),
-                    },
-                });
+                problems.push(record_problem(&e));
                 if problems.len() >= 100 {
                     break;
                 }
-                continue;
             }
         }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if grouped.items.is_empty() {
+        return Err(vec![form_problem(
+            2,
+            "the file has no rows after the header",
+        )]);
+    }
+    let sha256 = format!("{:x}", reader.into_inner().hasher.finalize());
+    Ok(ParsedFile {
+        items: grouped.items,
+        rows: grouped.rows,
+        sha256,
+    })
+}
+
+/// A problem with the file's form rather than with one of its values: it has no column.
+fn form_problem(row: u64, reason: impl Into<String>) -> FileProblem {
+    FileProblem {
+        row,
+        column: "-".into(),
+        code: "BAD_USER_INPUT",
+        reason: reason.into(),
+    }
+}
+
+/// The header must be exactly `HEADER` (in any case, after a byte-order mark): columns are
+/// read by position.
+fn check_header<R: Read>(reader: &mut csv::Reader<R>) -> Result<(), FileProblem> {
+    let got: Vec<String> = reader
+        .headers()
+        .map_err(|e| form_problem(1, format!("the header cannot be read: {e}")))?
+        .iter()
+        .map(|s| s.trim_start_matches('\u{feff}').to_lowercase())
+        .collect();
+    if got != HEADER {
+        return Err(form_problem(
+            1,
+            format!(
+                "the header must be `{}`, found `{}`",
+                HEADER.join(","),
+                got.join(",")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A row the CSV reader could not read, in words for the person who wrote the file.
+fn record_problem(e: &csv::Error) -> FileProblem {
+    let row = e.position().map(|p| p.line()).unwrap_or(0);
+    let reason = match e.kind() {
+        csv::ErrorKind::UnequalLengths { len, .. } => {
+            format!("the row has {len} fields; every row has 6")
+        }
+        csv::ErrorKind::Utf8 { .. } => "the row is not UTF-8 text".into(),
+        _ => e.to_string(),
+    };
+    form_problem(row, reason)
+}
+
+/// Rows grouped into returns by institution and period, in the order each first appears,
+/// with the row each value came from.
+#[derive(Default)]
+struct Grouped {
+    items: Vec<ReturnItem>,
+    rows: Vec<Vec<u64>>,
+    index: HashMap<(String, String), usize>,
+}
+
+impl Grouped {
+    fn add(&mut self, record: &csv::StringRecord) {
         let row = record.position().map(|p| p.line()).unwrap_or(0);
         let field = |i: usize| record.get(i).unwrap_or("").to_owned();
         let (institution, period) = (field(0), field(1));
         let value = field(3);
-        let item = *index
+        let item = *self
+            .index
             .entry((institution.clone(), period.clone()))
             .or_insert_with(|| {
-                items.push(ReturnItem {
+                self.items.push(ReturnItem {
                     institution,
                     period,
                     period_start: None,
@@ -171,35 +204,18 @@ pub fn read<R: Read>(input: R) -> Result<ParsedFile, Vec<FileProblem>> {
                     notes: None,
                     values: vec![],
                 });
-                rows.push(vec![]);
-                items.len() - 1
+                self.rows.push(vec![]);
+                self.items.len() - 1
             });
-        items[item].values.push(ValueItem {
+        self.items[item].values.push(ValueItem {
             metric: field(2),
             not_reported: value.is_empty(),
             value: (!value.is_empty()).then_some(value),
             breakdown: Some(field(4)).filter(|b| !b.is_empty()),
             method: Some(field(5)).filter(|m| !m.is_empty()),
         });
-        rows[item].push(row);
+        self.rows[item].push(row);
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    if items.is_empty() {
-        return Err(vec![FileProblem {
-            row: 2,
-            column: "-".into(),
-            code: "BAD_USER_INPUT",
-            reason: "the file has no rows after the header".into(),
-        }]);
-    }
-    let sha256 = format!("{:x}", reader.into_inner().hasher.finalize());
-    Ok(ParsedFile {
-        items,
-        rows,
-        sha256,
-    })
 }
 
 #[cfg(test)]
