@@ -97,7 +97,7 @@ impl Application {
                     web::resource("/graphql")
                         .route(web::get().to(graphql_http::handle))
                         .route(web::post().to(graphql_http::handle))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(web::to(graphql_http::method_not_allowed)),
                 )
         })
         .shutdown_timeout(shutdown)
@@ -172,11 +172,4 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
-}
-
-async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header(("Allow", "GET, POST"))
-        .content_type(GRAPHQL_RESPONSE_JSON)
-        .body(r#"{"errors":[{"message":"use GET for queries or POST","extensions":{"code":"BAD_USER_INPUT"}}]}"#)
 }
