@@ -1,9 +1,18 @@
-//! The error policy. Service functions return `ApiError`; GraphQL resolvers turn it into an
-//! `async_graphql::Error` carrying `extensions.code` (API.md's list) through `From` below,
-//! which is the one place an internal cause is logged. Clients see what they did wrong, never
-//! how the service is built: internal errors say only "internal error" and a log reference.
+//! The error policy.
+//!
+//! - Service functions return `ApiError`.
+//! - GraphQL resolvers turn an `ApiError` into an `async_graphql::Error` through `From` below:
+//!   the client's message and `extensions.code` (API.md's list), with the `ApiError` kept as the
+//!   error's source. Clients see what they did wrong, never how the service is built: internal
+//!   errors say only "internal error".
+//! - The HTTP handler, once a request has run, calls [`report`]: the one place the cause of an
+//!   internal error (and the reason for a refusal) is logged, once, with the request id, and
+//!   where an `INTERNAL` error gets `extensions.requestId`, the reference an operator looks up
+//!   in the log (`request_id` on every line of the request).
 
-use async_graphql::ErrorExtensions;
+use std::sync::Arc;
+
+use async_graphql::{ErrorExtensions, ServerError};
 
 ///
 /// `ApiError` deliberately has no `Display`: async-graphql converts anything displayable into
@@ -76,27 +85,144 @@ impl From<sea_orm::DbErr> for ApiError {
 
 impl From<ApiError> for async_graphql::Error {
     fn from(e: ApiError) -> Self {
-        match &e {
-            ApiError::Internal(cause) => {
-                tracing::error!(error.cause_chain = ?cause, "internal error");
-            }
-            ApiError::Forbidden { reason } => {
-                tracing::info!(refusal.reason = %reason, "refused");
-            }
-            _ => {}
-        }
         let code = e.code();
         let field = match &e {
             ApiError::BadUserInput { field, .. } => Some(field.clone()),
             _ => None,
         };
-        async_graphql::Error::new(e.message()).extend_with(|_, ext| {
+        let mut error = async_graphql::Error::new(e.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(f) = &field {
                 ext.set("field", f.as_str());
             }
-        })
+        });
+        // Kept for `report`, which logs what the client is not told.
+        error.source = Some(Arc::new(e));
+        error
+    }
+}
+
+/// Logs what the client was not told about a request's errors, once per error (an error a
+/// DataLoader shared between fields counts once), with the request id; and gives every
+/// `INTERNAL` error `extensions.requestId`. Errors that async-graphql raised itself and coded
+/// `INTERNAL` have no cause to log beyond their message.
+pub fn report(errors: &mut [ServerError], request_id: Option<&str>) {
+    let request_id = request_id.unwrap_or("none");
+    let mut seen: Vec<*const ()> = Vec::new();
+    for e in errors {
+        let internal = e
+            .extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == async_graphql::Value::from("INTERNAL"));
+        if internal {
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("requestId", request_id);
+        }
+        let source = e.source.as_ref();
+        if let Some(s) = source {
+            let at = Arc::as_ptr(s) as *const ();
+            if seen.contains(&at) {
+                continue;
+            }
+            seen.push(at);
+        }
+        let path = format!("{:?}", e.path);
+        match source.and_then(|s| s.downcast_ref::<ApiError>()) {
+            Some(ApiError::Internal(cause)) => {
+                tracing::error!(request_id, graphql.path = %path, error.cause_chain = ?cause, "internal error");
+            }
+            Some(ApiError::Forbidden { reason }) => {
+                tracing::info!(request_id, graphql.path = %path, refusal.reason = %reason, "refused");
+            }
+            _ if internal => {
+                tracing::error!(request_id, graphql.path = %path, error.message = %e.message, "internal error");
+            }
+            _ => {}
+        }
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use anyhow::Context;
+
+    use super::*;
+
+    /// A log writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(f: impl FnOnce()) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = out.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn server_error(e: ApiError) -> ServerError {
+        async_graphql::Error::from(e).into_server_error(async_graphql::Pos::default())
+    }
+
+    #[test]
+    fn an_internal_error_is_logged_once_with_its_cause_and_request_id() {
+        let cause = Err::<(), _>(anyhow::anyhow!("disk on fire"))
+            .context("Failed to read the region")
+            .unwrap_err();
+        let e = server_error(ApiError::Internal(cause));
+        assert_eq!(e.message, "internal error");
+        // The same error reaching two fields (a DataLoader's) is one cause, logged once.
+        let mut errors = vec![e.clone(), e, server_error(ApiError::NotFound("x".into()))];
+        let log = logged(|| report(&mut errors, Some("req-1")));
+        assert_eq!(log.matches("internal error").count(), 1, "{log}");
+        assert!(log.contains("req-1"), "{log}");
+        assert!(log.contains("Failed to read the region"), "{log}");
+        assert!(log.contains("disk on fire"), "{log}");
+        let ext = |e: &ServerError, k: &str| e.extensions.as_ref().and_then(|x| x.get(k)).cloned();
+        assert_eq!(ext(&errors[0], "requestId"), Some("req-1".into()));
+        assert_eq!(ext(&errors[1], "requestId"), Some("req-1".into()));
+        assert_eq!(ext(&errors[2], "requestId"), None);
+        assert_eq!(ext(&errors[2], "code"), Some("NOT_FOUND".into()));
+    }
+
+    #[test]
+    fn a_refusal_logs_its_reason_and_tells_the_client_nothing() {
+        let mut errors = vec![server_error(ApiError::Forbidden {
+            reason: "not the steward".into(),
+        })];
+        let log = logged(|| report(&mut errors, Some("req-2")));
+        assert!(
+            log.contains("not the steward") && log.contains("req-2"),
+            "{log}"
+        );
+        assert_eq!(errors[0].message, "you are not allowed to do this");
+        let json = serde_json::to_string(&errors[0]).unwrap_or_default();
+        assert!(
+            !json.contains("steward") && !json.contains("requestId"),
+            "{json}"
+        );
+    }
+}

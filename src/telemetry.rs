@@ -41,7 +41,7 @@ pub fn init(settings: &Settings) {
 
 /// The request span: tracing-actix-web's fields (`request_id`, method, route, status,
 /// latency) plus the GraphQL operation name and the caller's subject, which the handler fills
-/// in.
+/// in. An `INTERNAL` error's `extensions.requestId` is this span's `request_id`.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
@@ -18,6 +18,7 @@ use async_graphql::{BatchRequest, Request, ServerError, Variables};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
+use tracing_actix_web::RequestId;
 
 use super::AppState;
 use crate::auth::{self, Caller};
@@ -470,7 +471,12 @@ struct Executed {
     codes: Vec<String>,
 }
 
-async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Executed {
+async fn execute_one(
+    state: &AppState,
+    req: Request,
+    caller: &Caller,
+    request_id: Option<&str>,
+) -> Executed {
     let req = req
         .data(DataLoader::new(
             Loaders::new(state.db.clone(), caller.clone()),
@@ -488,6 +494,7 @@ async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Execute
             .iter()
             .all(|e| e.path.is_empty() || is_input_coercion(&e.message));
     code_errors(&mut resp.errors, request_error);
+    crate::error::report(&mut resp.errors, request_id);
     let codes = resp
         .errors
         .iter()
@@ -498,8 +505,12 @@ async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Execute
                 .map(|v| v.to_string().trim_matches('"').to_owned())
         })
         .collect();
-    let mut body = serde_json::to_value(&resp)
-        .unwrap_or_else(|_| json!({ "errors": [error_json("INTERNAL", "internal error")] }));
+    let mut body = serde_json::to_value(&resp).unwrap_or_else(|e| {
+        tracing::error!(request_id, error = %e, "a GraphQL response could not be serialized");
+        let mut error = error_json("INTERNAL", "internal error");
+        error["extensions"]["requestId"] = request_id.into();
+        json!({ "errors": [error] })
+    });
     if request_error && let Some(obj) = body.as_object_mut() {
         obj.remove("data");
     }
@@ -616,6 +627,7 @@ pub async fn handle(
         method: req.method(),
         media,
         started,
+        request_id: req.extensions().get::<RequestId>().map(|id| id.to_string()),
     };
     match batch {
         BatchRequest::Single(r) => run.single(r).await,
@@ -672,6 +684,7 @@ struct Run<'a> {
     method: &'a Method,
     media: MediaType,
     started: Instant,
+    request_id: Option<String>,
 }
 
 impl Run<'_> {
@@ -732,7 +745,7 @@ impl Run<'_> {
     }
 
     async fn execute(&self, r: Request) -> Executed {
-        execute_one(self.state, r, self.caller).await
+        execute_one(self.state, r, self.caller, self.request_id.as_deref()).await
     }
 }
 
