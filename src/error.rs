@@ -1,6 +1,8 @@
 //! The error policy.
 //!
-//! - Service functions return `ApiError`.
+//! - Service functions return `ApiError`. A database error becomes `Internal` through `?`;
+//!   a write that can meet a concurrent duplicate says so at the call, with
+//!   `.conflict_on_unique(..)`, and only there is a unique violation the client's `CONFLICT`.
 //! - GraphQL resolvers turn an `ApiError` into an `async_graphql::Error` through `From` below:
 //!   the client's message and `extensions.code` (API.md's list), with the `ApiError` kept as the
 //!   error's source. Clients see what they did wrong, never how the service is built: internal
@@ -71,15 +73,32 @@ impl ApiError {
 }
 
 impl From<sea_orm::DbErr> for ApiError {
+    /// Every database error is ours, unique violations included: a write that expects a
+    /// concurrent duplicate says so with `conflict_on_unique`.
     fn from(e: sea_orm::DbErr) -> Self {
-        // Writes check for duplicates first; a unique violation here is a concurrent write
-        // that got in between, which is the client's conflict, not our fault.
-        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
-            return ApiError::Conflict(
-                "that already exists (written concurrently); read it and retry".into(),
-            );
-        }
         ApiError::Internal(anyhow::Error::new(e).context("database operation failed"))
+    }
+}
+
+/// For the writes that check for a duplicate first and then insert: a unique violation there
+/// is a concurrent write that got in between, which is the client's conflict, not our fault.
+pub trait ConflictOnUnique<T> {
+    /// A unique violation becomes `CONFLICT` ("`what` already exists …"); any other database
+    /// error stays internal.
+    fn conflict_on_unique(self, what: &str) -> ApiResult<T>;
+}
+
+impl<T> ConflictOnUnique<T> for Result<T, sea_orm::DbErr> {
+    fn conflict_on_unique(self, what: &str) -> ApiResult<T> {
+        self.map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(detail)) => {
+                tracing::info!(conflict.detail = %detail, "concurrent duplicate refused");
+                ApiError::Conflict(format!(
+                    "{what} already exists (written concurrently); read it and retry"
+                ))
+            }
+            _ => e.into(),
+        })
     }
 }
 
@@ -152,6 +171,7 @@ mod tests {
     use std::sync::Mutex;
 
     use anyhow::Context;
+    use sea_orm::{ConnectionTrait, Database};
 
     use super::*;
 
@@ -224,5 +244,36 @@ mod tests {
             !json.contains("steward") && !json.contains("requestId"),
             "{json}"
         );
+    }
+
+    async fn duplicate_insert() -> sea_orm::DbErr {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('a');")
+            .await
+            .unwrap();
+        db.execute_unprepared("INSERT INTO t VALUES ('a')")
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_unique_violation_is_a_conflict_only_where_one_is_expected() {
+        let e = ApiError::from(duplicate_insert().await);
+        assert_eq!(e.code(), "INTERNAL");
+        let e = Err::<(), _>(duplicate_insert().await)
+            .conflict_on_unique("region E47000007")
+            .unwrap_err();
+        assert_eq!(e.code(), "CONFLICT");
+        assert!(e.message().starts_with("region E47000007 already exists"));
+        // Other database errors stay internal.
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        let e = Err::<(), _>(
+            db.execute_unprepared("SELECT * FROM nowhere")
+                .await
+                .unwrap_err(),
+        )
+        .conflict_on_unique("x")
+        .unwrap_err();
+        assert_eq!(e.code(), "INTERNAL");
     }
 }

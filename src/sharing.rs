@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::domain::{AccessLevel, FinancialYear, GssCode, MetricGroup};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::policy::disclosure::{DEFAULT, Thresholds};
 
 pub const PUBLIC: &str = "PUBLIC";
@@ -378,7 +378,9 @@ pub async fn set_thresholds(
     disclosure_thresholds::Entity::delete_by_id(network_id)
         .exec(&txn)
         .await?;
-    row.insert(&txn).await?;
+    row.insert(&txn)
+        .await
+        .conflict_on_unique("the network's threshold setting")?;
     txn.commit().await?;
     Ok(t)
 }
