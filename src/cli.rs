@@ -1,12 +1,16 @@
-//! What the command line does beyond serving: issuing and revoking tokens at the console.
-//! Whoever can run these holds the database and the signing key, so they act as an operator.
+//! What the command line does beyond serving: issuing and revoking tokens and importing
+//! returns at the console. Whoever can run these holds the database and the signing key, so
+//! they act as an operator (imports: as the network's admin). Each returns what happened; the
+//! binary prints it.
 
 use anyhow::Context;
+use sea_orm::DatabaseConnection;
 
 use crate::auth::{self, IssueRequest, Keys};
 use crate::config::Settings;
 use crate::db;
 use crate::domain::{GssCode, IdOrKey, Role};
+use crate::error::ApiError;
 
 pub struct TokenIssue {
     pub role: String,
@@ -20,6 +24,21 @@ pub struct TokenIssue {
 
 fn bad(flag: &str, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{flag}: {e}")
+}
+
+/// A refusal of the console's input, naming flags where the service names input fields.
+fn refused_flags(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Internal(_) | ApiError::Forbidden { .. } => e.into_anyhow(),
+        other => anyhow::anyhow!("{}", other.message().replace("input.", "--")),
+    }
+}
+
+/// The database, migrated: the console may be the first to touch it.
+async fn open(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let conn = db::connect(&settings.database_url(), 2, None).await?;
+    db::migrate(&conn).await?;
+    Ok(conn)
 }
 
 /// Issues a token and returns it with its id and expiry.
@@ -52,8 +71,7 @@ pub async fn token_issue(
         .map(auth::parse_ttl)
         .transpose()
         .map_err(|e| bad("--ttl", e))?;
-    let conn = db::connect(&settings.database_url(), 2, None).await?;
-    db::migrate(&conn).await?;
+    let conn = open(settings).await?;
     let keys =
         Keys::load(&settings.auth, &settings.data_dir).context("Failed to load the token keys")?;
     let resolved = IssueRequest {
@@ -68,10 +86,11 @@ pub async fn token_issue(
     }
     .resolve(&conn, &keys)
     .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message().replace("input.", "--")))?;
+    .map_err(refused_flags)?;
     let issued = auth::issue(&conn, &keys, resolved)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        .map_err(ApiError::into_anyhow)
+        .context("Failed to issue the token")?;
     Ok((
         issued.token,
         issued.row.id,
@@ -80,11 +99,11 @@ pub async fn token_issue(
 }
 
 pub async fn token_revoke(settings: &Settings, jti: &str) -> anyhow::Result<()> {
-    let conn = db::connect(&settings.database_url(), 2, None).await?;
-    db::migrate(&conn).await?;
+    let conn = open(settings).await?;
     auth::revoke(&conn, jti, "cli")
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        .map_err(ApiError::into_anyhow)
+        .context("Failed to revoke the token")?;
     Ok(())
 }
 
@@ -106,12 +125,11 @@ pub async fn import_returns(
     dry_run: bool,
 ) -> anyhow::Result<ImportReport> {
     use crate::ingest::{self, Outcome, csv_returns};
-    let conn = db::connect(&settings.database_url(), 2, None).await?;
-    db::migrate(&conn).await?;
+    let conn = open(settings).await?;
     let network = IdOrKey::parse(network).map_err(|e| bad("--network", e))?;
     let network = crate::directory::require_network(&conn, "--network", &network)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        .map_err(ApiError::into_anyhow)?;
     let reader =
         std::fs::File::open(file).with_context(|| format!("Failed to open {}", file.display()))?;
     let parsed = match csv_returns::read(std::io::BufReader::new(reader)) {
@@ -144,7 +162,8 @@ pub async fn import_returns(
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    .map_err(ApiError::into_anyhow)
+    .context("Failed to import the returns")?;
     Ok(match outcome {
         Outcome::Written(r) => ImportReport::Written {
             returns: r.len(),

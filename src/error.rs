@@ -11,6 +11,8 @@
 //!   internal error (and the reason for a refusal) is logged, once, with the request id, and
 //!   where an `INTERNAL` error gets `extensions.requestId`, the reference an operator looks up
 //!   in the log (`request_id` on every line of the request).
+//! - Outside GraphQL (the command line, start-up) an `ApiError` becomes an `anyhow::Error`
+//!   ([`ApiError::into_anyhow`]) that keeps an internal error's cause chain.
 
 use std::sync::Arc;
 
@@ -69,6 +71,22 @@ impl ApiError {
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::Internal(_) => "INTERNAL",
         }
+    }
+
+    /// For the console and start-up, where the reader runs the service: an internal error is
+    /// its cause with the whole chain, a refusal says why, anything else is its message.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            ApiError::Internal(cause) => cause,
+            ApiError::Forbidden { reason } => anyhow::anyhow!("not allowed: {reason}"),
+            other => anyhow::anyhow!(other.message()),
+        }
+    }
+}
+
+impl From<ApiError> for anyhow::Error {
+    fn from(e: ApiError) -> Self {
+        e.into_anyhow()
     }
 }
 
@@ -244,6 +262,17 @@ mod tests {
             !json.contains("steward") && !json.contains("requestId"),
             "{json}"
         );
+    }
+
+    #[test]
+    fn outside_graphql_an_internal_error_keeps_its_cause() {
+        let cause = Err::<(), _>(anyhow::anyhow!("disk on fire"))
+            .context("Failed to read the region")
+            .unwrap_err();
+        let e = ApiError::Internal(cause).into_anyhow();
+        assert_eq!(format!("{e:#}"), "Failed to read the region: disk on fire");
+        let e = anyhow::Error::from(ApiError::bad_input("--ttl", "too long"));
+        assert_eq!(format!("{e:#}"), "--ttl: too long");
     }
 
     async fn duplicate_insert() -> sea_orm::DbErr {
