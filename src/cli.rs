@@ -12,13 +12,30 @@ use crate::db;
 use crate::domain::{GssCode, IdOrKey, Role};
 use crate::error::ApiError;
 
+// The flags of `anchorfed token issue`, as given. (A doc comment here would replace the
+// subcommand's own in `--help`.)
+#[derive(Debug, clap::Args)]
 pub struct TokenIssue {
+    /// OPERATOR, NETWORK_ADMIN, NETWORK_SUBMITTER, REGION_ANALYST or RESEARCHER.
+    #[arg(long)]
     pub role: String,
+    /// The network's key (admins and submitters).
+    #[arg(long)]
     pub network: Option<String>,
+    /// The region's GSS code (analysts).
+    #[arg(long)]
     pub region: Option<String>,
+    /// The organisation's key (researchers).
+    #[arg(long)]
     pub org: Option<String>,
+    /// A scope entry, repeatable: metrics:spend, years:2021/22-2023/24, network:KEY, read:impact, …
+    #[arg(long = "scope")]
     pub scopes: Vec<String>,
+    /// Lifetime, such as 1h, 30d or 3600 (seconds); default 30 days.
+    #[arg(long)]
     pub ttl: Option<String>,
+    /// Who or what will hold it, for the record.
+    #[arg(long)]
     pub subject: Option<String>,
 }
 
