@@ -1,25 +1,61 @@
-//! What the command line does beyond serving: issuing and revoking tokens at the console.
-//! Whoever can run these holds the database and the signing key, so they act as an operator.
+//! What the command line does beyond serving: issuing and revoking tokens and importing
+//! returns at the console. Whoever can run these holds the database and the signing key, so
+//! they act as an operator (imports: as the network's admin). Each returns what happened; the
+//! binary prints it.
 
 use anyhow::Context;
+use sea_orm::DatabaseConnection;
 
 use crate::auth::{self, IssueRequest, Keys};
 use crate::config::Settings;
 use crate::db;
 use crate::domain::{GssCode, IdOrKey, Role};
+use crate::error::ApiError;
 
+// The flags of `anchorfed token issue`, as given. (A doc comment here would replace the
+// subcommand's own in `--help`.)
+#[derive(Debug, clap::Args)]
 pub struct TokenIssue {
+    /// OPERATOR, NETWORK_ADMIN, NETWORK_SUBMITTER, REGION_ANALYST or RESEARCHER.
+    #[arg(long)]
     pub role: String,
+    /// The network's key (admins and submitters).
+    #[arg(long)]
     pub network: Option<String>,
+    /// The region's GSS code (analysts).
+    #[arg(long)]
     pub region: Option<String>,
+    /// The organisation's key (researchers).
+    #[arg(long)]
     pub org: Option<String>,
+    /// A scope entry, repeatable: metrics:spend, years:2021/22-2023/24, network:KEY, read:impact, …
+    #[arg(long = "scope")]
     pub scopes: Vec<String>,
+    /// Lifetime, such as 1h, 30d or 3600 (seconds); default 30 days.
+    #[arg(long)]
     pub ttl: Option<String>,
+    /// Who or what will hold it, for the record.
+    #[arg(long)]
     pub subject: Option<String>,
 }
 
 fn bad(flag: &str, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{flag}: {e}")
+}
+
+/// A refusal of the console's input, naming flags where the service names input fields.
+fn refused_flags(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Internal(_) | ApiError::Forbidden { .. } => e.into_anyhow(),
+        other => anyhow::anyhow!("{}", other.message().replace("input.", "--")),
+    }
+}
+
+/// The database, migrated: the console may be the first to touch it.
+async fn open(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let conn = db::connect(&settings.database_url(), 2, None).await?;
+    db::migrate(&conn).await?;
+    Ok(conn)
 }
 
 /// Issues a token and returns it with its id and expiry.
@@ -52,8 +88,7 @@ pub async fn token_issue(
         .map(auth::parse_ttl)
         .transpose()
         .map_err(|e| bad("--ttl", e))?;
-    let conn = db::connect(&settings.database_url(), 2, None).await?;
-    db::migrate(&conn).await?;
+    let conn = open(settings).await?;
     let keys =
         Keys::load(&settings.auth, &settings.data_dir).context("Failed to load the token keys")?;
     let resolved = IssueRequest {
@@ -68,10 +103,11 @@ pub async fn token_issue(
     }
     .resolve(&conn, &keys)
     .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message().replace("input.", "--")))?;
+    .map_err(refused_flags)?;
     let issued = auth::issue(&conn, &keys, resolved)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        .map_err(ApiError::into_anyhow)
+        .context("Failed to issue the token")?;
     Ok((
         issued.token,
         issued.row.id,
@@ -80,11 +116,11 @@ pub async fn token_issue(
 }
 
 pub async fn token_revoke(settings: &Settings, jti: &str) -> anyhow::Result<()> {
-    let conn = db::connect(&settings.database_url(), 2, None).await?;
-    db::migrate(&conn).await?;
+    let conn = open(settings).await?;
     auth::revoke(&conn, jti, "cli")
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        .map_err(ApiError::into_anyhow)
+        .context("Failed to revoke the token")?;
     Ok(())
 }
 
@@ -106,12 +142,11 @@ pub async fn import_returns(
     dry_run: bool,
 ) -> anyhow::Result<ImportReport> {
     use crate::ingest::{self, Outcome, csv_returns};
-    let conn = db::connect(&settings.database_url(), 2, None).await?;
-    db::migrate(&conn).await?;
+    let conn = open(settings).await?;
     let network = IdOrKey::parse(network).map_err(|e| bad("--network", e))?;
     let network = crate::directory::require_network(&conn, "--network", &network)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        .map_err(ApiError::into_anyhow)?;
     let reader =
         std::fs::File::open(file).with_context(|| format!("Failed to open {}", file.display()))?;
     let parsed = match csv_returns::read(std::io::BufReader::new(reader)) {
@@ -144,7 +179,8 @@ pub async fn import_returns(
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    .map_err(ApiError::into_anyhow)
+    .context("Failed to import the returns")?;
     Ok(match outcome {
         Outcome::Written(r) => ImportReport::Written {
             returns: r.len(),

@@ -38,7 +38,7 @@ pub struct Limits {
     pub root_fields: usize,
     pub batch: usize,
     pub body_bytes: usize,
-    /// Multipart (file upload) request bodies; larger files go through the import endpoint.
+    /// Multipart (file upload) request bodies; larger files go through `anchorfed import`.
     pub upload_bytes: usize,
 }
 

@@ -1,13 +1,15 @@
 //! The command line: thin on purpose; the work is in the library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anchorfed::cli::{self, ImportReport};
 use anchorfed::config::Settings;
 use anchorfed::server::Application;
 use anchorfed::{db, graphql, telemetry};
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -53,187 +55,151 @@ enum Command {
 #[derive(Subcommand)]
 enum ImportCommand {
     /// Returns from a CSV: institution,period,metric,value,breakdown,method.
-    Returns {
-        file: PathBuf,
-        /// The steward network's key; every institution in the file must report through it.
-        #[arg(long)]
-        network: String,
-        /// Default: the file's SHA-256, so the same file imported twice writes once.
-        #[arg(long)]
-        idempotency_key: Option<String>,
-        /// Check the file and report, writing nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Returns(ImportReturns),
+}
+
+#[derive(Args)]
+struct ImportReturns {
+    file: PathBuf,
+    /// The steward network's key; every institution in the file must report through it.
+    #[arg(long)]
+    network: String,
+    /// Default: the file's SHA-256, so the same file imported twice writes once.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Check the file and report, writing nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Issue a token and print it (the only time it is shown).
-    Issue {
-        /// OPERATOR, NETWORK_ADMIN, NETWORK_SUBMITTER, REGION_ANALYST or RESEARCHER.
-        #[arg(long)]
-        role: String,
-        /// The network's key (admins and submitters).
-        #[arg(long)]
-        network: Option<String>,
-        /// The region's GSS code (analysts).
-        #[arg(long)]
-        region: Option<String>,
-        /// The organisation's key (researchers).
-        #[arg(long)]
-        org: Option<String>,
-        /// A scope entry, repeatable: metrics:spend, years:2021/22-2023/24, network:KEY, read:impact, …
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// Lifetime, such as 1h, 30d or 3600 (seconds); default 30 days.
-        #[arg(long)]
-        ttl: Option<String>,
-        /// Who or what will hold it, for the record.
-        #[arg(long)]
-        subject: Option<String>,
-    },
+    Issue(cli::TokenIssue),
     /// Revoke a token by its id (jti); it is refused from the next request on.
     Revoke { jti: String },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::ExportSchema = cli.command {
+    let Cli { config, command } = Cli::parse();
+    if let Command::ExportSchema = command {
+        // Needs no settings, so it works wherever the binary does.
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
     }
-    let mut settings = match Settings::load(cli.config.as_deref()) {
+    let settings = match settings_for(config.as_deref(), &command) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("anchorfed: {e}");
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Command::Token { .. } | Command::Import { .. })
+    telemetry::init(&settings);
+    match run(command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("anchorfed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings_for(
+    config: Option<&Path>,
+    command: &Command,
+) -> Result<Settings, anchorfed::config::ConfigError> {
+    let mut settings = Settings::load(config)?;
+    if matches!(command, Command::Token { .. } | Command::Import { .. })
         && std::env::var_os("ANCHORFED_LOG_LEVEL").is_none()
     {
         // A console command's output is its answer; routine progress would bury it.
         settings.log_level = "warn".into();
     }
-    telemetry::init(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    Ok(settings)
+}
+
+fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("anchorfed: could not start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve { demo, bind } => {
-                if let Some(bind) = bind {
-                    settings.bind = bind;
-                }
-                let graphiql = settings.graphiql;
-                let app = Application::build(settings, demo).await?;
-                let addr = format!("http://127.0.0.1:{}/", app.port());
-                if graphiql {
-                    println!("anchorfed is serving GraphiQL at {addr} (GraphQL at {addr}graphql)");
-                } else {
-                    println!("anchorfed is serving GraphQL at {addr}graphql");
-                }
-                app.run_until_stopped().await?;
+        .context("Failed to start the async runtime")?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve { demo, bind } => serve(settings, demo, bind).await,
+            Command::Migrate => migrate(&settings).await,
+            Command::ExportSchema => {
+                print!("{}", graphql::sdl());
                 Ok(())
             }
-            Command::Migrate => {
-                let conn = db::connect(&settings.database_url(), 1, None).await?;
-                db::migrate(&conn).await?;
-                println!("migrations applied");
-                Ok(())
-            }
-            Command::ExportSchema => Ok(()),
             Command::Token {
-                command:
-                    TokenCommand::Issue {
-                        role,
-                        network,
-                        region,
-                        org,
-                        scopes,
-                        ttl,
-                        subject,
-                    },
-            } => {
-                let (token, id, expires) = anchorfed::cli::token_issue(
-                    &settings,
-                    anchorfed::cli::TokenIssue {
-                        role,
-                        network,
-                        region,
-                        org,
-                        scopes,
-                        ttl,
-                        subject,
-                    },
-                )
-                .await?;
-                eprintln!("token {id}, expires {expires}; it is shown only now:");
-                println!("{token}");
-                Ok(())
-            }
+                command: TokenCommand::Issue(t),
+            } => token_issue(&settings, t).await,
             Command::Token {
                 command: TokenCommand::Revoke { jti },
-            } => {
-                anchorfed::cli::token_revoke(&settings, &jti).await?;
-                println!("revoked {jti}");
-                Ok(())
-            }
+            } => token_revoke(&settings, &jti).await,
             Command::Import {
-                command:
-                    ImportCommand::Returns {
-                        file,
-                        network,
-                        idempotency_key,
-                        dry_run,
-                    },
-            } => {
-                use anchorfed::cli::ImportReport;
-                match anchorfed::cli::import_returns(
-                    &settings,
-                    &network,
-                    &file,
-                    idempotency_key,
-                    dry_run,
-                )
-                .await?
-                {
-                    ImportReport::Written { returns, key } => {
-                        println!("imported {returns} returns (idempotency key {key})")
-                    }
-                    ImportReport::Replayed { returns, key } => {
-                        println!(
-                            "already imported with key {key}: {returns} returns, nothing written"
-                        )
-                    }
-                    ImportReport::Checked { returns } => {
-                        println!("dry run: {returns} returns would be written")
-                    }
-                    ImportReport::Refused(problems) => {
-                        for p in &problems {
-                            eprintln!("{}: {p}", file.display());
-                        }
-                        anyhow::bail!("{} problem(s); nothing was written", problems.len());
-                    }
-                }
-                Ok(())
-            }
+                command: ImportCommand::Returns(i),
+            } => import_returns(&settings, i).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let e: anyhow::Error = e;
-            eprintln!("anchorfed: {e:#}");
-            ExitCode::FAILURE
+    })
+}
+
+async fn serve(mut settings: Settings, demo: bool, bind: Option<SocketAddr>) -> anyhow::Result<()> {
+    if let Some(bind) = bind {
+        settings.bind = bind;
+    }
+    let graphiql = settings.graphiql;
+    let app = Application::build(settings, demo).await?;
+    let addr = format!("http://127.0.0.1:{}/", app.port());
+    if graphiql {
+        println!("anchorfed is serving GraphiQL at {addr} (GraphQL at {addr}graphql)");
+    } else {
+        println!("anchorfed is serving GraphQL at {addr}graphql");
+    }
+    app.run_until_stopped()
+        .await
+        .context("The server stopped with an error")
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let conn = db::connect(&settings.database_url(), 1, None).await?;
+    db::migrate(&conn).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn token_issue(settings: &Settings, t: cli::TokenIssue) -> anyhow::Result<()> {
+    let (token, id, expires) = cli::token_issue(settings, t).await?;
+    eprintln!("token {id}, expires {expires}; it is shown only now:");
+    println!("{token}");
+    Ok(())
+}
+
+async fn token_revoke(settings: &Settings, jti: &str) -> anyhow::Result<()> {
+    cli::token_revoke(settings, jti).await?;
+    println!("revoked {jti}");
+    Ok(())
+}
+
+async fn import_returns(settings: &Settings, i: ImportReturns) -> anyhow::Result<()> {
+    let report =
+        cli::import_returns(settings, &i.network, &i.file, i.idempotency_key, i.dry_run).await?;
+    match report {
+        ImportReport::Written { returns, key } => {
+            println!("imported {returns} returns (idempotency key {key})")
+        }
+        ImportReport::Replayed { returns, key } => {
+            println!("already imported with key {key}: {returns} returns, nothing written")
+        }
+        ImportReport::Checked { returns } => {
+            println!("dry run: {returns} returns would be written")
+        }
+        ImportReport::Refused(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", i.file.display());
+            }
+            anyhow::bail!("{} problem(s); nothing was written", problems.len());
         }
     }
+    Ok(())
 }

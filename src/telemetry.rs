@@ -2,9 +2,6 @@
 //! metrics. Each `Application` owns its own registry so that servers started side by side
 //! in one process (the tests) count apart.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, body::MessageBody};
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
@@ -14,8 +11,9 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{LogFormat, Settings};
 
-/// Installs the global tracing subscriber, writing to stderr (stdout is for what a command
-/// prints, such as the address it serves on or a token it issued). Safe to call more than once (later calls do nothing).
+/// Installs the global tracing subscriber, writing to stderr in either format (stdout is for
+/// what a command prints, such as the address it serves on or a token it issued). Safe to
+/// call more than once (later calls do nothing).
 pub fn init(settings: &Settings) {
     let filter =
         EnvFilter::try_new(&settings.log_level)
@@ -31,7 +29,8 @@ pub fn init(settings: &Settings) {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
             )
             .try_init(),
         LogFormat::Text => registry
@@ -40,8 +39,9 @@ pub fn init(settings: &Settings) {
     };
 }
 
-/// The request span: tracing-actix-web's fields (request id, method, route, status, latency)
-/// plus the GraphQL operation name, which the handler fills in.
+/// The request span: tracing-actix-web's fields (`request_id`, method, route, status,
+/// latency) plus the GraphQL operation name and the caller's subject, which the handler fills
+/// in. An `INTERNAL` error's `extensions.requestId` is this span's `request_id`.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
@@ -67,7 +67,6 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub db_statements: IntCounter,
     pub db_statement_seconds: prometheus::Histogram,
-    statements: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -115,13 +114,11 @@ impl Metrics {
             latency,
             db_statements,
             db_statement_seconds,
-            statements: Arc::new(AtomicU64::new(0)),
         })
     }
 
     /// Counts one SQL statement; called by the database driver's metric hook.
     pub fn record_statement(&self, seconds: f64) {
-        self.statements.fetch_add(1, Ordering::Relaxed);
         self.db_statements.inc();
         self.db_statement_seconds.observe(seconds);
     }

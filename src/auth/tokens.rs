@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use entity::{networks, organisations, regions, tokens};
 use jsonwebtoken::errors::ErrorKind;
@@ -54,9 +55,9 @@ impl AuthError {
     }
 }
 
-impl From<sea_orm::DbErr> for AuthError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        AuthError::Internal(anyhow::Error::new(e))
+impl From<anyhow::Error> for AuthError {
+    fn from(e: anyhow::Error) -> Self {
+        AuthError::Internal(e)
     }
 }
 
@@ -243,7 +244,8 @@ pub async fn issue<C: ConnectionTrait>(db: &C, keys: &Keys, r: Resolved) -> ApiR
         revoked_by: Set(None),
     }
     .insert(db)
-    .await?;
+    .await
+    .context("Failed to record the token")?;
     let claims = OwnClaims {
         iss: keys.issuer.clone(),
         aud: keys.audience.clone(),
@@ -269,7 +271,8 @@ pub async fn issue<C: ConnectionTrait>(db: &C, keys: &Keys, r: Resolved) -> ApiR
 pub async fn revoke<C: ConnectionTrait>(db: &C, jti: &str, by: &str) -> ApiResult<tokens::Model> {
     let row = tokens::Entity::find_by_id(jti.to_owned())
         .one(db)
-        .await?
+        .await
+        .context("Failed to read the token's record")?
         .ok_or_else(|| ApiError::NotFound(format!("token {jti}")))?;
     if row.revoked_at.is_some() {
         return Ok(row);
@@ -277,7 +280,10 @@ pub async fn revoke<C: ConnectionTrait>(db: &C, jti: &str, by: &str) -> ApiResul
     let mut am: tokens::ActiveModel = row.into();
     am.revoked_at = Set(Some(Utc::now()));
     am.revoked_by = Set(Some(by.to_owned()));
-    Ok(am.update(db).await?)
+    Ok(am
+        .update(db)
+        .await
+        .context("Failed to record the revocation")?)
 }
 
 fn validation(
@@ -383,7 +389,8 @@ async fn own_principal<C: ConnectionTrait>(db: &C, c: OwnClaims) -> Result<Princ
     // The row is the authority: a signed token this service has no record of is refused.
     let row = tokens::Entity::find_by_id(c.jti.clone())
         .one(db)
-        .await?
+        .await
+        .context("Failed to read the token's record")?
         .ok_or_else(|| AuthError::Invalid(format!("token {} was not issued here", c.jti)))?;
     if row.revoked_at.is_some() {
         return Err(AuthError::Revoked);
@@ -395,7 +402,8 @@ async fn own_principal<C: ConnectionTrait>(db: &C, c: OwnClaims) -> Result<Princ
         Some(id) => {
             let n = networks::Entity::find_by_id(id)
                 .one(db)
-                .await?
+                .await
+                .context("Failed to read the token's network")?
                 .ok_or_else(|| AuthError::Invalid(format!("network {id} no longer exists")))?;
             Some(NetworkRef {
                 id: n.id,
@@ -408,7 +416,8 @@ async fn own_principal<C: ConnectionTrait>(db: &C, c: OwnClaims) -> Result<Princ
         Some(id) => {
             let o = organisations::Entity::find_by_id(id)
                 .one(db)
-                .await?
+                .await
+                .context("Failed to read the token's organisation")?
                 .ok_or_else(|| AuthError::Invalid(format!("organisation {id} no longer exists")))?;
             Some(OrganisationRef {
                 id: o.id,
@@ -490,7 +499,12 @@ async fn external_principal<C: ConnectionTrait>(
             let id = IdOrKey::parse(&key).map_err(|e| AuthError::Invalid(e.0))?;
             let n = directory::network(db, &id)
                 .await
-                .map_err(|e| AuthError::Internal(anyhow::anyhow!("{}", e.message())))?
+                .map_err(|e| {
+                    AuthError::Internal(
+                        e.into_anyhow()
+                            .context("Failed to look up the network claim"),
+                    )
+                })?
                 .ok_or_else(|| AuthError::Invalid(format!("network `{key}` is unknown")))?;
             principal.network = Some(NetworkRef {
                 id: n.id,
@@ -510,7 +524,12 @@ async fn external_principal<C: ConnectionTrait>(
             let id = IdOrKey::parse(&key).map_err(|e| AuthError::Invalid(e.0))?;
             let o = directory::organisation(db, &id)
                 .await
-                .map_err(|e| AuthError::Internal(anyhow::anyhow!("{}", e.message())))?
+                .map_err(|e| {
+                    AuthError::Internal(
+                        e.into_anyhow()
+                            .context("Failed to look up the organisation claim"),
+                    )
+                })?
                 .ok_or_else(|| AuthError::Invalid(format!("organisation `{key}` is unknown")))?;
             principal.organisation = Some(OrganisationRef {
                 id: o.id,

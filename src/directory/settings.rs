@@ -8,7 +8,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::policy::disclosure::{DEFAULT, Thresholds};
 
 /// A network's disclosure thresholds: the defaults, or what its admins raised them to.
@@ -88,7 +88,9 @@ pub async fn set_thresholds(
     disclosure_thresholds::Entity::delete_by_id(network_id)
         .exec(&txn)
         .await?;
-    row.insert(&txn).await?;
+    row.insert(&txn)
+        .await
+        .conflict_on_unique("the network's threshold setting")?;
     txn.commit().await?;
     Ok(t)
 }

@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::{ACTIVE, INVITED};
 use crate::domain::{GssCode, Identifier, Key, Sector};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 
 async fn begin(db: &DatabaseConnection) -> ApiResult<DatabaseTransaction> {
     Ok(db.begin().await?)
@@ -63,7 +63,8 @@ async fn ensure_geographies<C: ConnectionTrait>(
             parent_code: Set(None),
         }
         .insert(db)
-        .await?;
+        .await
+        .conflict_on_unique(&format!("geography {code}"))?;
     }
     Ok(())
 }
@@ -85,7 +86,8 @@ async fn set_region_districts<C: ConnectionTrait>(
             district_code: Set(code.to_string()),
         }
         .insert(db)
-        .await?;
+        .await
+        .conflict_on_unique(&format!("the region's district {code}"))?;
     }
     Ok(())
 }
@@ -114,7 +116,8 @@ pub async fn create_region(db: &DatabaseConnection, r: NewRegion) -> ApiResult<r
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .conflict_on_unique(&format!("input.code: region {}", r.code))?;
     set_region_districts(&txn, region.id, &r.districts).await?;
     txn.commit().await?;
     Ok(region)
@@ -192,7 +195,8 @@ pub async fn create_network(db: &DatabaseConnection, n: NewNetwork) -> ApiResult
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .conflict_on_unique(&format!("input.key: a network `{}`", n.key))?;
     set_network_districts(&txn, net.id, &n.districts).await?;
     txn.commit().await?;
     Ok(net)
@@ -214,7 +218,8 @@ async fn set_network_districts<C: ConnectionTrait>(
             district_code: Set(d.to_string()),
         }
         .insert(db)
-        .await?;
+        .await
+        .conflict_on_unique(&format!("the network's district {d}"))?;
     }
     Ok(())
 }
@@ -327,7 +332,8 @@ async fn set_identifiers<C: ConnectionTrait>(
             ..Default::default()
         }
         .insert(db)
-        .await?;
+        .await
+        .conflict_on_unique(&format!("{} {}", id.scheme(), id.value()))?;
     }
     Ok(())
 }
@@ -384,7 +390,8 @@ pub async fn create_institution(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .conflict_on_unique(&format!("input.key: an institution `{}`", n.key))?;
     set_identifiers(&txn, inst.id, &n.identifiers).await?;
     memberships::ActiveModel {
         institution_id: Set(inst.id),
@@ -599,7 +606,8 @@ pub async fn create_organisation(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .conflict_on_unique(&format!("input.key: an organisation `{key}`"))?;
     txn.commit().await?;
     Ok(o)
 }

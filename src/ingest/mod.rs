@@ -929,12 +929,9 @@ async fn insert_return(
     Ok(row)
 }
 
-/// A failed write, named for the log; but a unique violation stays what `?` makes of it, the
-/// client's conflict (a concurrent write got in first), not our fault.
+/// A failed write, named for the log. Writes here run under the institutions' row locks, so
+/// a unique violation is not a concurrent client's doing: it is internal, like any other.
 fn write_error(e: DbErr, step: &'static str) -> ApiError {
-    if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-        return e.into();
-    }
     anyhow::Error::new(e).context(step).into()
 }
 

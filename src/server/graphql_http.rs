@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
@@ -18,6 +18,7 @@ use async_graphql::{BatchRequest, Request, ServerError, Variables};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
+use tracing_actix_web::RequestId;
 
 use super::AppState;
 use crate::auth::{self, Caller};
@@ -58,6 +59,38 @@ impl RequestFailure {
             allow: None,
         }
     }
+
+    fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+    }
+
+    fn with_allow(self, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..self
+        }
+    }
+
+    /// The failure as the body of one operation: `errors` and no `data`.
+    fn body(&self) -> Json {
+        json!({ "errors": [error_json(self.code, &self.message)] })
+    }
+
+    /// The failure as the whole response, with `Allow` when the method was wrong.
+    fn respond(&self, media: MediaType) -> HttpResponse {
+        respond(media, self.status, &self.body(), self.allow)
+    }
+}
+
+/// Any method other than `GET` and `POST` on `/graphql`.
+pub(super) async fn method_not_allowed() -> HttpResponse {
+    RequestFailure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BAD_USER_INPUT",
+        "use GET for queries or POST",
+    )
+    .with_allow("GET, POST")
+    .respond(MediaType::GraphqlResponseJson)
 }
 
 /// Picks the response media type from `Accept`. No header, or one that takes anything, gets
@@ -126,11 +159,7 @@ fn to_request(
     variables: Option<Json>,
 ) -> Result<Request, RequestFailure> {
     let Some(query) = query.filter(|q| !q.trim().is_empty()) else {
-        return Err(RequestFailure::new(
-            StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
-            "the request has no `query`",
-        ));
+        return Err(RequestFailure::bad_input("the request has no `query`"));
     };
     let mut r = Request::new(query);
     if let Some(name) = operation_name {
@@ -140,9 +169,7 @@ fn to_request(
         None | Some(Json::Null) => {}
         Some(v @ Json::Object(_)) => r = r.variables(Variables::from_json(v)),
         Some(_) => {
-            return Err(RequestFailure::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
+            return Err(RequestFailure::bad_input(
                 "`variables` must be a JSON object",
             ));
         }
@@ -151,33 +178,17 @@ fn to_request(
 }
 
 fn from_get(req: &HttpRequest) -> Result<BatchRequest, RequestFailure> {
-    let params = web::Query::<GetParams>::from_query(req.query_string()).map_err(|e| {
-        RequestFailure::new(
-            StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
-            format!("bad query string: {e}"),
-        )
-    })?;
+    let params = web::Query::<GetParams>::from_query(req.query_string())
+        .map_err(|e| RequestFailure::bad_input(format!("bad query string: {e}")))?;
     let params = params.into_inner();
     let variables = params
         .variables
         .map(|v| serde_json::from_str::<Json>(&v))
         .transpose()
-        .map_err(|e| {
-            RequestFailure::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                format!("`variables` is not JSON: {e}"),
-            )
-        })?;
+        .map_err(|e| RequestFailure::bad_input(format!("`variables` is not JSON: {e}")))?;
     if let Some(ext) = params.extensions {
-        serde_json::from_str::<Json>(&ext).map_err(|e| {
-            RequestFailure::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                format!("`extensions` is not JSON: {e}"),
-            )
-        })?;
+        serde_json::from_str::<Json>(&ext)
+            .map_err(|e| RequestFailure::bad_input(format!("`extensions` is not JSON: {e}")))?;
     }
     Ok(BatchRequest::Single(to_request(
         params.query,
@@ -192,13 +203,8 @@ async fn read_body(
 ) -> Result<web::BytesMut, RequestFailure> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            RequestFailure::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                format!("could not read the body: {e}"),
-            )
-        })?;
+        let chunk = chunk
+            .map_err(|e| RequestFailure::bad_input(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(RequestFailure::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -257,32 +263,18 @@ async fn from_post(
         ));
     }
     let body = read_body(payload, limits.body_bytes).await?;
-    let json: Json = serde_json::from_slice(&body).map_err(|e| {
-        RequestFailure::new(
-            StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
+    let json: Json = serde_json::from_slice(&body)
+        .map_err(|e| RequestFailure::bad_input(format!("the body is not valid JSON: {e}")))?;
     let one = |v: Json| -> Result<Request, RequestFailure> {
-        let p: PostParams = serde_json::from_value(v).map_err(|e| {
-            RequestFailure::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                format!("not a GraphQL request: {e}"),
-            )
-        })?;
+        let p: PostParams = serde_json::from_value(v)
+            .map_err(|e| RequestFailure::bad_input(format!("not a GraphQL request: {e}")))?;
         let _ = p.extensions;
         to_request(p.query, p.operation_name, p.variables)
     };
     match json {
         Json::Array(items) => {
             if items.is_empty() {
-                return Err(RequestFailure::new(
-                    StatusCode::BAD_REQUEST,
-                    "BAD_USER_INPUT",
-                    "the batch is empty",
-                ));
+                return Err(RequestFailure::bad_input("the batch is empty"));
             }
             if items.len() > limits.batch {
                 return Err(RequestFailure::new(
@@ -313,9 +305,7 @@ async fn from_multipart(
     limits: &Limits,
 ) -> Result<BatchRequest, RequestFailure> {
     if !req.headers().contains_key("graphql-require-preflight") {
-        return Err(RequestFailure::new(
-            StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
+        return Err(RequestFailure::bad_input(
             "uploads need the `GraphQL-Require-Preflight` header (any value), so a browser cannot send one cross-site",
         ));
     }
@@ -325,13 +315,7 @@ async fn from_multipart(
         .max_num_files(4);
     async_graphql::http::receive_batch_body(Some(ctype), &body[..], opts)
         .await
-        .map_err(|e| {
-            RequestFailure::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                format!("not a GraphQL multipart request: {e}"),
-            )
-        })
+        .map_err(|e| RequestFailure::bad_input(format!("not a GraphQL multipart request: {e}")))
 }
 
 /// Counts aliases in a selection set, following fragments (each spread counts again, since
@@ -391,11 +375,7 @@ fn precheck(
     let doc = match req.parsed_query() {
         Ok(doc) => doc,
         Err(e) => {
-            return Err(RequestFailure::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                e.message,
-            ));
+            return Err(RequestFailure::bad_input(e.message));
         }
     };
     // A lone named operation is kept in `Multiple`, and runs without `operationName`.
@@ -411,12 +391,12 @@ fn precheck(
     // An undeterminable operation is reported by execution, which knows the exact reason.
     let Some(op) = op else { return Ok(name) };
     if *method == Method::GET && op.node.ty != OperationType::Query {
-        return Err(RequestFailure {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: "BAD_USER_INPUT",
-            message: "only queries may be sent with GET; send mutations with POST".into(),
-            allow: Some("POST"),
-        });
+        return Err(RequestFailure::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "only queries may be sent with GET; send mutations with POST",
+        )
+        .with_allow("POST"));
     }
     let aliases = count_aliases(doc, &op.node.selection_set.node, 0);
     if aliases > limits.aliases {
@@ -491,7 +471,12 @@ struct Executed {
     codes: Vec<String>,
 }
 
-async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Executed {
+async fn execute_one(
+    state: &AppState,
+    req: Request,
+    caller: &Caller,
+    request_id: Option<&str>,
+) -> Executed {
     let req = req
         .data(DataLoader::new(
             Loaders::new(state.db.clone(), caller.clone()),
@@ -509,6 +494,7 @@ async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Execute
             .iter()
             .all(|e| e.path.is_empty() || is_input_coercion(&e.message));
     code_errors(&mut resp.errors, request_error);
+    crate::error::report(&mut resp.errors, request_id);
     let codes = resp
         .errors
         .iter()
@@ -519,8 +505,12 @@ async fn execute_one(state: &AppState, req: Request, caller: &Caller) -> Execute
                 .map(|v| v.to_string().trim_matches('"').to_owned())
         })
         .collect();
-    let mut body = serde_json::to_value(&resp)
-        .unwrap_or_else(|_| json!({ "errors": [error_json("INTERNAL", "internal error")] }));
+    let mut body = serde_json::to_value(&resp).unwrap_or_else(|e| {
+        tracing::error!(request_id, error = %e, "a GraphQL response could not be serialized");
+        let mut error = error_json("INTERNAL", "internal error");
+        error["extensions"]["requestId"] = request_id.into();
+        json!({ "errors": [error] })
+    });
     if request_error && let Some(obj) = body.as_object_mut() {
         obj.remove("data");
     }
@@ -604,7 +594,8 @@ fn respond(media: MediaType, status: StatusCode, body: &Json, allow: Option<&str
     b.body(body.to_string())
 }
 
-/// `GET /graphql` and `POST /graphql`.
+/// `GET /graphql` and `POST /graphql`: negotiate, authenticate, read the request, then run
+/// one operation or a batch.
 pub async fn handle(
     req: HttpRequest,
     mut payload: web::Payload,
@@ -612,122 +603,149 @@ pub async fn handle(
 ) -> HttpResponse {
     let started = Instant::now();
     let Some(media) = negotiate(&req) else {
-        return respond(
-            MediaType::Json,
+        return RequestFailure::new(
             StatusCode::NOT_ACCEPTABLE,
-            &json!({ "errors": [error_json("BAD_USER_INPUT", "send Accept: application/graphql-response+json or application/json")] }),
-            None,
-        );
+            "BAD_USER_INPUT",
+            "send Accept: application/graphql-response+json or application/json",
+        )
+        .respond(MediaType::Json);
     };
     let caller = match authenticate(&req, &state).await {
         Ok(c) => c,
-        Err(f) => {
-            state
-                .metrics
-                .requests
-                .with_label_values(&["none", "unauthenticated"])
-                .inc();
-            let mut resp = respond(
-                media,
-                f.status,
-                &json!({ "errors": [error_json(f.code, &f.message)] }),
-                None,
-            );
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-            return resp;
-        }
+        Err(f) => return unauthenticated(&state, &f, media),
     };
     if let Some(p) = caller.principal() {
         tracing::Span::current().record("auth.subject", p.subject.as_str());
     }
-    let method = req.method().clone();
-    let batch = if method == Method::GET {
-        from_get(&req)
-    } else {
-        from_post(&req, &mut payload, &state.settings.limits).await
-    };
-    let batch = match batch {
+    let batch = match read_request(&req, &mut payload, &state.settings.limits).await {
         Ok(b) => b,
-        Err(f) => {
-            state
-                .metrics
-                .requests
-                .with_label_values(&["none", "refused"])
-                .inc();
-            state
-                .metrics
-                .errors
-                .with_label_values(&["none", f.code])
-                .inc();
-            return respond(
-                media,
-                f.status,
-                &json!({ "errors": [error_json(f.code, &f.message)] }),
-                f.allow,
-            );
-        }
+        Err(f) => return unreadable(&state, &f, media),
     };
-
+    let run = Run {
+        state: &state,
+        caller: &caller,
+        method: req.method(),
+        media,
+        started,
+        request_id: req.extensions().get::<RequestId>().map(|id| id.to_string()),
+    };
     match batch {
-        BatchRequest::Single(mut r) => {
-            // Method-not-allowed must be answered as such, before anything runs.
-            let checked = precheck(&mut r, &method, &state.settings.limits);
-            let name = match &checked {
-                Ok(name) => name.clone(),
-                Err(_) => r.operation_name.clone(),
-            };
-            let label = state.operation_labels.label(name.as_deref());
-            tracing::Span::current().record("graphql.operation", label.as_str());
-            if let Err(f) = checked {
-                record(&state, &label, started, true, &[f.code.to_owned()]);
-                return respond(
-                    media,
-                    f.status,
-                    &json!({ "errors": [error_json(f.code, &f.message)] }),
-                    f.allow,
-                );
-            }
-            let out = execute_one(&state, r, &caller).await;
-            record(&state, &label, started, out.request_error, &out.codes);
-            let status = if out.request_error && media == MediaType::GraphqlResponseJson {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
-            respond(media, status, &out.body, None)
+        BatchRequest::Single(r) => run.single(r).await,
+        BatchRequest::Batch(rs) => run.batch(rs).await,
+    }
+}
+
+/// 401, with the challenge the bearer scheme asks for.
+fn unauthenticated(state: &AppState, f: &RequestFailure, media: MediaType) -> HttpResponse {
+    state
+        .metrics
+        .requests
+        .with_label_values(&["none", "unauthenticated"])
+        .inc();
+    let mut resp = f.respond(media);
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    resp
+}
+
+/// A request that could not be read as GraphQL (query string, body, content type, batch).
+fn unreadable(state: &AppState, f: &RequestFailure, media: MediaType) -> HttpResponse {
+    state
+        .metrics
+        .requests
+        .with_label_values(&["none", "refused"])
+        .inc();
+    state
+        .metrics
+        .errors
+        .with_label_values(&["none", f.code])
+        .inc();
+    f.respond(media)
+}
+
+async fn read_request(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    limits: &Limits,
+) -> Result<BatchRequest, RequestFailure> {
+    if *req.method() == Method::GET {
+        from_get(req)
+    } else {
+        from_post(req, payload, limits).await
+    }
+}
+
+/// What running a request's operations needs to know about it.
+struct Run<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    method: &'a Method,
+    media: MediaType,
+    started: Instant,
+    request_id: Option<String>,
+}
+
+impl Run<'_> {
+    async fn single(&self, mut r: Request) -> HttpResponse {
+        // Method-not-allowed must be answered as such, before anything runs.
+        let checked = precheck(&mut r, self.method, &self.state.settings.limits);
+        let name = match &checked {
+            Ok(name) => name.clone(),
+            Err(_) => r.operation_name.clone(),
+        };
+        let label = self.state.operation_labels.label(name.as_deref());
+        tracing::Span::current().record("graphql.operation", label.as_str());
+        if let Err(f) = checked {
+            record(self.state, &label, self.started, true, &[f.code.to_owned()]);
+            return f.respond(self.media);
         }
-        BatchRequest::Batch(rs) => {
-            let label = "batch".to_owned();
-            tracing::Span::current().record("graphql.operation", label.as_str());
-            let mut bodies = Vec::with_capacity(rs.len());
-            let mut codes = vec![];
-            let mut any_request_error = false;
-            for mut r in rs {
-                if let Err(f) = precheck(&mut r, &method, &state.settings.limits) {
-                    if f.status == StatusCode::METHOD_NOT_ALLOWED {
-                        return respond(
-                            media,
-                            f.status,
-                            &json!({ "errors": [error_json(f.code, &f.message)] }),
-                            f.allow,
-                        );
-                    }
-                    any_request_error = true;
-                    codes.push(f.code.to_owned());
-                    bodies.push(json!({ "errors": [error_json(f.code, &f.message)] }));
-                    continue;
+        let out = self.execute(r).await;
+        record(
+            self.state,
+            &label,
+            self.started,
+            out.request_error,
+            &out.codes,
+        );
+        let status = if out.request_error && self.media == MediaType::GraphqlResponseJson {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        respond(self.media, status, &out.body, None)
+    }
+
+    /// A batch answers 200 with one result per operation, unless one of them may not be sent
+    /// with this method, which refuses the whole batch.
+    async fn batch(&self, rs: Vec<Request>) -> HttpResponse {
+        let label = "batch";
+        tracing::Span::current().record("graphql.operation", label);
+        let mut bodies = Vec::with_capacity(rs.len());
+        let mut codes = vec![];
+        let mut any_request_error = false;
+        for mut r in rs {
+            if let Err(f) = precheck(&mut r, self.method, &self.state.settings.limits) {
+                if f.status == StatusCode::METHOD_NOT_ALLOWED {
+                    return f.respond(self.media);
                 }
-                let out = execute_one(&state, r, &caller).await;
-                any_request_error |= out.request_error;
-                codes.extend(out.codes);
-                bodies.push(out.body);
+                any_request_error = true;
+                codes.push(f.code.to_owned());
+                bodies.push(f.body());
+                continue;
             }
-            record(&state, &label, started, any_request_error, &codes);
-            respond(media, StatusCode::OK, &Json::Array(bodies), None)
+            let out = self.execute(r).await;
+            any_request_error |= out.request_error;
+            codes.extend(out.codes);
+            bodies.push(out.body);
         }
+        record(self.state, label, self.started, any_request_error, &codes);
+        respond(self.media, StatusCode::OK, &Json::Array(bodies), None)
+    }
+
+    async fn execute(&self, r: Request) -> Executed {
+        execute_one(self.state, r, self.caller, self.request_id.as_deref()).await
     }
 }
 

@@ -20,6 +20,7 @@ pub use graphql_http::GRAPHQL_RESPONSE_JSON;
 use crate::access_log::AccessLog;
 use crate::auth::Keys;
 use crate::config::Settings;
+use crate::error::ApiError;
 use crate::graphql::{self, AppSchema};
 use crate::telemetry::{Metrics, RequestSpan};
 use crate::{db, directory};
@@ -53,15 +54,7 @@ impl Application {
         .await?;
         db::migrate(&db).await?;
         if demo {
-            directory::demo::load(&db).await?;
-            let n = crate::ingest::demo::load(&db).await.map_err(|e| {
-                anyhow::anyhow!("Failed to load the synthetic demo returns: {}", e.message())
-            })?;
-            tracing::info!(demo.returns = n, "synthetic demo returns loaded");
-            let g = crate::sharing::demo_grants(&db).await.map_err(|e| {
-                anyhow::anyhow!("Failed to make the demo's public grants: {}", e.message())
-            })?;
-            tracing::info!(demo.grants = g, "demo public grants (AGGREGATE) in force");
+            load_demo(&db).await?;
         }
         let keys = Arc::new(
             Keys::load(&settings.auth, &settings.data_dir)
@@ -73,7 +66,10 @@ impl Application {
                 settings.bind
             )
         })?;
-        let port = listener.local_addr()?.port();
+        let port = listener
+            .local_addr()
+            .context("Failed to read the listener's address")?
+            .port();
         let access_log = AccessLog::start(db.clone());
         let schema = graphql::build(&settings, db.clone(), keys.clone(), access_log.clone());
         let shutdown = settings.shutdown_timeout_seconds;
@@ -97,11 +93,12 @@ impl Application {
                     web::resource("/graphql")
                         .route(web::get().to(graphql_http::handle))
                         .route(web::post().to(graphql_http::handle))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(web::to(graphql_http::method_not_allowed)),
                 )
         })
         .shutdown_timeout(shutdown)
-        .listen(listener)?
+        .listen(listener)
+        .context("Failed to start the HTTP server")?
         .run();
         Ok(Self {
             server,
@@ -133,6 +130,24 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// `serve --demo`: the West Midlands directory, synthetic returns and public grants.
+async fn load_demo(db: &DatabaseConnection) -> anyhow::Result<()> {
+    directory::demo::load(db)
+        .await
+        .context("Failed to load the demo directory")?;
+    let n = crate::ingest::demo::load(db)
+        .await
+        .map_err(ApiError::into_anyhow)
+        .context("Failed to load the synthetic demo returns")?;
+    tracing::info!(demo.returns = n, "synthetic demo returns loaded");
+    let g = crate::sharing::demo_grants(db)
+        .await
+        .map_err(ApiError::into_anyhow)
+        .context("Failed to make the demo's public grants")?;
+    tracing::info!(demo.grants = g, "demo public grants (AGGREGATE) in force");
+    Ok(())
 }
 
 async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
@@ -172,11 +187,4 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
-}
-
-async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header(("Allow", "GET, POST"))
-        .content_type(GRAPHQL_RESPONSE_JSON)
-        .body(r#"{"errors":[{"message":"use GET for queries or POST","extensions":{"code":"BAD_USER_INPUT"}}]}"#)
 }

@@ -1,5 +1,6 @@
 //! GraphQL over HTTP: media types, status codes, methods and limits, by attack.
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::both_databases;
@@ -313,7 +314,38 @@ async fn introspection_and_graphiql_can_be_switched_off(backend: Backend) {
     app.query("{ regions { code } }", json!({})).await;
 }
 
+/// An internal error tells the client nothing of its cause, but names the request, so an
+/// operator can find the cause in the log.
+async fn internal_errors_name_the_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.db
+        .execute_unprepared(
+            "UPDATE institutions SET sector = 'NOT_A_SECTOR' WHERE key = 'sandwell-college'",
+        )
+        .await
+        .unwrap();
+    let q = "{ institution(id: \"sandwell-college\") { name sector } }";
+    let (code, body) = app.error_code(q, json!({})).await;
+    assert_eq!(code, "INTERNAL", "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["message"], "internal error", "{body}");
+    assert!(!body.to_string().contains("NOT_A_SECTOR"), "{body}");
+    let id = error["extensions"]["requestId"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{body}");
+    // Each request has its own id; errors the client caused carry none.
+    let (_, again) = app.error_code(q, json!({})).await;
+    assert_ne!(again["errors"][0]["extensions"]["requestId"], id, "{again}");
+    let (_, bad) = app.error_code("{ nosuchfield }", json!({})).await;
+    assert!(
+        bad["errors"][0]["extensions"].get("requestId").is_none(),
+        "{bad}"
+    );
+}
+
 both_databases!(
+    internal_errors_name_the_request,
     get_mutation_is_405,
     malformed_and_invalid_queries_are_4xx,
     bad_requests,
