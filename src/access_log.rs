@@ -10,18 +10,20 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use chrono::{DateTime, Utc};
 use entity::{access_log, access_log_networks};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
-    TransactionTrait, Value,
+    TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::pagination::{Page, PageArgs};
-use crate::sql;
+use crate::sql::Sql;
 
 /// Entries the channel holds before requests wait.
 pub const CAPACITY: usize = 10_000;
@@ -170,23 +172,23 @@ pub async fn page<C: ConnectionTrait>(
     network_id: i64,
     p: PageArgs,
 ) -> ApiResult<Page<access_log::Model>> {
-    let mut values: Vec<Value> = vec![network_id.into()];
-    let mut cond = String::new();
-    if let Some(after) = p.after {
-        cond.push_str(" AND l.id < ?");
-        values.push(after.into());
-    }
-    values.push(i64::try_from(p.first + 1).unwrap_or(101).into());
-    let rows = access_log::Model::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT l.* FROM access_log l JOIN access_log_networks n ON n.entry_id = l.id \
-             WHERE n.network_id = ?{cond} ORDER BY l.id DESC LIMIT ?"
-        ),
-        values,
-    ))
-    .all(db)
-    .await?;
+    let after = match p.after {
+        Some(after) => Sql::format(" AND l.id < {}", [Sql::value(after)]),
+        None => Sql::default(),
+    };
+    let statement = Sql::format(
+        "SELECT l.* FROM access_log l JOIN access_log_networks n ON n.entry_id = l.id \
+         WHERE n.network_id = {}{} ORDER BY l.id DESC LIMIT {}",
+        [
+            Sql::value(network_id),
+            after,
+            Sql::value(i64::try_from(p.first + 1).unwrap_or(101)),
+        ],
+    );
+    let rows = access_log::Model::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to read a page of the access log")?;
     Ok(Page::from_overfetch(rows, p.first as usize))
 }
 
@@ -196,13 +198,14 @@ struct Count {
 }
 
 pub async fn count<C: ConnectionTrait>(db: &C, network_id: i64) -> ApiResult<u64> {
-    let row = Count::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        "SELECT COUNT(*) AS n FROM access_log_networks WHERE network_id = ?",
-        vec![network_id.into()],
-    ))
-    .one(db)
-    .await?;
+    let statement = Sql::format(
+        "SELECT COUNT(*) AS n FROM access_log_networks WHERE network_id = {}",
+        [Sql::value(network_id)],
+    );
+    let row = Count::find_by_statement(statement.statement(db.get_database_backend()))
+        .one(db)
+        .await
+        .context("Failed to count the access log")?;
     Ok(row.map(|c| u64::try_from(c.n).unwrap_or(0)).unwrap_or(0))
 }
 
@@ -221,17 +224,15 @@ pub async fn networks_of<C: ConnectionTrait>(
     if entry_ids.is_empty() {
         return Ok(out);
     }
-    let rows = EntryNetwork::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT entry_id, network_id FROM access_log_networks WHERE entry_id IN ({}) \
-             ORDER BY entry_id, network_id",
-            sql::placeholders(entry_ids.len())
-        ),
-        entry_ids.iter().map(|&i| Value::from(i)).collect(),
-    ))
-    .all(db)
-    .await?;
+    let statement = Sql::format(
+        "SELECT entry_id, network_id FROM access_log_networks WHERE entry_id IN ({}) \
+         ORDER BY entry_id, network_id",
+        [Sql::list(entry_ids.iter().copied())],
+    );
+    let rows = EntryNetwork::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to read the access log's networks")?;
     for r in rows {
         out.entry(r.entry_id).or_default().push(r.network_id);
     }

@@ -259,17 +259,14 @@ pub async fn reaching<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,
 ) -> ApiResult<Vec<grants::Model>> {
-    let reach = crate::policy::returns::reach(caller);
-    Ok(grants::Model::find_by_statement(crate::sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "WITH {} SELECT g.* FROM grants g WHERE g.id IN (SELECT id FROM reach) ORDER BY g.id",
-            reach.sql
-        ),
-        reach.values,
-    ))
-    .all(db)
-    .await?)
+    let statement = crate::policy::returns::reach(caller).with(crate::sql::Sql::raw(
+        "SELECT g.* FROM grants g WHERE g.id IN (SELECT id FROM reach) ORDER BY g.id",
+    ));
+    Ok(
+        grants::Model::find_by_statement(statement.statement(db.get_database_backend()))
+            .all(db)
+            .await?,
+    )
 }
 
 /// What the grants in force from `network` to organisation `organisation_id` reach: what a

@@ -8,6 +8,8 @@ pub mod writes;
 
 use std::collections::HashMap;
 
+use anyhow::Context;
+
 use chrono::NaiveDate;
 use entity::{
     geographies, institution_identifiers, institutions, memberships, networks, organisations,
@@ -16,13 +18,13 @@ use entity::{
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Value,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::domain::{GssCode, IdOrKey, Identifier, Sector};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Page, PageArgs};
-use crate::sql;
+use crate::sql::Sql;
 
 /// The membership status that counts; `INVITED` waits for the steward's consent.
 pub const ACTIVE: &str = "ACTIVE";
@@ -96,26 +98,39 @@ impl GroupedGeography {
     }
 }
 
-/// The districts linked to each owner in `ids` through a link table (`network_districts` by
-/// `network_id`, `region_districts` by `region_id`), in code order, in one statement.
+/// Which link table joins owners to their districts.
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    /// `network_districts`, by `network_id`.
+    Network,
+    /// `region_districts`, by `region_id`.
+    Region,
+}
+
+/// The districts linked to each owner in `ids` through a link table, in code order, in one
+/// statement.
 async fn linked_districts<C: ConnectionTrait>(
     db: &C,
-    link: (&str, &str),
+    link: Link,
     ids: &[i64],
 ) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
-    let (table, owner) = link;
-    let rows = GroupedGeography::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT l.{owner} AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
-             FROM {table} l JOIN geographies g ON g.code = l.district_code \
-             WHERE l.{owner} IN ({}) ORDER BY l.{owner}, g.code",
-            sql::placeholders(ids.len())
-        ),
-        ids.iter().map(|&i| Value::from(i)).collect(),
-    ))
-    .all(db)
-    .await?;
+    let template = match link {
+        Link::Network => {
+            "SELECT l.network_id AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
+             FROM network_districts l JOIN geographies g ON g.code = l.district_code \
+             WHERE l.network_id IN ({}) ORDER BY l.network_id, g.code"
+        }
+        Link::Region => {
+            "SELECT l.region_id AS group_id, g.code, g.name, g.kind, g.vintage, g.parent_code \
+             FROM region_districts l JOIN geographies g ON g.code = l.district_code \
+             WHERE l.region_id IN ({}) ORDER BY l.region_id, g.code"
+        }
+    };
+    let statement = Sql::format(template, [Sql::list(ids.iter().copied())]);
+    let rows = GroupedGeography::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to read linked districts")?;
     Ok(group(rows.into_iter().map(GroupedGeography::split)))
 }
 
@@ -124,7 +139,7 @@ pub async fn network_districts<C: ConnectionTrait>(
     db: &C,
     ids: &[i64],
 ) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
-    linked_districts(db, ("network_districts", "network_id"), ids).await
+    linked_districts(db, Link::Network, ids).await
 }
 
 /// The constituent districts of each region in `ids`.
@@ -132,7 +147,7 @@ pub async fn region_districts<C: ConnectionTrait>(
     db: &C,
     ids: &[i64],
 ) -> ApiResult<HashMap<i64, Vec<geographies::Model>>> {
-    linked_districts(db, ("region_districts", "region_id"), ids).await
+    linked_districts(db, Link::Region, ids).await
 }
 
 fn group<K: std::hash::Hash + Eq, V>(rows: impl Iterator<Item = (K, V)>) -> HashMap<K, Vec<V>> {
@@ -406,32 +421,44 @@ pub async fn members_pages<C: ConnectionTrait>(
     on: NaiveDate,
     page: PageArgs,
 ) -> ApiResult<HashMap<i64, Page<institutions::Model>>> {
-    let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
-    values.extend([
-        Value::from(ACTIVE),
-        Value::from(on),
-        Value::from(on),
-        Value::from(page.after.unwrap_or(0)),
-        Value::from(page.first as i64 + 1),
-    ]);
-    let rows = GroupedInstitution::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT * FROM ( \
-               SELECT m.network_id AS group_id, {INSTITUTION_COLUMNS}, \
-                 ROW_NUMBER() OVER (PARTITION BY m.network_id ORDER BY i.id) AS rn \
-               FROM memberships m JOIN institutions i ON i.id = m.institution_id \
-               WHERE m.network_id IN ({}) AND m.status = ? AND m.from_date <= ? \
-                 AND (m.to_date IS NULL OR m.to_date >= ?) AND i.id > ? \
-             ) t WHERE rn <= ? ORDER BY group_id, id",
-            sql::placeholders(network_ids.len())
-        ),
-        values,
-    ))
-    .all(db)
-    .await?;
+    let statement = Sql::format(
+        "SELECT * FROM ( \
+           SELECT m.network_id AS group_id, {}, \
+             ROW_NUMBER() OVER (PARTITION BY m.network_id ORDER BY i.id) AS rn \
+           FROM memberships m JOIN institutions i ON i.id = m.institution_id \
+           WHERE m.network_id IN ({}) AND m.status = {} AND m.from_date <= {} \
+             AND (m.to_date IS NULL OR m.to_date >= {}) AND i.id > {} \
+         ) t WHERE rn <= {} ORDER BY group_id, id",
+        [
+            Sql::raw(INSTITUTION_COLUMNS),
+            Sql::list(network_ids.iter().copied()),
+            Sql::value(ACTIVE),
+            Sql::value(on),
+            Sql::value(on),
+            Sql::value(page.after.unwrap_or(0)),
+            Sql::value(page.first as i64 + 1),
+        ],
+    );
+    pages_by_group(db, statement, network_ids, page)
+        .await
+        .context("Failed to read pages of members")
+        .map_err(Into::into)
+}
+
+/// Runs a statement of institutions numbered within groups (`group_id`), and cuts a page for
+/// each of `ids` (an empty one where a group has no rows).
+async fn pages_by_group<C: ConnectionTrait>(
+    db: &C,
+    statement: Sql,
+    ids: &[i64],
+    page: PageArgs,
+) -> Result<HashMap<i64, Page<institutions::Model>>, sea_orm::DbErr> {
+    let rows =
+        GroupedInstitution::find_by_statement(statement.statement(db.get_database_backend()))
+            .all(db)
+            .await?;
     let grouped = group(rows.into_iter().map(GroupedInstitution::split));
-    Ok(network_ids
+    Ok(ids
         .iter()
         .map(|id| {
             let rows = grouped.get(id).cloned().unwrap_or_default();
@@ -452,21 +479,22 @@ pub async fn members_counts<C: ConnectionTrait>(
     network_ids: &[i64],
     on: NaiveDate,
 ) -> ApiResult<HashMap<i64, u64>> {
-    let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
-    values.extend([Value::from(ACTIVE), Value::from(on), Value::from(on)]);
-    let rows = GroupCount::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT m.network_id AS group_id, COUNT(DISTINCT m.institution_id) AS n \
-             FROM memberships m WHERE m.network_id IN ({}) AND m.status = ? \
-               AND m.from_date <= ? AND (m.to_date IS NULL OR m.to_date >= ?) \
-             GROUP BY m.network_id",
-            sql::placeholders(network_ids.len())
-        ),
-        values,
-    ))
-    .all(db)
-    .await?;
+    let statement = Sql::format(
+        "SELECT m.network_id AS group_id, COUNT(DISTINCT m.institution_id) AS n \
+         FROM memberships m WHERE m.network_id IN ({}) AND m.status = {} \
+           AND m.from_date <= {} AND (m.to_date IS NULL OR m.to_date >= {}) \
+         GROUP BY m.network_id",
+        [
+            Sql::list(network_ids.iter().copied()),
+            Sql::value(ACTIVE),
+            Sql::value(on),
+            Sql::value(on),
+        ],
+    );
+    let rows = GroupCount::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to count members")?;
     Ok(counts(network_ids, rows))
 }
 
@@ -486,50 +514,38 @@ pub async fn steward_pages<C: ConnectionTrait>(
     network_ids: &[i64],
     page: PageArgs,
 ) -> ApiResult<HashMap<i64, Page<institutions::Model>>> {
-    let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
-    values.extend([
-        Value::from(page.after.unwrap_or(0)),
-        Value::from(page.first as i64 + 1),
-    ]);
-    let rows = GroupedInstitution::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT * FROM ( \
-               SELECT i.steward_network_id AS group_id, {INSTITUTION_COLUMNS}, \
-                 ROW_NUMBER() OVER (PARTITION BY i.steward_network_id ORDER BY i.id) AS rn \
-               FROM institutions i WHERE i.steward_network_id IN ({}) AND i.id > ? \
-             ) t WHERE rn <= ? ORDER BY group_id, id",
-            sql::placeholders(network_ids.len())
-        ),
-        values,
-    ))
-    .all(db)
-    .await?;
-    let grouped = group(rows.into_iter().map(GroupedInstitution::split));
-    Ok(network_ids
-        .iter()
-        .map(|id| {
-            let rows = grouped.get(id).cloned().unwrap_or_default();
-            (*id, Page::from_overfetch(rows, page.first as usize))
-        })
-        .collect())
+    let statement = Sql::format(
+        "SELECT * FROM ( \
+           SELECT i.steward_network_id AS group_id, {}, \
+             ROW_NUMBER() OVER (PARTITION BY i.steward_network_id ORDER BY i.id) AS rn \
+           FROM institutions i WHERE i.steward_network_id IN ({}) AND i.id > {} \
+         ) t WHERE rn <= {} ORDER BY group_id, id",
+        [
+            Sql::raw(INSTITUTION_COLUMNS),
+            Sql::list(network_ids.iter().copied()),
+            Sql::value(page.after.unwrap_or(0)),
+            Sql::value(page.first as i64 + 1),
+        ],
+    );
+    pages_by_group(db, statement, network_ids, page)
+        .await
+        .context("Failed to read pages of stewarded institutions")
+        .map_err(Into::into)
 }
 
 pub async fn steward_counts<C: ConnectionTrait>(
     db: &C,
     network_ids: &[i64],
 ) -> ApiResult<HashMap<i64, u64>> {
-    let rows = GroupCount::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT steward_network_id AS group_id, COUNT(*) AS n FROM institutions \
-             WHERE steward_network_id IN ({}) GROUP BY steward_network_id",
-            sql::placeholders(network_ids.len())
-        ),
-        network_ids.iter().map(|&i| Value::from(i)).collect(),
-    ))
-    .all(db)
-    .await?;
+    let statement = Sql::format(
+        "SELECT steward_network_id AS group_id, COUNT(*) AS n FROM institutions \
+         WHERE steward_network_id IN ({}) GROUP BY steward_network_id",
+        [Sql::list(network_ids.iter().copied())],
+    );
+    let rows = GroupCount::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to count stewarded institutions")?;
     Ok(counts(network_ids, rows))
 }
 

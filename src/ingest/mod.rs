@@ -851,16 +851,13 @@ async fn lock_institutions(txn: &DatabaseTransaction, prepared: &[Prepared]) -> 
     let mut ids: Vec<i64> = prepared.iter().map(|p| p.institution.id).collect();
     ids.sort_unstable();
     ids.dedup();
-    txn.execute_raw(crate::sql::stmt(
-        DatabaseBackend::Postgres,
-        &format!(
-            "SELECT id FROM institutions WHERE id IN ({}) ORDER BY id FOR UPDATE",
-            crate::sql::placeholders(ids.len())
-        ),
-        ids.into_iter().map(sea_orm::Value::from).collect(),
-    ))
-    .await
-    .context("Failed to lock the batch's institutions")?;
+    let statement = crate::sql::Sql::format(
+        "SELECT id FROM institutions WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        [crate::sql::Sql::list(ids)],
+    );
+    txn.execute_raw(statement.statement(DatabaseBackend::Postgres))
+        .await
+        .context("Failed to lock the batch's institutions")?;
     Ok(())
 }
 

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{institutions, memberships, networks, return_values, returns};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Value,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
 };
 
 use crate::auth::Caller;
@@ -17,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ingest::{APPROVED, REJECTED, SUBMITTED};
 use crate::pagination::{Page, PageArgs};
 use crate::policy;
-use crate::sql;
+use crate::sql::Sql;
 
 /// The filters of `returns(filter: …)`, resolved.
 #[derive(Debug, Clone, Default)]
@@ -29,44 +31,45 @@ pub struct ReturnFilter {
     pub status: Option<&'static str>,
 }
 
-/// The statement (`WITH reach AS …`, which the policy's fragments read, then the select and
-/// its `WHERE` condition), with its values in order.
-fn where_clause(
+/// The returns the caller sees at DETAIL at `at` that the filter keeps: a statement
+/// selecting `columns` from them (`r`, with its institution `i`), and any more conditions.
+fn visible(
     caller: &Caller,
     f: &ReturnFilter,
     at: DateTime<Utc>,
-) -> ApiResult<(String, Vec<Value>)> {
-    let visible = policy::returns::returns_visible(caller, at)?;
+    columns: &'static str,
+    more: Option<Sql>,
+) -> ApiResult<Sql> {
     let reach = policy::returns::reach(caller);
-    // `{columns}` is filled in by each caller: the rows, or their count.
-    let mut sql = format!(
-        "WITH {} SELECT {{columns}} FROM returns r JOIN institutions i ON i.id = r.institution_id \
-         WHERE ({})",
-        reach.sql, visible.sql
-    );
-    let mut values = reach.values;
-    values.extend(visible.values);
+    let mut conditions = vec![policy::returns::returns_visible(caller, &reach, at)?];
     if let Some(i) = f.institution {
-        sql.push_str(" AND r.institution_id = ?");
-        values.push(i.into());
+        conditions.push(Sql::format("r.institution_id = {}", [Sql::value(i)]));
     }
     if let Some(n) = f.network {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM memberships mf WHERE mf.institution_id = i.id AND mf.network_id = ? \
+        conditions.push(Sql::format(
+            "EXISTS (SELECT 1 FROM memberships mf WHERE mf.institution_id = i.id AND mf.network_id = {} \
                AND mf.status = 'ACTIVE' AND mf.from_date <= r.period_end \
                AND (mf.to_date IS NULL OR mf.to_date >= r.period_end))",
-        );
-        values.push(n.into());
+            [Sql::value(n)],
+        ));
     }
     if let Some(p) = f.period {
-        sql.push_str(" AND r.period = ?");
-        values.push(p.to_string().into());
+        conditions.push(Sql::format("r.period = {}", [Sql::value(p.to_string())]));
     }
     if let Some(s) = f.status {
-        sql.push_str(" AND r.status = ?");
-        values.push(s.into());
+        conditions.push(Sql::format("r.status = {}", [Sql::value(s)]));
     }
-    Ok((sql, values))
+    conditions.extend(more);
+    Ok(reach.with(Sql::format(
+        "SELECT {} FROM returns r JOIN institutions i ON i.id = r.institution_id WHERE {}",
+        [
+            Sql::raw(columns),
+            Sql::join(
+                conditions.into_iter().map(|c| Sql::format("({})", [c])),
+                " AND ",
+            ),
+        ],
+    )))
 }
 
 /// A page of the returns the caller sees at DETAIL, as they stood at `at`.
@@ -77,19 +80,16 @@ pub async fn page<C: ConnectionTrait>(
     at: DateTime<Utc>,
     p: PageArgs,
 ) -> ApiResult<Page<returns::Model>> {
-    let (mut cond, mut values) = where_clause(caller, f, at)?;
-    if let Some(after) = p.after {
-        cond.push_str(" AND r.id > ?");
-        values.push(after.into());
-    }
-    values.push(i64::try_from(p.first + 1).unwrap_or(101).into());
-    let rows = returns::Model::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!("{} ORDER BY r.id LIMIT ?", cond.replace("{columns}", "r.*")),
-        values,
-    ))
-    .all(db)
-    .await?;
+    let after = p.after.map(|a| Sql::format("r.id > {}", [Sql::value(a)]));
+    let mut statement = visible(caller, f, at, "r.*", after)?;
+    statement.push(Sql::format(
+        " ORDER BY r.id LIMIT {}",
+        [Sql::value(i64::try_from(p.first + 1).unwrap_or(101))],
+    ));
+    let rows = returns::Model::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to read a page of returns")?;
     Ok(Page::from_overfetch(rows, p.first as usize))
 }
 
@@ -106,19 +106,18 @@ pub async fn stewards_of<C: ConnectionTrait>(
     if institution_ids.is_empty() {
         return Ok(vec![]);
     }
-    Ok(Steward::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &format!(
-            "SELECT DISTINCT steward_network_id FROM institutions WHERE id IN ({})",
-            sql::placeholders(institution_ids.len())
-        ),
-        institution_ids.iter().map(|&i| Value::from(i)).collect(),
-    ))
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|s| s.steward_network_id)
-    .collect())
+    let statement = Sql::format(
+        "SELECT DISTINCT steward_network_id FROM institutions WHERE id IN ({})",
+        [Sql::list(institution_ids.iter().copied())],
+    );
+    Ok(
+        Steward::find_by_statement(statement.statement(db.get_database_backend()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|s| s.steward_network_id)
+            .collect(),
+    )
 }
 
 /// The steward networks a refused read of returns asked about: the filter's network or its
@@ -142,14 +141,10 @@ pub async fn count<C: ConnectionTrait>(
     f: &ReturnFilter,
     at: DateTime<Utc>,
 ) -> ApiResult<u64> {
-    let (cond, values) = where_clause(caller, f, at)?;
-    let row = Count::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &cond.replace("{columns}", "COUNT(*) AS n"),
-        values,
-    ))
-    .one(db)
-    .await?;
+    let statement = visible(caller, f, at, "COUNT(*) AS n", None)?;
+    let row = Count::find_by_statement(statement.statement(db.get_database_backend()))
+        .one(db)
+        .await?;
     Ok(row.map(|c| u64::try_from(c.n).unwrap_or(0)).unwrap_or(0))
 }
 
@@ -165,25 +160,17 @@ pub async fn values_of<C: ConnectionTrait>(
         return Ok(HashMap::new());
     }
     let reach = policy::returns::reach(caller);
-    let level = policy::returns::value_level(caller, "m.metric_group");
-    let mut values = reach.values;
-    values.extend(level.values);
-    values.extend(return_ids.iter().map(|&i| Value::from(i)));
-    let sql_text = format!(
-        "WITH {} SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code \
+    let level = policy::returns::value_level(caller, &reach, Sql::raw("m.metric_group"));
+    let statement = reach.with(Sql::format(
+        "SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code \
          JOIN returns r ON r.id = v.return_id JOIN institutions i ON i.id = r.institution_id \
          WHERE ({}) = 2 AND v.return_id IN ({}) ORDER BY v.return_id, m.position, v.breakdown",
-        reach.sql,
-        level.sql,
-        sql::placeholders(return_ids.len())
-    );
-    let rows = return_values::Model::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &sql_text,
-        values,
-    ))
-    .all(db)
-    .await?;
+        [level, Sql::list(return_ids.iter().copied())],
+    ));
+    let rows =
+        return_values::Model::find_by_statement(statement.statement(db.get_database_backend()))
+            .all(db)
+            .await?;
     let mut out: HashMap<i64, Vec<return_values::Model>> = HashMap::new();
     for r in rows {
         out.entry(r.return_id).or_default().push(r);
@@ -310,14 +297,11 @@ pub async fn submissions(
     };
     // The latest version as this admin sees it: the policy's own predicate, so the chase
     // list never shows more than `returns` would.
-    let (cond, values) = where_clause(caller, &f, Utc::now())?;
-    let latest = returns::Model::find_by_statement(sql::stmt(
-        db.get_database_backend(),
-        &cond.replace("{columns}", "r.*"),
-        values,
-    ))
-    .all(db)
-    .await?;
+    let statement = visible(caller, &f, Utc::now(), "r.*", None)?;
+    let latest = returns::Model::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to read the members' current returns")?;
     let latest: HashMap<i64, returns::Model> =
         latest.into_iter().map(|r| (r.institution_id, r)).collect();
     let mut out = vec![];

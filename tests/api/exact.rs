@@ -1,6 +1,7 @@
 //! Numbers are exact: a sum over a million values is right to the penny on both databases,
 //! and a sum past 64 bits is an error, never a wrap.
 
+use anchorfed::sql::Sql;
 use sea_orm::{ConnectionTrait, Statement};
 
 use crate::both_databases;
@@ -38,8 +39,7 @@ async fn a_million_values_sum_exactly(backend: Backend) {
     let (total, n) = anchorfed::analytics::exact_sum(
         db,
         "procurement_spend_total",
-        "SELECT id FROM returns",
-        vec![],
+        Sql::raw("SELECT id FROM returns"),
     )
     .await
     .unwrap_or_else(|e| panic!("{}", e.message()));
@@ -63,7 +63,7 @@ async fn a_million_values_sum_exactly(backend: Backend) {
     .await
     .unwrap();
     let r =
-        anchorfed::analytics::exact_sum(db, "land_owned", "SELECT id FROM returns", vec![]).await;
+        anchorfed::analytics::exact_sum(db, "land_owned", Sql::raw("SELECT id FROM returns")).await;
     assert!(
         matches!(r, Err(anchorfed::error::ApiError::Conflict(_))),
         "overflow must be an error"

@@ -1,0 +1,530 @@
+//! The impact statement: common table expressions evaluated once, then one part per kind of
+//! row joined by `UNION ALL`. Every part returns the same named columns ([`COLUMNS`]); a part
+//! names only the columns it fills and [`part`] fills the rest with their defaults, so a new
+//! column is one line here and one in each part that fills it.
+//!
+//! - `pe`: each requested year's last day for each year-end month;
+//! - `elig`: the institutions that were members of the networks in scope on their period's
+//!   last day, once per cell (per network only when grouping by network);
+//! - `ei`: each eligible institution once, with the columns the policy's predicates read;
+//! - `vis`: the versions of returns of eligible institutions current for this reader at
+//!   `asOf`, by the policy module's predicate — the only place access is decided;
+//! - `vals`: the reported (not "not reported") values of those returns, with the level at
+//!   which the reader sees each;
+//! - `pan`: with `panel`, the institutions that reported a metric in every requested year.
+//!
+//! The expressions are `MATERIALIZED` (SQLite 3.35+, PostgreSQL 12+): left inline, SQLite
+//! re-evaluated `vis` and its correlated version checks once for every eligible row.
+
+use sea_orm::FromQueryResult;
+
+use super::Spec;
+use crate::auth::Caller;
+use crate::domain::Verb;
+use crate::error::{ApiError, ApiResult};
+use crate::policy;
+use crate::sql::Sql;
+
+/// What a row of the statement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Eligible institutions of a cell (`contributors` holds the count).
+    Eligible,
+    /// A sum cell.
+    Sum,
+    /// A ratio cell (`metric` is the ratio; `total` its numerator, `denominator` below it).
+    Ratio,
+    /// A steward network (in `network`) of eligible institutions the reader sees nothing of.
+    Withheld,
+    /// A steward network whose values the answer used, for the access log.
+    Touched,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Eligible,
+        Kind::Sum,
+        Kind::Ratio,
+        Kind::Withheld,
+        Kind::Touched,
+    ];
+
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Eligible => "'E'",
+            Kind::Sum => "'S'",
+            Kind::Ratio => "'R'",
+            Kind::Withheld => "'W'",
+            Kind::Touched => "'T'",
+        }
+    }
+
+    fn parse(tag: &str) -> ApiResult<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.tag().trim_matches('\'') == tag)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("impact row of kind `{tag}`")))
+    }
+}
+
+/// One row of the statement, by the names in [`COLUMNS`].
+#[derive(Debug, FromQueryResult)]
+pub struct Row {
+    kind: String,
+    pub metric: String,
+    pub breakdown: String,
+    pub period: String,
+    pub network: i64,
+    pub sector: String,
+    pub district: String,
+    /// A sum, or a ratio's numerator sum.
+    pub total: Option<i64>,
+    /// A ratio's denominator sum.
+    pub denominator: Option<i64>,
+    pub contributors: i64,
+    /// Contributors the reader sees only at AGGREGATE.
+    pub aggregate_only: i64,
+    /// Over aggregate-only contributors: the sum and the two largest values (of a ratio's
+    /// numerator), and the same of a ratio's denominator.
+    pub agg_sum: Option<i64>,
+    pub agg_largest: Option<i64>,
+    pub agg_second: Option<i64>,
+    pub agg_den_sum: Option<i64>,
+    pub agg_den_largest: Option<i64>,
+    pub agg_den_second: Option<i64>,
+    /// The strictest thresholds among the aggregate-only contributors' stewards (null: the
+    /// defaults).
+    pub min_contributors: Option<i64>,
+    pub dominance_percent: Option<i64>,
+    pub people_count_min: Option<i64>,
+    pub people_count_round: Option<i64>,
+    /// The sum of all contributors' record keys.
+    pub key_sum: Option<i64>,
+}
+
+impl Row {
+    pub fn kind(&self) -> ApiResult<Kind> {
+        Kind::parse(&self.kind)
+    }
+}
+
+/// Every part's columns, in order, with the value a part that does not fill one gives it.
+/// The cell's dimensions come first: `GROUP BY 2, 3, 4, 5, 6, 7` ([`CELL`]) relies on it.
+const COLUMNS: [(&str, &str); 22] = [
+    ("kind", "''"),
+    ("metric", "''"),
+    ("breakdown", "''"),
+    ("period", "''"),
+    ("network", "CAST(0 AS BIGINT)"),
+    ("sector", "''"),
+    ("district", "''"),
+    ("total", NULL),
+    ("denominator", NULL),
+    ("contributors", "CAST(0 AS BIGINT)"),
+    ("aggregate_only", "CAST(0 AS BIGINT)"),
+    ("agg_sum", NULL),
+    ("agg_largest", NULL),
+    ("agg_second", NULL),
+    ("agg_den_sum", NULL),
+    ("agg_den_largest", NULL),
+    ("agg_den_second", NULL),
+    ("min_contributors", NULL),
+    ("dominance_percent", NULL),
+    ("people_count_min", NULL),
+    ("people_count_round", NULL),
+    ("key_sum", NULL),
+];
+
+const NULL: &str = "CAST(NULL AS BIGINT)";
+
+/// Groups by the cell: metric, breakdown and the dimensions (columns 2 to 7).
+const CELL: &str = " GROUP BY 2, 3, 4, 5, 6, 7";
+
+/// `SELECT` of every column, `filled` where given (by name), the default elsewhere, then
+/// `rest` (its `FROM` and what follows).
+fn part(kind: Kind, filled: Vec<(&'static str, Sql)>, rest: Sql) -> Sql {
+    debug_assert!(
+        filled
+            .iter()
+            .all(|(name, _)| COLUMNS.iter().any(|(c, _)| c == name)),
+        "a part fills a column the statement does not have"
+    );
+    let mut filled = filled;
+    let columns = COLUMNS.iter().map(|&(name, default)| {
+        let expr = match filled.iter().position(|(n, _)| *n == name) {
+            Some(at) => filled.swap_remove(at).1,
+            None if name == "kind" => Sql::raw(kind.tag()),
+            None => Sql::raw(default),
+        };
+        Sql::format("{} AS {}", [expr, Sql::raw(name)])
+    });
+    let columns: Vec<Sql> = columns.collect();
+    Sql::format("SELECT {} {}", [Sql::join(columns, ", "), rest])
+}
+
+/// Where a part reads a cell's dimensions from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// `e`, a row of `elig`.
+    Elig,
+    /// `x`, an inner select that names them as `elig` does.
+    Inner,
+}
+
+/// The cell's dimensions: period and network always, sector and district when grouped by,
+/// constant otherwise.
+fn dimensions(s: &Spec, from: Source) -> Vec<(&'static str, Sql)> {
+    let [period, network, sector, district] = match from {
+        Source::Elig => ["e.period", "e.network", "e.sector", "e.district"],
+        Source::Inner => ["x.period", "x.network", "x.sector", "x.district"],
+    };
+    let grouped = |by: bool, column: &'static str| Sql::raw(if by { column } else { "''" });
+    vec![
+        ("period", Sql::raw(period)),
+        ("network", Sql::raw(network)),
+        ("sector", grouped(s.by_sector, sector)),
+        ("district", grouped(s.by_district, district)),
+    ]
+}
+
+/// The whole statement for `caller`.
+pub fn build(
+    caller: &Caller,
+    s: &Spec,
+    sums: &[String],
+    value_metrics: &[String],
+) -> ApiResult<Sql> {
+    let reach = policy::returns::reach(caller);
+    let withheld = withheld(caller, &reach);
+    let ctes = ctes(caller, &reach, s, value_metrics)?;
+    let mut parts = vec![eligible(s)];
+    if !sums.is_empty() {
+        parts.push(sum_cells(s, sums));
+    }
+    for (ratio, (num, den)) in &s.ratio_parts {
+        parts.push(ratio_cells(s, ratio, num, den));
+    }
+    parts.push(withheld);
+    parts.push(touched());
+    let mut with = vec![reach.cte()];
+    with.extend(ctes);
+    Ok(Sql::format(
+        "WITH {} {}",
+        [Sql::join(with, ", "), Sql::join(parts, " UNION ALL ")],
+    ))
+}
+
+/// The common table expressions after `reach`.
+fn ctes(
+    caller: &Caller,
+    reach: &policy::returns::Reach,
+    s: &Spec,
+    value_metrics: &[String],
+) -> ApiResult<Vec<Sql>> {
+    let mut period_ends = vec![];
+    for y in &s.years {
+        for month in 1u8..=12 {
+            let end = y.end_date(month).ok_or_else(|| {
+                ApiError::bad_input("input.years", format!("{y} has no end date"))
+            })?;
+            period_ends.push(Sql::format(
+                "({}, {}, {})",
+                [
+                    Sql::value(y.to_string()),
+                    Sql::value(i32::from(month)),
+                    Sql::value(end),
+                ],
+            ));
+        }
+    }
+    let network = Sql::raw(if s.by_network {
+        "m.network_id"
+    } else {
+        "CAST(0 AS BIGINT)"
+    });
+    let visible = policy::returns::visible_returns(caller, reach, s.as_of, Verb::ReadImpact)?;
+    let level = policy::returns::value_level(caller, reach, Sql::raw("mt.metric_group"));
+    let by_residence = value_metrics.iter().any(|m| m == "employees_by_residence");
+    let mut out = vec![
+        Sql::format(
+            "pe(period, month, end_date) AS (VALUES {})",
+            [Sql::join(period_ends, ", ")],
+        ),
+        Sql::format(
+            "elig AS MATERIALIZED (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, \
+               {} AS network, i.sector AS sector, i.home_district_code AS district, \
+               i.steward_network_id AS steward, i.record_key AS rkey \
+             FROM institutions i JOIN pe ON pe.month = i.year_end_month \
+             JOIN memberships m ON m.institution_id = i.id \
+             WHERE m.network_id IN ({}) AND m.status = 'ACTIVE' AND m.from_date <= pe.end_date \
+               AND (m.to_date IS NULL OR m.to_date >= pe.end_date))",
+            [network, Sql::list(s.networks.iter().copied())],
+        ),
+        Sql::raw(
+            "ei AS MATERIALIZED (SELECT DISTINCT inst AS id, steward AS steward_network_id FROM elig)",
+        ),
+        Sql::format(
+            "vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period, \
+               r.period_end AS period_end \
+             FROM ei i JOIN returns r ON r.institution_id = i.id WHERE ({}) AND r.period IN ({}))",
+            [visible, Sql::list(s.years.iter().map(|y| y.to_string()))],
+        ),
+        Sql::format(
+            "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM ( \
+               SELECT r.inst AS inst, r.period AS period, v.metric_code AS metric, \
+                 v.breakdown AS breakdown, v.value AS value, {} AS lvl \
+               FROM vis r JOIN ei i ON i.id = r.inst \
+               JOIN return_values v ON v.return_id = r.rid JOIN metrics mt ON mt.code = v.metric_code \
+               WHERE v.metric_code IN ({}) AND v.value IS NOT NULL) x WHERE x.lvl > 0)",
+            [
+                Sql::raw(if by_residence { "lv" } else { "vals" }),
+                level,
+                Sql::list(value_metrics.iter().cloned()),
+            ],
+        ),
+    ];
+    if by_residence {
+        // The share in the two most deprived deciles, as its own breakdown.
+        out.push(Sql::raw(
+            "vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM lv \
+               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl) FROM lv \
+               WHERE metric = 'employees_by_residence' AND breakdown IN ('imd_decile:1', 'imd_decile:2') \
+               GROUP BY inst, period, metric)",
+        ));
+    }
+    if s.panel {
+        out.push(Sql::format(
+            "pan AS MATERIALIZED (SELECT inst, metric FROM vals GROUP BY inst, metric \
+               HAVING COUNT(DISTINCT period) = {})",
+            [Sql::value(i64::try_from(s.years.len()).unwrap_or(0))],
+        ));
+    }
+    Ok(out)
+}
+
+/// Eligible institutions per cell (per metric only under `panel`).
+fn eligible(s: &Spec) -> Sql {
+    let mut cols = dimensions(s, Source::Elig);
+    cols.push(("contributors", Sql::raw("COUNT(DISTINCT e.inst)")));
+    if s.panel {
+        cols.push(("metric", Sql::raw("pan.metric")));
+        part(
+            Kind::Eligible,
+            cols,
+            Sql::format(
+                "FROM elig e JOIN pan ON pan.inst = e.inst{}",
+                [Sql::raw(CELL)],
+            ),
+        )
+    } else {
+        part(
+            Kind::Eligible,
+            cols,
+            Sql::format("FROM elig e{}", [Sql::raw(CELL)]),
+        )
+    }
+}
+
+/// Per cell, over the aggregate-only contributors (`x.agg = 1`): the strictest thresholds
+/// among their stewards; and the sum of all contributors' record keys.
+fn thresholds() -> Vec<(&'static str, Sql)> {
+    vec![
+        (
+            "min_contributors",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 THEN x.mc END) AS BIGINT)"),
+        ),
+        (
+            "dominance_percent",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 THEN x.dp END) AS BIGINT)"),
+        ),
+        (
+            "people_count_min",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 THEN x.pm END) AS BIGINT)"),
+        ),
+        (
+            "people_count_round",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 THEN x.pr END) AS BIGINT)"),
+        ),
+        ("key_sum", Sql::raw("CAST(SUM(x.rkey) AS BIGINT)")),
+    ]
+}
+
+/// The per-institution columns [`thresholds`] reads, and the join that brings them.
+const THRESHOLD_COLUMNS: &str = "e.rkey AS rkey, th.min_contributors AS mc, \
+    th.dominance_percent AS dp, th.people_count_min AS pm, th.people_count_round AS pr";
+const THRESHOLD_JOIN: &str = "LEFT JOIN disclosure_thresholds th ON th.network_id = e.steward";
+
+/// Keeps a value only where its institution is in the metric's panel.
+fn panel_join(s: &Spec) -> Sql {
+    Sql::raw(if s.panel {
+        "JOIN pan p ON p.inst = e.inst AND p.metric = v.metric"
+    } else {
+        ""
+    })
+}
+
+/// The sum cells of every summed metric.
+fn sum_cells(s: &Spec, sums: &[String]) -> Sql {
+    let mut cols = vec![
+        ("metric", Sql::raw("x.metric")),
+        ("breakdown", Sql::raw("x.breakdown")),
+    ];
+    cols.extend(dimensions(s, Source::Inner));
+    cols.extend([
+        ("total", Sql::raw("CAST(SUM(x.value) AS BIGINT)")),
+        ("contributors", Sql::raw("COUNT(DISTINCT x.inst)")),
+        (
+            "aggregate_only",
+            Sql::raw("COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END)"),
+        ),
+        (
+            "agg_sum",
+            Sql::raw("CAST(SUM(CASE WHEN x.agg = 1 THEN x.value END) AS BIGINT)"),
+        ),
+        (
+            "agg_largest",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rk = 1 THEN x.value END) AS BIGINT)"),
+        ),
+        (
+            "agg_second",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rk = 2 THEN x.value END) AS BIGINT)"),
+        ),
+    ]);
+    cols.extend(thresholds());
+    let (sector, district) = (
+        if s.by_sector { "e.sector" } else { "''" },
+        if s.by_district { "e.district" } else { "''" },
+    );
+    // The inner select names the cell's dimensions as the outer one reads them (`x.…`).
+    let inner_dims = Sql::format(
+        "e.period AS period, e.network AS network, {} AS sector, {} AS district",
+        [Sql::raw(sector), Sql::raw(district)],
+    );
+    let partition = Sql::format(
+        "e.period, e.network, {}, {}",
+        [Sql::raw(sector), Sql::raw(district)],
+    );
+    part(
+        Kind::Sum,
+        cols,
+        Sql::format(
+            "FROM (SELECT v.metric AS metric, v.breakdown AS breakdown, {}, e.inst AS inst, \
+                 v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
+                 ROW_NUMBER() OVER (PARTITION BY v.metric, v.breakdown, {}, v.lvl \
+                   ORDER BY v.value DESC) AS rk \
+               FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} {} \
+               WHERE v.metric IN ({})) x{}",
+            [
+                inner_dims,
+                Sql::raw(THRESHOLD_COLUMNS),
+                partition,
+                panel_join(s),
+                Sql::raw(THRESHOLD_JOIN),
+                Sql::list(sums.iter().cloned()),
+                Sql::raw(CELL),
+            ],
+        ),
+    )
+}
+
+/// The cells of one ratio: each institution's two parts side by side in one pass over `vals`
+/// (a self-join of the materialized CTE, whose size the planner cannot see, went quadratic).
+fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str) -> Sql {
+    let mut cols = vec![("metric", Sql::value(ratio.to_owned()))];
+    cols.extend(dimensions(s, Source::Inner));
+    cols.extend([
+        ("total", Sql::raw("CAST(SUM(x.nv) AS BIGINT)")),
+        ("denominator", Sql::raw("CAST(SUM(x.dv) AS BIGINT)")),
+        ("contributors", Sql::raw("COUNT(DISTINCT x.inst)")),
+        (
+            "aggregate_only",
+            Sql::raw("COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END)"),
+        ),
+        (
+            "agg_sum",
+            Sql::raw("CAST(SUM(CASE WHEN x.agg = 1 THEN x.nv END) AS BIGINT)"),
+        ),
+        (
+            "agg_largest",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rn = 1 THEN x.nv END) AS BIGINT)"),
+        ),
+        (
+            "agg_second",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rn = 2 THEN x.nv END) AS BIGINT)"),
+        ),
+        (
+            "agg_den_sum",
+            Sql::raw("CAST(SUM(CASE WHEN x.agg = 1 THEN x.dv END) AS BIGINT)"),
+        ),
+        (
+            "agg_den_largest",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 1 THEN x.dv END) AS BIGINT)"),
+        ),
+        (
+            "agg_den_second",
+            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 2 THEN x.dv END) AS BIGINT)"),
+        ),
+    ]);
+    cols.extend(thresholds());
+    let (sector, district) = (
+        if s.by_sector { "e.sector" } else { "''" },
+        if s.by_district { "e.district" } else { "''" },
+    );
+    part(
+        Kind::Ratio,
+        cols,
+        Sql::format(
+            "FROM (SELECT y.*, \
+                 ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
+                   ORDER BY y.nv DESC) AS rn, \
+                 ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
+                   ORDER BY y.dv DESC) AS rd \
+               FROM (SELECT e.period AS period, e.network AS network, {} AS sector, {} AS district, \
+                   e.inst AS inst, {}, \
+                   MAX(CASE WHEN v.metric = {} THEN v.value END) AS nv, \
+                   MAX(CASE WHEN v.metric = {} THEN v.value END) AS dv, \
+                   CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg \
+                 FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period \
+                   AND v.breakdown = '' AND v.metric IN ({}, {}) {} {} \
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 \
+                 HAVING COUNT(DISTINCT v.metric) = 2) y) x{}",
+            [
+                Sql::raw(sector),
+                Sql::raw(district),
+                Sql::raw(THRESHOLD_COLUMNS),
+                Sql::value(num.to_owned()),
+                Sql::value(den.to_owned()),
+                Sql::value(num.to_owned()),
+                Sql::value(den.to_owned()),
+                panel_join(s),
+                Sql::raw(THRESHOLD_JOIN),
+                Sql::raw(CELL),
+            ],
+        ),
+    )
+}
+
+/// Steward networks of eligible institutions that no rule lets this reader see.
+fn withheld(caller: &Caller, reach: &policy::returns::Reach) -> Sql {
+    let access =
+        policy::returns::has_access(caller, reach, Sql::raw("e.period"), Sql::raw("e.pend"));
+    part(
+        Kind::Withheld,
+        vec![("network", Sql::raw("e.steward"))],
+        Sql::format(
+            "FROM elig e JOIN ei i ON i.id = e.inst WHERE NOT ({}) GROUP BY e.steward",
+            [access],
+        ),
+    )
+}
+
+/// Steward networks whose values this answer used: for the access log.
+fn touched() -> Sql {
+    part(
+        Kind::Touched,
+        vec![("network", Sql::raw("e.steward"))],
+        Sql::raw(
+            "FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period GROUP BY e.steward",
+        ),
+    )
+}
