@@ -23,10 +23,7 @@ use crate::domain::{GssCode, IdOrKey, Identifier, Sector};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Page, PageArgs};
 use crate::sql;
-
-/// The membership status that counts; `INVITED` waits for the steward's consent.
-pub const ACTIVE: &str = "ACTIVE";
-pub const INVITED: &str = "INVITED";
+use entity::vocab::MembershipStatus;
 
 pub async fn regions<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<regions::Model>> {
     Ok(regions::Entity::find()
@@ -290,7 +287,7 @@ fn filtered(f: &InstitutionFilter) -> sea_orm::Select<institutions::Entity> {
         );
     }
     if let Some(s) = f.sector {
-        q = q.filter(C::Sector.eq(s.as_str()));
+        q = q.filter(C::Sector.eq(entity::vocab::Sector::from(s)));
     }
     if let Some(d) = &f.district {
         q = q.filter(C::HomeDistrictCode.eq(d.as_str()));
@@ -324,10 +321,26 @@ fn filtered(f: &InstitutionFilter) -> sea_orm::Select<institutions::Entity> {
     q
 }
 
+/// The month an institution's financial year ends in, as stored; a value outside 1 to 12
+/// is an internal error naming the row, never a silent March.
+pub fn year_end_month(i: &institutions::Model) -> ApiResult<u8> {
+    u8::try_from(i.year_end_month)
+        .ok()
+        .filter(|m| (1..=12).contains(m))
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "institutions row {} ({}), column year_end_month: {} is not a month",
+                i.id,
+                i.key,
+                i.year_end_month
+            ))
+        })
+}
+
 /// The condition that a membership row counts on `on` (its `to` date is inclusive).
 pub fn active_on(on: NaiveDate) -> sea_orm::Condition {
     sea_orm::Condition::all()
-        .add(memberships::Column::Status.eq(ACTIVE))
+        .add(memberships::Column::Status.eq(MembershipStatus::Active))
         .add(memberships::Column::FromDate.lte(on))
         .add(
             sea_orm::Condition::any()
@@ -366,7 +379,7 @@ struct GroupedInstitution {
     id: i64,
     key: String,
     name: String,
-    sector: String,
+    sector: entity::vocab::Sector,
     home_district_code: String,
     year_end_month: i16,
     steward_network_id: i64,
@@ -408,7 +421,7 @@ pub async fn members_pages<C: ConnectionTrait>(
 ) -> ApiResult<HashMap<i64, Page<institutions::Model>>> {
     let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
     values.extend([
-        Value::from(ACTIVE),
+        Value::from(MembershipStatus::Active),
         Value::from(on),
         Value::from(on),
         Value::from(page.after.unwrap_or(0)),
@@ -453,7 +466,11 @@ pub async fn members_counts<C: ConnectionTrait>(
     on: NaiveDate,
 ) -> ApiResult<HashMap<i64, u64>> {
     let mut values: Vec<Value> = network_ids.iter().map(|&i| Value::from(i)).collect();
-    values.extend([Value::from(ACTIVE), Value::from(on), Value::from(on)]);
+    values.extend([
+        Value::from(MembershipStatus::Active),
+        Value::from(on),
+        Value::from(on),
+    ]);
     let rows = GroupCount::find_by_statement(sql::stmt(
         db.get_database_backend(),
         &format!(

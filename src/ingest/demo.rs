@@ -37,17 +37,17 @@ fn mix(key: &str, salt: u64) -> u64 {
 }
 
 fn weight(i: &institutions::Model) -> i64 {
-    let base = match i.sector.parse::<Sector>() {
-        Ok(Sector::LocalAuthority) => 100,
-        Ok(Sector::NhsTrust) => 80,
-        Ok(Sector::University) => 70,
-        Ok(Sector::IntegratedCareBoard) => 60,
-        Ok(Sector::Police) => 40,
-        Ok(Sector::HousingAssociation) => 15,
-        Ok(Sector::FireAndRescue) => 10,
-        Ok(Sector::FeCollege) => 8,
-        Ok(Sector::Other) => 5,
-        Ok(Sector::PrivateBusiness) => 2,
+    let base = match Sector::from(i.sector) {
+        Sector::LocalAuthority => 100,
+        Sector::NhsTrust => 80,
+        Sector::University => 70,
+        Sector::IntegratedCareBoard => 60,
+        Sector::Police => 40,
+        Sector::HousingAssociation => 15,
+        Sector::FireAndRescue => 10,
+        Sector::FeCollege => 8,
+        Sector::Other => 5,
+        Sector::PrivateBusiness => 2,
         _ => 1,
     };
     base * (80 + (mix(&i.key, 1) % 40) as i64)
@@ -251,7 +251,7 @@ pub async fn load(db: &DatabaseConnection) -> ApiResult<usize> {
         let mut items = vec![];
         for (year, percent) in &years {
             for i in &mine {
-                let month = u8::try_from(i.year_end_month).unwrap_or(3);
+                let month = crate::directory::year_end_month(i)?;
                 // Only years in which it was already a member of its steward network.
                 let Some(start) = year.start_date(month) else {
                     continue;

@@ -8,6 +8,7 @@ pub mod demo;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{NaiveDate, Utc};
+use entity::vocab::{MembershipStatus, ReturnStatus};
 use entity::{institutions, memberships, networks, return_values, returns, submission_batches};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -17,8 +18,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
-use crate::directory::ACTIVE;
-use crate::domain::{FinancialYear, GssCode, IdOrKey, MetricGroup, quantity};
+use crate::catalogue::Aggregation;
+use crate::domain::{FinancialYear, GssCode, IdOrKey, quantity};
 use crate::error::{ApiError, ApiResult};
 use crate::policy;
 
@@ -217,7 +218,7 @@ pub async fn validate<C: ConnectionTrait>(
         ));
         return Ok((vec![], problems));
     }
-    let catalogue = crate::catalogue::load(db).await?;
+    let catalogue = crate::catalogue::metrics(db).await?;
 
     // One statement for every institution the batch names, and one for their memberships.
     let mut ids = vec![];
@@ -243,7 +244,7 @@ pub async fn validate<C: ConnectionTrait>(
         found.into_iter().map(|i| (i.key.clone(), i)).collect();
     let member_rows = memberships::Entity::find()
         .filter(memberships::Column::NetworkId.eq(network.id))
-        .filter(memberships::Column::Status.eq(ACTIVE))
+        .filter(memberships::Column::Status.eq(MembershipStatus::Active))
         .filter(memberships::Column::InstitutionId.is_in(by_id.keys().copied()))
         .all(db)
         .await?;
@@ -297,7 +298,7 @@ pub async fn validate<C: ConnectionTrait>(
             ));
             continue;
         }
-        let month = u8::try_from(inst.year_end_month).unwrap_or(3);
+        let month = crate::directory::year_end_month(inst)?;
         let start = it.period_start.or_else(|| period.start_date(month));
         let end = it.period_end.or_else(|| period.end_date(month));
         let (Some(start), Some(end)) = (start, end) else {
@@ -393,7 +394,7 @@ pub async fn validate<C: ConnectionTrait>(
                 ));
                 continue;
             };
-            if metric.aggregation == "RATIO" {
+            if matches!(metric.aggregation, Aggregation::Ratio { .. }) {
                 problems.push(problem(
                     n,
                     Some(v),
@@ -406,10 +407,7 @@ pub async fn validate<C: ConnectionTrait>(
                 ));
                 continue;
             }
-            let group: MetricGroup = metric
-                .metric_group
-                .parse()
-                .map_err(|e: crate::domain::Invalid| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+            let group = metric.group;
             if !policy::returns::may_submit_value(by, group, period) {
                 problems.push(problem(
                     n,
@@ -424,7 +422,7 @@ pub async fn validate<C: ConnectionTrait>(
                 continue;
             }
             let breakdown = match (
-                &metric.breakdown,
+                metric.breakdown_list().as_deref(),
                 val.breakdown
                     .as_deref()
                     .map(str::trim)
@@ -492,7 +490,7 @@ pub async fn validate<C: ConnectionTrait>(
                 }
                 (None, true) => None,
                 (Some(raw), false) => {
-                    let scale = u32::try_from(metric.scale).unwrap_or(0);
+                    let scale = metric.scale;
                     match quantity::to_minor_units(raw, scale) {
                         Ok(x) if x < 0 => {
                             problems.push(problem(
@@ -726,7 +724,7 @@ pub async fn submit(db: &DatabaseConnection, b: Batch<'_>) -> ApiResult<Outcome>
             period_start: Set(p.start),
             period_end: Set(p.end),
             version: Set(latest.unwrap_or(0) + 1),
-            status: Set(SUBMITTED.into()),
+            status: Set(ReturnStatus::Submitted),
             basis: Set(p.basis.clone()),
             notes: Set(p.notes.clone()),
             batch_id: Set(Some(batch.id)),
@@ -782,7 +780,3 @@ async fn replay_or_conflict(
     }
     Ok(Outcome::Replayed(replay(db, prev).await?))
 }
-
-pub const SUBMITTED: &str = "SUBMITTED";
-pub const APPROVED: &str = "APPROVED";
-pub const REJECTED: &str = "REJECTED";
