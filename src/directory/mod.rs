@@ -597,3 +597,41 @@ pub async fn organisation<C: ConnectionTrait>(
     };
     Ok(q.one(db).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn institution(month: i16) -> institutions::Model {
+        let now = chrono::Utc::now();
+        institutions::Model {
+            id: 7,
+            key: "uni".into(),
+            name: "A university".into(),
+            sector: entity::vocab::Sector::University,
+            home_district_code: "E08000025".into(),
+            year_end_month: month,
+            steward_network_id: 1,
+            record_key: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_stored_year_end_outside_the_calendar_is_named_not_defaulted() {
+        assert_eq!(year_end_month(&institution(7)).unwrap(), 7);
+        for bad in [0, 13, -1, 300] {
+            match year_end_month(&institution(bad)) {
+                Err(ApiError::Internal(e)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("institutions row 7 (uni), column year_end_month"),
+                        "{e}"
+                    );
+                }
+                other => panic!("{bad}: expected an internal error, got {other:?}"),
+            }
+        }
+    }
+}
