@@ -20,6 +20,7 @@ use anchorfed::config::Settings;
 use anchorfed::domain::{FinancialYear, Role};
 use anchorfed::server::Application;
 use chrono::{NaiveDate, Utc};
+use entity::vocab::{AccessLevel, GranteeKind, MembershipStatus, ReturnStatus, Sector};
 use entity::{
     geographies, grants, institutions, memberships, networks, regions, return_values, returns,
 };
@@ -122,19 +123,19 @@ async fn generate(db: &DatabaseConnection) -> Vec<Vec<i64>> {
             ids.push(id);
             for k in 0..STEWARDED_PER_NETWORK {
                 let sector = [
-                    "LOCAL_AUTHORITY",
-                    "NHS_TRUST",
-                    "UNIVERSITY",
-                    "FE_COLLEGE",
-                    "HOUSING_ASSOCIATION",
-                    "POLICE",
+                    Sector::LocalAuthority,
+                    Sector::NhsTrust,
+                    Sector::University,
+                    Sector::FeCollege,
+                    Sector::HousingAssociation,
+                    Sector::Police,
                 ][k % 6];
                 inst_rows.push(institutions::ActiveModel {
                     key: Set(format!("r{r}-n{n}-i{k}")),
                     name: Set(format!("Fictional institution {r}.{n}.{k}")),
-                    sector: Set(sector.into()),
+                    sector: Set(sector),
                     home_district_code: Set(format!("E08{:06}", 100_000 + r * 100 + (k % 10))),
-                    year_end_month: Set(if sector == "UNIVERSITY" { 7 } else { 3 }),
+                    year_end_month: Set(if sector == Sector::University { 7 } else { 3 }),
                     steward_network_id: Set(id),
                     created_at: Set(now),
                     updated_at: Set(now),
@@ -154,7 +155,7 @@ async fn generate(db: &DatabaseConnection) -> Vec<Vec<i64>> {
             network_id: Set(i.steward_network_id),
             from_date: Set(NaiveDate::from_ymd_opt(2010, 4, 1).unwrap()),
             to_date: Set(None),
-            status: Set("ACTIVE".into()),
+            status: Set(MembershipStatus::Active),
             created_at: Set(now),
             accepted_at: Set(Some(now)),
             ..Default::default()
@@ -171,7 +172,7 @@ async fn generate(db: &DatabaseConnection) -> Vec<Vec<i64>> {
                     network_id: Set(other),
                     from_date: Set(NaiveDate::from_ymd_opt(2015, 4, 1).unwrap()),
                     to_date: Set(None),
-                    status: Set("ACTIVE".into()),
+                    status: Set(MembershipStatus::Active),
                     created_at: Set(now),
                     accepted_at: Set(Some(now)),
                     ..Default::default()
@@ -188,7 +189,7 @@ async fn generate(db: &DatabaseConnection) -> Vec<Vec<i64>> {
                     period_start: Set(fy.start_date(month).unwrap()),
                     period_end: Set(fy.end_date(month).unwrap()),
                     version: Set(1),
-                    status: Set("SUBMITTED".into()),
+                    status: Set(ReturnStatus::Submitted),
                     submitted_at: Set(now),
                     submitted_by: Set("generator".into()),
                     published_at: Set(Some(now)),
@@ -464,10 +465,14 @@ async fn main() {
     for (k, &network) in by_region[0].iter().enumerate() {
         grants::ActiveModel {
             network_id: Set(network),
-            grantee_kind: Set("REGION".into()),
+            grantee_kind: Set(GranteeKind::Region),
             grantee_region: Set(Some("E47000100".into())),
             grantee_organisation_id: Set(None),
-            level: Set(if k < 5 { "DETAIL" } else { "AGGREGATE" }.into()),
+            level: Set(if k < 5 {
+                AccessLevel::Detail
+            } else {
+                AccessLevel::Aggregate
+            }),
             metric_groups: Set(",SPEND,EMPLOYMENT,LAND_AND_ASSETS,EMISSIONS,".into()),
             from_year: Set("2014/15".into()),
             to_year: Set("2023/24".into()),

@@ -21,6 +21,7 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Caller;
+use crate::domain::Role;
 use crate::error::ApiResult;
 use crate::pagination::{Page, PageArgs};
 use crate::sql::Sql;
@@ -35,7 +36,7 @@ const BATCH: usize = 500;
 pub struct Entry {
     pub at: DateTime<Utc>,
     pub subject: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub organisation_id: Option<i64>,
     pub operation: String,
     pub networks: Vec<i64>,
@@ -51,7 +52,7 @@ impl Entry {
         Self {
             at: Utc::now(),
             subject: p.map(|p| p.subject.clone()),
-            role: p.map(|p| p.role.as_str().to_owned()),
+            role: p.map(|p| p.role),
             organisation_id: p.and_then(|p| p.organisation.as_ref().map(|o| o.id)),
             operation: operation.to_owned(),
             networks,
@@ -143,7 +144,7 @@ async fn write(db: &DatabaseConnection, batch: &[Entry]) -> Result<(), sea_orm::
         let id = access_log::Entity::insert(access_log::ActiveModel {
             at: Set(e.at),
             subject: Set(e.subject.clone()),
-            role: Set(e.role.clone()),
+            role: Set(e.role.map(Into::into)),
             organisation_id: Set(e.organisation_id),
             operation: Set(e.operation.clone()),
             refused: Set(e.refused),

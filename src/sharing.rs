@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use entity::vocab::{GrantAction, GranteeKind};
 use entity::{grant_events, grants, networks, organisations, regions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -17,10 +18,6 @@ use crate::auth::{Caller, NetworkRef};
 use crate::domain::{AccessLevel, FinancialYear, GssCode, Key, MetricGroup, YearRange};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::GrantReach;
-
-pub const PUBLIC: &str = "PUBLIC";
-pub const REGION: &str = "REGION";
-pub const ORGANISATION: &str = "ORGANISATION";
 
 /// Who a grant is to, resolved against the directory.
 #[derive(Debug, Clone)]
@@ -109,18 +106,24 @@ pub fn groups_column(groups: &BTreeSet<MetricGroup>) -> String {
     s
 }
 
-/// The groups a stored grant names.
-pub fn groups_of(g: &grants::Model) -> BTreeSet<MetricGroup> {
+/// The groups a stored grant names; a name outside the vocabulary is an internal error.
+pub fn groups_of(g: &grants::Model) -> ApiResult<BTreeSet<MetricGroup>> {
     g.metric_groups
         .split(',')
-        .filter_map(|s| s.parse().ok())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<MetricGroup>().map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "grants row {}, column metric_groups: {e}",
+                    g.id
+                ))
+            })
+        })
         .collect()
 }
 
-pub fn level_of(g: &grants::Model) -> ApiResult<AccessLevel> {
-    g.level
-        .parse()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("grant {}: stored level: {e}", g.id)))
+pub fn level_of(g: &grants::Model) -> AccessLevel {
+    g.level.into()
 }
 
 pub fn years_of(g: &grants::Model) -> ApiResult<(FinancialYear, FinancialYear)> {
@@ -139,10 +142,10 @@ pub fn in_force(g: &grants::Model, now: DateTime<Utc>) -> bool {
 fn snapshot(g: &grants::Model) -> String {
     json!({
         "network_id": g.network_id,
-        "grantee_kind": g.grantee_kind,
+        "grantee_kind": g.grantee_kind.as_str(),
         "grantee_region": g.grantee_region,
         "grantee_organisation_id": g.grantee_organisation_id,
-        "level": g.level,
+        "level": g.level.as_str(),
         "metric_groups": g.metric_groups,
         "from_year": g.from_year,
         "to_year": g.to_year,
@@ -160,13 +163,13 @@ fn snapshot(g: &grants::Model) -> String {
 async fn record<C: ConnectionTrait>(
     db: &C,
     g: &grants::Model,
-    action: &str,
+    action: GrantAction,
     by: &str,
     at: DateTime<Utc>,
 ) -> ApiResult<()> {
     grant_events::ActiveModel {
         grant_id: Set(g.id),
-        action: Set(action.into()),
+        action: Set(action),
         at: Set(at),
         by: Set(by.into()),
         detail: Set(snapshot(g)),
@@ -182,17 +185,17 @@ pub async fn grant(db: &DatabaseConnection, spec: GrantSpec, by: &str) -> ApiRes
     let now = Utc::now();
     spec.check(now)?;
     let (kind, region, organisation) = match &spec.grantee {
-        Grantee::Region(r) => (REGION, Some(r.code.clone()), None),
-        Grantee::Organisation(o) => (ORGANISATION, None, Some(o.id)),
-        Grantee::Public => (PUBLIC, None, None),
+        Grantee::Region(r) => (GranteeKind::Region, Some(r.code.clone()), None),
+        Grantee::Organisation(o) => (GranteeKind::Organisation, None, Some(o.id)),
+        Grantee::Public => (GranteeKind::Public, None, None),
     };
     let txn = db.begin().await?;
     let g = grants::ActiveModel {
         network_id: Set(spec.network.id),
-        grantee_kind: Set(kind.into()),
+        grantee_kind: Set(kind),
         grantee_region: Set(region),
         grantee_organisation_id: Set(organisation),
-        level: Set(spec.level.as_str().into()),
+        level: Set(spec.level.into()),
         metric_groups: Set(groups_column(&spec.groups)),
         from_year: Set(spec.from_year.to_string()),
         to_year: Set(spec.to_year.to_string()),
@@ -209,7 +212,7 @@ pub async fn grant(db: &DatabaseConnection, spec: GrantSpec, by: &str) -> ApiRes
     }
     .insert(&txn)
     .await?;
-    record(&txn, &g, "GRANTED", by, now).await?;
+    record(&txn, &g, GrantAction::Granted, by, now).await?;
     txn.commit().await?;
     Ok(g)
 }
@@ -232,7 +235,7 @@ pub async fn revoke(
     am.revoked_at = Set(Some(now));
     am.revoked_by = Set(Some(by.into()));
     let g = am.update(&txn).await?;
-    record(&txn, &g, "REVOKED", by, now).await?;
+    record(&txn, &g, GrantAction::Revoked, by, now).await?;
     txn.commit().await?;
     Ok(g)
 }
@@ -280,7 +283,7 @@ pub async fn to_organisation<C: ConnectionTrait>(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("network {}: key: {e}", network.id)))?;
     grants::Entity::find()
         .filter(grants::Column::NetworkId.eq(network.id))
-        .filter(grants::Column::GranteeKind.eq(ORGANISATION))
+        .filter(grants::Column::GranteeKind.eq(GranteeKind::Organisation))
         .filter(grants::Column::GranteeOrganisationId.eq(organisation_id))
         .filter(grants::Column::RevokedAt.is_null())
         .filter(grants::Column::ExpiresAt.gt(Utc::now()))
@@ -292,7 +295,7 @@ pub async fn to_organisation<C: ConnectionTrait>(
             Ok(GrantReach::new(
                 g.network_id,
                 key.clone(),
-                groups_of(g),
+                groups_of(g)?,
                 YearRange { from, to },
                 g.expires_at,
             ))
@@ -373,10 +376,10 @@ mod tests {
         let model = grants::Model {
             id: 1,
             network_id: 1,
-            grantee_kind: PUBLIC.into(),
+            grantee_kind: GranteeKind::Public,
             grantee_region: None,
             grantee_organisation_id: None,
-            level: "DETAIL".into(),
+            level: entity::vocab::AccessLevel::Detail,
             metric_groups: col,
             from_year: "2021/22".into(),
             to_year: "2022/23".into(),
@@ -390,8 +393,8 @@ mod tests {
             revoked_at: None,
             revoked_by: None,
         };
-        assert_eq!(groups_of(&model), groups);
-        assert_eq!(level_of(&model).unwrap(), AccessLevel::Detail);
+        assert_eq!(groups_of(&model).unwrap(), groups);
+        assert_eq!(level_of(&model), AccessLevel::Detail);
         assert!(!in_force(&model, Utc::now() + chrono::Duration::seconds(1)));
     }
 }

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::vocab::Role;
+
 /// One read of returns or aggregates, or one refused read.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "access_log")]
@@ -9,7 +11,7 @@ pub struct Model {
     pub at: DateTimeUtc,
     /// `None` for anonymous readers.
     pub subject: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub organisation_id: Option<i64>,
     pub operation: String,
     pub refused: bool,

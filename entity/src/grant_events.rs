@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::vocab::GrantAction;
+
 /// One change to a grant: who, when, and the grant as it stood after.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "grant_events")]
@@ -8,7 +10,7 @@ pub struct Model {
     pub id: i64,
     pub grant_id: i64,
     /// `GRANTED` or `REVOKED`.
-    pub action: String,
+    pub action: GrantAction,
     pub at: DateTimeUtc,
     pub by: String,
     pub detail: String,

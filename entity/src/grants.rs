@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::vocab::{AccessLevel, GranteeKind};
+
 /// A steward network's grant of its institutions' returns to a grantee (DESIGN.md rule 3),
 /// with the data-sharing agreement it rests on.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -9,11 +11,11 @@ pub struct Model {
     pub id: i64,
     pub network_id: i64,
     /// `REGION`, `ORGANISATION` or `PUBLIC`.
-    pub grantee_kind: String,
+    pub grantee_kind: GranteeKind,
     pub grantee_region: Option<String>,
     pub grantee_organisation_id: Option<i64>,
     /// `AGGREGATE` or `DETAIL`.
-    pub level: String,
+    pub level: AccessLevel,
     /// `,SPEND,EMISSIONS,`: each group between commas.
     pub metric_groups: String,
     pub from_year: String,

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::vocab::Sector;
+
 /// An anchor institution.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "institutions")]
@@ -9,7 +11,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub key: String,
     pub name: String,
-    pub sector: String,
+    pub sector: Sector,
     pub home_district_code: String,
     /// The month (1-12) its financial year ends in.
     pub year_end_month: i16,

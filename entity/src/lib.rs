@@ -22,3 +22,4 @@ pub mod returns;
 pub mod stewardships;
 pub mod submission_batches;
 pub mod tokens;
+pub mod vocab;

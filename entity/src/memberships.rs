@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::vocab::MembershipStatus;
+
 /// An institution's membership of a network over a span of dates.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "memberships")]
@@ -12,7 +14,7 @@ pub struct Model {
     /// The last day of membership, inclusive; `None` while current.
     pub to_date: Option<Date>,
     /// `ACTIVE` once it counts, `INVITED` while it waits for the steward's consent.
-    pub status: String,
+    pub status: MembershipStatus,
     pub created_at: DateTimeUtc,
     pub accepted_at: Option<DateTimeUtc>,
 }

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::vocab::ReturnStatus;
+
 /// One version of an institution's return for one period. Never updated in place but for
 /// its approval status.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -14,7 +16,7 @@ pub struct Model {
     pub period_end: Date,
     pub version: i32,
     /// `SUBMITTED`, `APPROVED` or `REJECTED`.
-    pub status: String,
+    pub status: ReturnStatus,
     pub basis: Option<String>,
     pub notes: Option<String>,
     pub batch_id: Option<i64>,

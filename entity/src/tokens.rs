@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::vocab::Role;
+
 /// An issued token's id (`jti`) and metadata; the token itself is never stored.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tokens")]
@@ -7,7 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub subject: String,
-    pub role: String,
+    pub role: Role,
     pub network_id: Option<i64>,
     pub region_code: Option<String>,
     pub organisation_id: Option<i64>,

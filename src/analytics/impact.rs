@@ -107,7 +107,7 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     let sums: Vec<String> = s
         .metrics
         .iter()
-        .filter(|m| m.aggregation == "SUM")
+        .filter(|m| m.aggregation == entity::vocab::Aggregation::Sum)
         .map(|m| m.code.clone())
         .collect();
     let mut value_metrics = sums.clone();

@@ -232,7 +232,7 @@ pub async fn issue<C: ConnectionTrait>(db: &C, keys: &Keys, r: Resolved) -> ApiR
     let row = tokens::ActiveModel {
         id: Set(jti.clone()),
         subject: Set(subject.clone()),
-        role: Set(r.role.as_str().to_owned()),
+        role: Set(r.role.into()),
         network_id: Set(r.network.as_ref().map(|n| n.id)),
         region_code: Set(r.region.as_ref().map(|g| g.code.clone())),
         organisation_id: Set(r.organisation.as_ref().map(|o| o.id)),
@@ -395,9 +395,7 @@ async fn own_principal<C: ConnectionTrait>(db: &C, c: OwnClaims) -> Result<Princ
     if row.revoked_at.is_some() {
         return Err(AuthError::Revoked);
     }
-    let role: Role = row.role.parse().map_err(|e: crate::domain::Invalid| {
-        AuthError::Internal(anyhow::anyhow!("stored role: {e}"))
-    })?;
+    let role = Role::from(row.role);
     let network = match row.network_id {
         Some(id) => {
             let n = networks::Entity::find_by_id(id)

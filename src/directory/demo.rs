@@ -321,7 +321,7 @@ async fn load_institution(
     let inst = institutions::Entity::insert(institutions::ActiveModel {
         key: Set(key.to_string()),
         name: Set(row.name.clone()),
-        sector: Set(sector.as_str().to_owned()),
+        sector: Set(sector.into()),
         home_district_code: Set(home.to_string()),
         year_end_month: Set(i16::from(month)),
         steward_network_id: Set(steward),
@@ -400,7 +400,7 @@ async fn insert_memberships(
             network_id: Set(network_id),
             from_date: Set(from),
             to_date: Set(None),
-            status: Set(super::ACTIVE.into()),
+            status: Set(entity::vocab::MembershipStatus::Active),
             created_at: Set(now),
             accepted_at: Set(Some(now)),
             ..Default::default()

@@ -25,10 +25,7 @@ use crate::domain::{GssCode, IdOrKey, Identifier, Sector};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Page, PageArgs};
 use crate::sql::Sql;
-
-/// The membership status that counts; `INVITED` waits for the steward's consent.
-pub const ACTIVE: &str = "ACTIVE";
-pub const INVITED: &str = "INVITED";
+use entity::vocab::MembershipStatus;
 
 pub async fn regions<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<regions::Model>> {
     Ok(regions::Entity::find()
@@ -305,7 +302,7 @@ fn filtered(f: &InstitutionFilter) -> sea_orm::Select<institutions::Entity> {
         );
     }
     if let Some(s) = f.sector {
-        q = q.filter(C::Sector.eq(s.as_str()));
+        q = q.filter(C::Sector.eq(entity::vocab::Sector::from(s)));
     }
     if let Some(d) = &f.district {
         q = q.filter(C::HomeDistrictCode.eq(d.as_str()));
@@ -339,10 +336,26 @@ fn filtered(f: &InstitutionFilter) -> sea_orm::Select<institutions::Entity> {
     q
 }
 
+/// The month an institution's financial year ends in, as stored; a value outside 1 to 12
+/// is an internal error naming the row, never a silent March.
+pub fn year_end_month(i: &institutions::Model) -> ApiResult<u8> {
+    u8::try_from(i.year_end_month)
+        .ok()
+        .filter(|m| (1..=12).contains(m))
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "institutions row {} ({}), column year_end_month: {} is not a month",
+                i.id,
+                i.key,
+                i.year_end_month
+            ))
+        })
+}
+
 /// The condition that a membership row counts on `on` (its `to` date is inclusive).
 pub fn active_on(on: NaiveDate) -> sea_orm::Condition {
     sea_orm::Condition::all()
-        .add(memberships::Column::Status.eq(ACTIVE))
+        .add(memberships::Column::Status.eq(MembershipStatus::Active))
         .add(memberships::Column::FromDate.lte(on))
         .add(
             sea_orm::Condition::any()
@@ -381,7 +394,7 @@ struct GroupedInstitution {
     id: i64,
     key: String,
     name: String,
-    sector: String,
+    sector: entity::vocab::Sector,
     home_district_code: String,
     year_end_month: i16,
     steward_network_id: i64,
@@ -432,7 +445,7 @@ pub async fn members_pages<C: ConnectionTrait>(
         [
             Sql::raw(INSTITUTION_COLUMNS),
             Sql::list(network_ids.iter().copied()),
-            Sql::value(ACTIVE),
+            Sql::value(MembershipStatus::Active),
             Sql::value(on),
             Sql::value(on),
             Sql::value(page.after.unwrap_or(0)),
@@ -486,7 +499,7 @@ pub async fn members_counts<C: ConnectionTrait>(
          GROUP BY m.network_id",
         [
             Sql::list(network_ids.iter().copied()),
-            Sql::value(ACTIVE),
+            Sql::value(MembershipStatus::Active),
             Sql::value(on),
             Sql::value(on),
         ],
@@ -595,4 +608,42 @@ pub async fn organisation<C: ConnectionTrait>(
         IdOrKey::Key(k) => q.filter(organisations::Column::Key.eq(k.as_str())),
     };
     Ok(q.one(db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn institution(month: i16) -> institutions::Model {
+        let now = chrono::Utc::now();
+        institutions::Model {
+            id: 7,
+            key: "uni".into(),
+            name: "A university".into(),
+            sector: entity::vocab::Sector::University,
+            home_district_code: "E08000025".into(),
+            year_end_month: month,
+            steward_network_id: 1,
+            record_key: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_stored_year_end_outside_the_calendar_is_named_not_defaulted() {
+        assert_eq!(year_end_month(&institution(7)).unwrap(), 7);
+        for bad in [0, 13, -1, 300] {
+            match year_end_month(&institution(bad)) {
+                Err(ApiError::Internal(e)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("institutions row 7 (uni), column year_end_month"),
+                        "{e}"
+                    );
+                }
+                other => panic!("{bad}: expected an internal error, got {other:?}"),
+            }
+        }
+    }
 }

@@ -13,9 +13,9 @@ use sea_orm::{
     DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
 };
 
-use super::{ACTIVE, INVITED};
 use crate::domain::{GssCode, Identifier, Key, Sector};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
+use entity::vocab::MembershipStatus;
 
 async fn begin(db: &DatabaseConnection) -> ApiResult<DatabaseTransaction> {
     Ok(db.begin().await?)
@@ -378,7 +378,7 @@ pub async fn create_institution(
     let inst = institutions::ActiveModel {
         key: Set(n.key.to_string()),
         name: Set(n.name),
-        sector: Set(n.sector.as_str().to_owned()),
+        sector: Set(n.sector.into()),
         home_district_code: Set(n.home_district.to_string()),
         year_end_month: Set(i16::from(
             n.year_end_month
@@ -398,7 +398,7 @@ pub async fn create_institution(
         network_id: Set(n.steward.id),
         from_date: Set(n.member_from),
         to_date: Set(None),
-        status: Set(ACTIVE.into()),
+        status: Set(MembershipStatus::Active),
         created_at: Set(now),
         accepted_at: Set(Some(now)),
         ..Default::default()
@@ -446,7 +446,7 @@ pub async fn update_institution(
         am.name = Set(v);
     }
     if let Some(v) = p.sector {
-        am.sector = Set(v.as_str().to_owned());
+        am.sector = Set(v.into());
     }
     if let Some(v) = p.home_district {
         am.home_district_code = Set(v.to_string());
@@ -494,7 +494,7 @@ pub async fn invite_member(
             institution.key,
             network.key,
             m.id,
-            m.status.to_lowercase()
+            m.status.as_str().to_lowercase()
         )));
     }
     let now = Utc::now();
@@ -503,7 +503,11 @@ pub async fn invite_member(
         network_id: Set(network.id),
         from_date: Set(from),
         to_date: Set(None),
-        status: Set(if counts_at_once { ACTIVE } else { INVITED }.into()),
+        status: Set(if counts_at_once {
+            MembershipStatus::Active
+        } else {
+            MembershipStatus::Invited
+        }),
         created_at: Set(now),
         accepted_at: Set(counts_at_once.then_some(now)),
         ..Default::default()
@@ -533,7 +537,7 @@ pub async fn accept_membership(
     db: &DatabaseConnection,
     m: memberships::Model,
 ) -> ApiResult<memberships::Model> {
-    if m.status != INVITED {
+    if m.status != MembershipStatus::Invited {
         return Err(ApiError::Conflict(format!(
             "membership {} is not waiting for acceptance",
             m.id
@@ -547,7 +551,7 @@ pub async fn accept_membership(
     }
     let txn = begin(db).await?;
     let mut am: memberships::ActiveModel = m.into();
-    am.status = Set(ACTIVE.into());
+    am.status = Set(MembershipStatus::Active);
     am.accepted_at = Set(Some(Utc::now()));
     let m = am.update(&txn).await?;
     txn.commit().await?;
@@ -566,7 +570,7 @@ pub async fn end_membership(
             format!("must not be before the membership's start, {}", m.from_date),
         ));
     }
-    if m.network_id == steward_network && m.status == ACTIVE {
+    if m.network_id == steward_network && m.status == MembershipStatus::Active {
         return Err(ApiError::Conflict(
             "the steward membership cannot end while the network is the steward: an operator transfers stewardship first".into(),
         ));
@@ -649,7 +653,7 @@ pub async fn transfer_stewardship(
         if let Some(pending) = overlapping(&txn, inst.id, to.id, today).await? {
             // A pending invitation or a future membership becomes a current one.
             let mut am: memberships::ActiveModel = pending.into();
-            am.status = Set(ACTIVE.into());
+            am.status = Set(MembershipStatus::Active);
             am.from_date = Set(today);
             am.accepted_at = Set(Some(now));
             am.update(&txn).await?;
@@ -659,7 +663,7 @@ pub async fn transfer_stewardship(
                 network_id: Set(to.id),
                 from_date: Set(today),
                 to_date: Set(None),
-                status: Set(ACTIVE.into()),
+                status: Set(MembershipStatus::Active),
                 created_at: Set(now),
                 accepted_at: Set(Some(now)),
                 ..Default::default()

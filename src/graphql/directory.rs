@@ -6,9 +6,8 @@ use sea_orm::DatabaseConnection;
 
 use super::connection::{connect, page_args};
 use super::context::{db, id_or_key};
-use super::objects::{
-    Conn, CountOf, Counted, Institution, Network, Organisation, Region, SectorGql,
-};
+use super::enums::SectorGql;
+use super::objects::{Conn, CountOf, Counted, Institution, Network, Organisation, Region};
 use super::scalars::{Date, GssCode};
 use crate::directory::{self, InstitutionFilter};
 use crate::domain::{Identifier as DomainIdentifier, IdentifierScheme};

@@ -6,7 +6,8 @@ use chrono::NaiveDate;
 
 use super::context::{caller, db, id_or_key};
 use super::directory::IdentifierInput;
-use super::objects::{Institution, Membership, Network, Organisation, Region, SectorGql};
+use super::enums::SectorGql;
+use super::objects::{Institution, Membership, Network, Organisation, Region};
 use super::scalars::{Date, GssCode};
 use crate::directory::{self, writes};
 use crate::domain::{Identifier, IdentifierScheme, Key};

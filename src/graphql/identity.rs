@@ -136,9 +136,7 @@ pub struct TokenInfo {
 impl TryFrom<tokens::Model> for TokenInfo {
     type Error = ApiError;
     fn try_from(t: tokens::Model) -> Result<Self, ApiError> {
-        let role: domain::Role = t.role.parse().map_err(|e: domain::Invalid| {
-            ApiError::Internal(anyhow::anyhow!("stored role: {e}"))
-        })?;
+        let role = domain::Role::from(t.role);
         Ok(Self {
             id: ID(t.id),
             subject: t.subject,
@@ -251,7 +249,7 @@ impl TokenMutation {
         policy::may_revoke_token(
             caller,
             &row.id,
-            &row.role,
+            row.role.into(),
             row.network_id,
             row.scopes.as_deref(),
         )?;

@@ -9,10 +9,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::catalogue::Metric;
 use super::context::{caller, db, id_or_key, loaders, log_read};
+use super::enums::SectorGql;
 use super::loaders::{GeoCode, NetworkId};
-use super::objects::{District, Network, SectorGql};
+use super::objects::{District, Network};
 use super::scalars::{Decimal, FinancialYear, GssCode};
 use crate::analytics::impact::{self, Cell, Value2};
+use crate::catalogue;
 use crate::directory;
 use crate::domain::{self, MetricGroup, quantity};
 use crate::error::ApiError;
@@ -60,7 +62,7 @@ pub struct Equivalence {
 
 pub struct ImpactCell {
     cell: Cell,
-    metric: metrics::Model,
+    metric: catalogue::Metric,
     /// The cell's value as a share of its breakdown kind's total (breakdown cells only).
     share: Option<f64>,
     equivalences: Vec<Equivalence>,
@@ -87,13 +89,18 @@ impl ImpactCell {
             .map(Network))
     }
     /// With `groupBy: SECTOR`.
-    async fn sector(&self) -> Option<SectorGql> {
-        self.cell
-            .key
-            .sector
-            .parse::<domain::Sector>()
-            .ok()
-            .map(Into::into)
+    async fn sector(&self) -> Result<Option<SectorGql>> {
+        let stored = &self.cell.key.sector;
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        let s: domain::Sector = stored.parse().map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!(
+                "institutions.sector in impact cell {:?}: {e}",
+                self.cell.key
+            ))
+        })?;
+        Ok(Some(s.into()))
     }
     /// With `groupBy: DISTRICT`: the institutions' home district.
     async fn district(&self, ctx: &Context<'_>) -> Result<Option<District>> {
@@ -114,9 +121,9 @@ impl ImpactCell {
     async fn value(&self) -> Option<Decimal> {
         match &self.cell.value {
             Some(Value2::Sum(v)) => {
-                Some(Decimal(quantity::from_minor_units(*v, scale(&self.metric))))
+                Some(Decimal(quantity::from_minor_units(*v, self.metric.scale)))
             }
-            Some(Value2::Ratio(n, d)) => quantity::ratio(*n, *d, scale(&self.metric)).map(Decimal),
+            Some(Value2::Ratio(n, d)) => quantity::ratio(*n, *d, self.metric.scale).map(Decimal),
             None => None,
         }
     }
@@ -150,10 +157,6 @@ impl ImpactCell {
     }
 }
 
-fn scale(m: &metrics::Model) -> u32 {
-    u32::try_from(m.scale).unwrap_or(0)
-}
-
 #[derive(SimpleObject)]
 pub struct ImpactReport {
     cells: Vec<ImpactCell>,
@@ -181,32 +184,34 @@ impl ImpactQuery {
         if input.metrics.is_empty() || input.metrics.len() > 20 {
             return Err(ApiError::bad_input("input.metrics", "give 1 to 20 metric codes").into());
         }
-        let catalogue = crate::catalogue::load(db).await?;
+        let metrics = catalogue::metrics(db).await?;
         let mut wanted = vec![];
         let mut ratio_parts = BTreeMap::new();
         let mut groups: Vec<MetricGroup> = vec![];
         for (i, code) in input.metrics.iter().enumerate() {
-            let m = catalogue.get(code.trim()).ok_or_else(|| {
+            let m = metrics.get(code.trim()).ok_or_else(|| {
                 ApiError::bad_input(
                     format!("input.metrics[{i}]"),
                     format!("`{code}` is not a metric code"),
                 )
             })?;
-            if m.aggregation == "NONE" {
+            if m.aggregation == catalogue::Aggregation::None {
                 return Err(ApiError::bad_input(
                     format!("input.metrics[{i}]"),
                     format!("{code} does not aggregate"),
                 )
                 .into());
             }
-            if let (Some(n), Some(d)) = (&m.numerator, &m.denominator) {
-                ratio_parts.insert(m.code.clone(), (n.clone(), d.clone()));
+            if let catalogue::Aggregation::Ratio {
+                numerator,
+                denominator,
+            } = &m.aggregation
+            {
+                ratio_parts.insert(m.code.clone(), (numerator.clone(), denominator.clone()));
             }
-            if let Ok(g) = m.metric_group.parse() {
-                groups.push(g);
-            }
+            groups.push(m.group);
             if !wanted.iter().any(|w: &metrics::Model| w.code == m.code) {
-                wanted.push(m.clone());
+                wanted.push(m.stored().clone());
             }
         }
 
@@ -312,7 +317,7 @@ impl ImpactQuery {
         }
         let mut cells = vec![];
         for c in report.cells {
-            let Some(metric) = catalogue.get(&c.metric).cloned() else {
+            let Some(metric) = metrics.get(&c.metric).cloned() else {
                 continue;
             };
             let share = match (&c.breakdown, &c.value) {
@@ -330,13 +335,11 @@ impl ImpactQuery {
                     .iter()
                     .filter(|e| e.metric_code == metric.code)
                     .filter_map(|e| {
-                        quantity::divide(*v, scale(&metric), &e.factor, 1).map(|value| {
-                            Equivalence {
-                                name: e.name.clone(),
-                                value: Decimal(value),
-                                unit: e.unit.clone(),
-                                factor: Decimal(e.factor.clone()),
-                            }
+                        quantity::divide(*v, metric.scale, &e.factor, 1).map(|value| Equivalence {
+                            name: e.name.clone(),
+                            value: Decimal(value),
+                            unit: e.unit.clone(),
+                            factor: Decimal(e.factor.clone()),
                         })
                     })
                     .collect(),

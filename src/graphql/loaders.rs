@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use async_graphql::dataloader::Loader;
 use chrono::NaiveDate;
 use entity::{
-    geographies, institution_identifiers, institutions, memberships, metrics, networks, regions,
+    geographies, institution_identifiers, institutions, memberships, networks, regions,
     return_values,
 };
 use sea_orm::DatabaseConnection;
@@ -221,10 +221,10 @@ impl Loader<StewardCount> for Loaders {
 }
 
 impl Loader<MetricCode> for Loaders {
-    type Value = metrics::Model;
+    type Value = crate::catalogue::Metric;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[MetricCode]) -> LoadResult<MetricCode, Self::Value> {
-        let all = crate::catalogue::load(&self.db).await?;
+        let all = crate::catalogue::metrics(&self.db).await?;
         Ok(keys
             .iter()
             .filter_map(|k| all.get(&k.0).map(|m| (k.clone(), m.clone())))

@@ -16,6 +16,7 @@ use entity::{
 use super::catalogue::Metric;
 use super::connection::{IdCursor, connect, page_args};
 use super::context::{caller, db, internal, loaders};
+use super::enums::{MembershipStatus, ReturnStatus, SectorGql};
 use super::loaders::*;
 use super::scalars::{Date, Decimal, FinancialYear, GssCode};
 use crate::directory::{self, InstitutionFilter};
@@ -57,67 +58,6 @@ impl Counted {
 }
 
 pub(crate) type Conn<N> = Connection<IdCursor, N, Counted>;
-
-/// The sector of an anchor institution.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(name = "Sector")]
-pub enum SectorGql {
-    LocalAuthority,
-    NhsTrust,
-    IntegratedCareBoard,
-    University,
-    FeCollege,
-    HousingAssociation,
-    Police,
-    FireAndRescue,
-    CombinedAuthority,
-    PrivateBusiness,
-    Vcse,
-    BusinessRepresentative,
-    Other,
-}
-
-impl From<domain::Sector> for SectorGql {
-    fn from(s: domain::Sector) -> Self {
-        use domain::Sector as S;
-        match s {
-            S::LocalAuthority => Self::LocalAuthority,
-            S::NhsTrust => Self::NhsTrust,
-            S::IntegratedCareBoard => Self::IntegratedCareBoard,
-            S::University => Self::University,
-            S::FeCollege => Self::FeCollege,
-            S::HousingAssociation => Self::HousingAssociation,
-            S::Police => Self::Police,
-            S::FireAndRescue => Self::FireAndRescue,
-            S::CombinedAuthority => Self::CombinedAuthority,
-            S::PrivateBusiness => Self::PrivateBusiness,
-            S::Vcse => Self::Vcse,
-            S::BusinessRepresentative => Self::BusinessRepresentative,
-            S::Other => Self::Other,
-        }
-    }
-}
-
-impl From<SectorGql> for domain::Sector {
-    fn from(s: SectorGql) -> Self {
-        use domain::Sector as S;
-        match s {
-            SectorGql::LocalAuthority => S::LocalAuthority,
-            SectorGql::NhsTrust => S::NhsTrust,
-            SectorGql::IntegratedCareBoard => S::IntegratedCareBoard,
-            SectorGql::University => S::University,
-            SectorGql::FeCollege => S::FeCollege,
-            SectorGql::HousingAssociation => S::HousingAssociation,
-            SectorGql::Police => S::Police,
-            SectorGql::FireAndRescue => S::FireAndRescue,
-            SectorGql::CombinedAuthority => S::CombinedAuthority,
-            SectorGql::PrivateBusiness => S::PrivateBusiness,
-            SectorGql::Vcse => S::Vcse,
-            SectorGql::BusinessRepresentative => S::BusinessRepresentative,
-            SectorGql::Other => S::Other,
-        }
-    }
-}
 
 /// A local authority district or other ONS geography.
 pub struct District(pub(crate) geographies::Model);
@@ -301,15 +241,6 @@ impl From<institution_identifiers::Model> for Identifier {
     }
 }
 
-/// Whether a membership counts yet.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum MembershipStatus {
-    /// It counts from its `from` date.
-    Active,
-    /// Invited by a network that is not the steward; it counts once the steward accepts.
-    Invited,
-}
-
 /// An institution's membership of a network over a span of dates.
 #[derive(SimpleObject)]
 #[graphql(complex)]
@@ -342,11 +273,7 @@ impl From<memberships::Model> for Membership {
             id: ID(m.id.to_string()),
             from: Date(m.from_date),
             to: m.to_date.map(Date),
-            status: if m.status == directory::ACTIVE {
-                MembershipStatus::Active
-            } else {
-                MembershipStatus::Invited
-            },
+            status: m.status.into(),
             network_id: m.network_id,
         }
     }
@@ -367,10 +294,7 @@ impl Institution {
         &self.0.name
     }
     async fn sector(&self) -> Result<SectorGql> {
-        let s: domain::Sector = self.0.sector.parse().map_err(|e: domain::Invalid| {
-            ApiError::Internal(anyhow::anyhow!("stored sector: {e}"))
-        })?;
-        Ok(s.into())
+        Ok(domain::Sector::from(self.0.sector).into())
     }
     async fn identifiers(&self, ctx: &Context<'_>) -> Result<Vec<Identifier>> {
         let rows = loaders(ctx)?.load_one(IdentifiersOf(self.0.id)).await?;
@@ -482,46 +406,32 @@ impl Organisation {
     }
 }
 
-/// Where a return stands.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum ReturnStatus {
-    Submitted,
-    Approved,
-    Rejected,
-}
-
-impl ReturnStatus {
-    fn from_stored(s: &str) -> Self {
-        match s {
-            ingest::APPROVED => Self::Approved,
-            ingest::REJECTED => Self::Rejected,
-            _ => Self::Submitted,
-        }
-    }
-
-    pub(crate) fn as_stored(self) -> &'static str {
-        match self {
-            Self::Submitted => ingest::SUBMITTED,
-            Self::Approved => ingest::APPROVED,
-            Self::Rejected => ingest::REJECTED,
-        }
-    }
-}
-
 /// One value of a return.
 pub struct MetricValue {
     v: return_values::Model,
     scale: Option<u32>,
 }
 
+/// The catalogue entry of a value's metric; a code outside the catalogue is an internal error.
+async fn metric_of(
+    ctx: &Context<'_>,
+    v: &return_values::Model,
+) -> Result<crate::catalogue::Metric> {
+    loaders(ctx)?
+        .load_one(MetricCode(v.metric_code.clone()))
+        .await?
+        .ok_or_else(|| {
+            internal(&format!(
+                "return_values row {}, column metric_code: `{}` is not in the catalogue",
+                v.id, v.metric_code
+            ))
+        })
+}
+
 #[Object]
 impl MetricValue {
     async fn metric(&self, ctx: &Context<'_>) -> Result<Metric> {
-        loaders(ctx)?
-            .load_one(MetricCode(self.v.metric_code.clone()))
-            .await?
-            .map(Metric)
-            .ok_or_else(|| internal("value of an unknown metric"))
+        Ok(Metric(metric_of(ctx, &self.v).await?))
     }
     /// The value in the metric's unit, with its scale's decimal places; null when not reported.
     async fn value(&self, ctx: &Context<'_>) -> Result<Option<Decimal>> {
@@ -530,11 +440,7 @@ impl MetricValue {
         };
         let scale = match self.scale {
             Some(s) => s,
-            None => loaders(ctx)?
-                .load_one(MetricCode(self.v.metric_code.clone()))
-                .await?
-                .map(|m| u32::try_from(m.scale).unwrap_or(0))
-                .unwrap_or(0),
+            None => metric_of(ctx, &self.v).await?.scale,
         };
         Ok(Some(Decimal(quantity::from_minor_units(v, scale))))
     }
@@ -570,7 +476,7 @@ impl Return {
                 period_start: p.start,
                 period_end: p.end,
                 version: 0,
-                status: ingest::SUBMITTED.into(),
+                status: entity::vocab::ReturnStatus::Submitted,
                 basis: p.basis,
                 notes: p.notes,
                 batch_id: None,
@@ -647,7 +553,7 @@ impl Return {
         self.r.version
     }
     async fn status(&self) -> ReturnStatus {
-        ReturnStatus::from_stored(&self.r.status)
+        self.r.status.into()
     }
     async fn submitted_at(&self) -> DateTime<Utc> {
         self.r.submitted_at
@@ -672,17 +578,11 @@ impl Return {
             Some(v) => {
                 // Known values are the caller's own submission; scopes still narrow what shows.
                 let allowed = policy::returns::visible_metric_groups(caller(ctx));
-                let catalogue = loaders(ctx)?;
                 let mut out = vec![];
                 for v in v {
-                    let m = catalogue
-                        .load_one(MetricCode(v.metric_code.clone()))
-                        .await?;
-                    let visible = match (&allowed, &m) {
-                        (Some(groups), Some(m)) => {
-                            groups.iter().any(|g| g.as_str() == m.metric_group)
-                        }
-                        _ => true,
+                    let visible = match &allowed {
+                        Some(groups) => groups.contains(&metric_of(ctx, v).await?.group),
+                        None => true,
                     };
                     if visible {
                         out.push(v.clone());
@@ -744,10 +644,12 @@ pub(crate) async fn submissions(
     Ok(rows
         .into_iter()
         .map(|s| Submission {
-            state: match s.latest.as_ref().map(|r| r.status.as_str()) {
+            state: match s.latest.as_ref().map(|r| r.status) {
                 None => SubmissionState::Missing,
-                Some(ingest::APPROVED) => SubmissionState::Approved,
-                Some(_) => SubmissionState::Submitted,
+                Some(entity::vocab::ReturnStatus::Approved) => SubmissionState::Approved,
+                Some(
+                    entity::vocab::ReturnStatus::Submitted | entity::vocab::ReturnStatus::Rejected,
+                ) => SubmissionState::Submitted,
             },
             period_end: Date(s.period_end),
             institution: s.institution,

@@ -3,12 +3,12 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::metrics;
 
 use super::catalogue::Metric;
 use super::connection::{IdCursor, connect, page_args};
 use super::context::{caller, db, id_or_key, log_read};
-use super::objects::{Return, ReturnStatus};
+use super::enums::ReturnStatus;
+use super::objects::Return;
 use super::scalars::{Date, Decimal, FinancialYear};
 use crate::directory;
 use crate::error::ApiError;
@@ -46,7 +46,7 @@ pub struct ReturnsQuery;
 impl ReturnsQuery {
     /// The metric catalogue.
     async fn metrics(&self, ctx: &Context<'_>) -> Result<Vec<Metric>> {
-        let mut all: Vec<metrics::Model> = crate::catalogue::load(db(ctx)?)
+        let mut all: Vec<crate::catalogue::Metric> = crate::catalogue::metrics(db(ctx)?)
             .await?
             .into_values()
             .collect();
@@ -94,7 +94,7 @@ impl ReturnsQuery {
             institution,
             network,
             period: f.period.map(|p| p.0),
-            status: f.status.map(ReturnStatus::as_stored),
+            status: f.status.map(Into::into),
         };
         let at = as_of.unwrap_or_else(Utc::now);
         let rows = match svc::page(db, caller(ctx), &filter, at, page).await {

@@ -4,48 +4,21 @@
 use std::collections::BTreeSet;
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{grant_events, grants};
 
-use super::catalogue::MetricGroupGql;
 use super::connection::{IdCursor, connect, page_args};
 use super::context::{caller, db, id_or_key, loaders};
+use super::enums::{AccessLevelGql, GranteeKind, MetricGroupGql};
 use super::loaders::NetworkId;
 use super::objects::{Network, Organisation, Region};
 use super::scalars::{Date, FinancialYear, GssCode};
 use crate::directory;
-use crate::domain::{self, AccessLevel};
+use crate::domain;
 use crate::error::ApiError;
 use crate::policy;
 use crate::sharing::{self, Agreement, GrantSpec, Grantee};
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(name = "AccessLevel")]
-pub enum AccessLevelGql {
-    /// The grantee's totals may count the values, under disclosure control.
-    Aggregate,
-    /// The grantee sees the values themselves.
-    Detail,
-}
-
-impl From<AccessLevelGql> for AccessLevel {
-    fn from(l: AccessLevelGql) -> Self {
-        match l {
-            AccessLevelGql::Aggregate => Self::Aggregate,
-            AccessLevelGql::Detail => Self::Detail,
-        }
-    }
-}
-
-impl From<AccessLevel> for AccessLevelGql {
-    fn from(l: AccessLevel) -> Self {
-        match l {
-            AccessLevel::Aggregate => Self::Aggregate,
-            AccessLevel::Detail => Self::Detail,
-        }
-    }
-}
 
 /// Who a grant is to: exactly one of the three.
 #[derive(InputObject)]
@@ -80,13 +53,6 @@ pub struct GrantInput {
     agreement: AgreementInput,
 }
 
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum GranteeKind {
-    Region,
-    Organisation,
-    Public,
-}
-
 /// One recorded change to a grant.
 #[derive(SimpleObject)]
 pub struct GrantEvent {
@@ -99,7 +65,7 @@ pub struct GrantEvent {
 impl From<grant_events::Model> for GrantEvent {
     fn from(e: grant_events::Model) -> Self {
         Self {
-            action: e.action,
+            action: e.action.as_str().to_owned(),
             at: e.at,
             by: e.by,
         }
@@ -132,11 +98,7 @@ impl Grant {
             .map(Network))
     }
     async fn grantee_kind(&self) -> GranteeKind {
-        match self.0.grantee_kind.as_str() {
-            sharing::REGION => GranteeKind::Region,
-            sharing::ORGANISATION => GranteeKind::Organisation,
-            _ => GranteeKind::Public,
-        }
+        self.0.grantee_kind.into()
     }
     /// For grants to a region.
     async fn grantee_region(&self, ctx: &Context<'_>) -> Result<Option<Region>> {
@@ -158,14 +120,14 @@ impl Grant {
             .await?
             .map(Organisation))
     }
-    async fn level(&self) -> Result<AccessLevelGql> {
-        Ok(sharing::level_of(&self.0)?.into())
+    async fn level(&self) -> AccessLevelGql {
+        sharing::level_of(&self.0).into()
     }
-    async fn metric_groups(&self) -> Vec<MetricGroupGql> {
-        sharing::groups_of(&self.0)
+    async fn metric_groups(&self) -> Result<Vec<MetricGroupGql>> {
+        Ok(sharing::groups_of(&self.0)?
             .into_iter()
             .map(Into::into)
-            .collect()
+            .collect())
     }
     #[graphql(name = "fromYear")]
     async fn first_year(&self) -> Result<FinancialYear> {
@@ -256,11 +218,7 @@ impl AccessLogEntry {
     }
     /// Null when anonymous.
     async fn role(&self) -> Option<super::enums::RoleGql> {
-        self.row
-            .role
-            .as_deref()
-            .and_then(|r| r.parse::<domain::Role>().ok())
-            .map(Into::into)
+        self.row.role.map(|r| domain::Role::from(r).into())
     }
     /// A researcher's organisation.
     async fn organisation(&self, ctx: &Context<'_>) -> Result<Option<Organisation>> {

@@ -38,17 +38,17 @@ fn mix(key: &str, salt: u64) -> u64 {
 }
 
 fn weight(i: &institutions::Model) -> i64 {
-    let base = match i.sector.parse::<Sector>() {
-        Ok(Sector::LocalAuthority) => 100,
-        Ok(Sector::NhsTrust) => 80,
-        Ok(Sector::University) => 70,
-        Ok(Sector::IntegratedCareBoard) => 60,
-        Ok(Sector::Police) => 40,
-        Ok(Sector::HousingAssociation) => 15,
-        Ok(Sector::FireAndRescue) => 10,
-        Ok(Sector::FeCollege) => 8,
-        Ok(Sector::Other) => 5,
-        Ok(Sector::PrivateBusiness) => 2,
+    let base = match Sector::from(i.sector) {
+        Sector::LocalAuthority => 100,
+        Sector::NhsTrust => 80,
+        Sector::University => 70,
+        Sector::IntegratedCareBoard => 60,
+        Sector::Police => 40,
+        Sector::HousingAssociation => 15,
+        Sector::FireAndRescue => 10,
+        Sector::FeCollege => 8,
+        Sector::Other => 5,
+        Sector::PrivateBusiness => 2,
         _ => 1,
     };
     base * (80 + (mix(&i.key, 1) % 40) as i64)
@@ -247,7 +247,7 @@ pub async fn load(db: &DatabaseConnection) -> ApiResult<usize> {
         .collect();
     let mut written = 0;
     for net in nets {
-        let items = network_items(&net, &all, &p, &years);
+        let items = network_items(&net, &all, &p, &years)?;
         if !items.is_empty() {
             written += submit_for(db, &net, items).await?;
         }
@@ -262,7 +262,7 @@ fn network_items(
     all: &[institutions::Model],
     p: &Plan,
     years: &[(FinancialYear, i64)],
-) -> Vec<ReturnItem> {
+) -> ApiResult<Vec<ReturnItem>> {
     let mine: Vec<&institutions::Model> = all
         .iter()
         .filter(|i| i.steward_network_id == net.id)
@@ -271,7 +271,7 @@ fn network_items(
     let mut items = vec![];
     for (year, percent) in years {
         for i in &mine {
-            let month = u8::try_from(i.year_end_month).unwrap_or(3);
+            let month = crate::directory::year_end_month(i)?;
             let Some(start) = year.start_date(month) else {
                 continue;
             };
@@ -280,7 +280,7 @@ fn network_items(
             }
         }
     }
-    items
+    Ok(items)
 }
 
 /// Submits a network's synthetic returns as its admin would; returns how many were written

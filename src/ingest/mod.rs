@@ -9,9 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{
-    institutions, memberships, metrics, networks, return_values, returns, submission_batches,
-};
+use entity::vocab::{MembershipStatus, ReturnStatus};
+use entity::{institutions, memberships, networks, return_values, returns, submission_batches};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
     DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
@@ -21,8 +20,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
-use crate::directory::ACTIVE;
-use crate::domain::{FinancialYear, GssCode, IdOrKey, Invalid, MetricGroup, quantity};
+use crate::catalogue::{Aggregation, Metric};
+use crate::domain::{FinancialYear, GssCode, IdOrKey, Invalid, quantity};
 use crate::error::{ApiError, ApiResult};
 use crate::policy;
 
@@ -275,7 +274,7 @@ type CheckedReturn = Result<Prepared, Vec<Problem>>;
 struct Known<'a> {
     network: &'a networks::Model,
     by: &'a Principal,
-    catalogue: BTreeMap<String, metrics::Model>,
+    catalogue: BTreeMap<String, Metric>,
     by_id: HashMap<i64, institutions::Model>,
     by_key: HashMap<String, institutions::Model>,
     /// The active memberships of this network of the institutions the batch names.
@@ -286,6 +285,8 @@ struct Known<'a> {
 struct Header<'k> {
     institution: &'k institutions::Model,
     period: FinancialYear,
+    /// The month the institution's year ends in.
+    month: u8,
     start: NaiveDate,
     end: NaiveDate,
 }
@@ -299,7 +300,7 @@ impl<'a> Known<'a> {
         by: &'a Principal,
         items: &[ReturnItem],
     ) -> ApiResult<Self> {
-        let catalogue = crate::catalogue::load(db).await?;
+        let catalogue = crate::catalogue::metrics(db).await?;
         let (mut ids, mut keys) = (vec![], vec![]);
         for it in items {
             // A name that does not parse is reported when its return is checked.
@@ -324,7 +325,7 @@ impl<'a> Known<'a> {
             found.into_iter().map(|i| (i.key.clone(), i)).collect();
         let memberships = memberships::Entity::find()
             .filter(memberships::Column::NetworkId.eq(network.id))
-            .filter(memberships::Column::Status.eq(ACTIVE))
+            .filter(memberships::Column::Status.eq(MembershipStatus::Active))
             .filter(memberships::Column::InstitutionId.is_in(by_id.keys().copied()))
             .all(db)
             .await
@@ -348,7 +349,7 @@ impl<'a> Known<'a> {
         it: &ReturnItem,
         seen: &mut HashSet<(i64, FinancialYear)>,
     ) -> ApiResult<CheckedReturn> {
-        let h = match self.check_header(at, it, seen) {
+        let h = match self.check_header(at, it, seen)? {
             Ok(h) => h,
             Err(p) => return Ok(Err(vec![p])),
         };
@@ -385,30 +386,36 @@ impl<'a> Known<'a> {
         at: At,
         it: &ReturnItem,
         seen: &mut HashSet<(i64, FinancialYear)>,
-    ) -> Result<Header<'_>, Problem> {
-        let institution = self.institution(at, &it.institution)?;
-        let period: FinancialYear = it
-            .period
-            .parse()
-            .map_err(|e: Invalid| at.bad("period", e.0))?;
+    ) -> ApiResult<Result<Header<'_>, Problem>> {
+        let institution = match self.institution(at, &it.institution) {
+            Ok(i) => i,
+            Err(p) => return Ok(Err(p)),
+        };
+        let period: FinancialYear = match it.period.parse() {
+            Ok(p) => p,
+            Err(Invalid(e)) => return Ok(Err(at.bad("period", e))),
+        };
         if !seen.insert((institution.id, period)) {
-            return Err(at.bad(
+            return Ok(Err(at.bad(
                 "period",
                 format!("{} {period} appears twice in this batch", institution.key),
-            ));
+            )));
         }
-        let month = year_end_month(institution);
+        let month = crate::directory::year_end_month(institution)?;
         let start = it.period_start.or_else(|| period.start_date(month));
         let end = it.period_end.or_else(|| period.end_date(month));
         let (Some(start), Some(end)) = (start, end) else {
-            return Err(at.bad("period", "the period's dates cannot be worked out"));
+            return Ok(Err(
+                at.bad("period", "the period's dates cannot be worked out")
+            ));
         };
-        Ok(Header {
+        Ok(Ok(Header {
             institution,
             period,
+            month,
             start,
             end,
-        })
+        }))
     }
 
     /// The institution a return names, if this network is its steward: only the steward
@@ -493,7 +500,7 @@ impl<'a> Known<'a> {
         at: At,
         val: &ValueItem,
         period: FinancialYear,
-    ) -> ApiResult<Result<&metrics::Model, Problem>> {
+    ) -> ApiResult<Result<&Metric, Problem>> {
         let Some(metric) = self.catalogue.get(val.metric.trim()) else {
             return Ok(Err(at.bad(
                 "metric",
@@ -503,7 +510,7 @@ impl<'a> Known<'a> {
                 ),
             )));
         };
-        if metric.aggregation == "RATIO" {
+        if matches!(metric.aggregation, Aggregation::Ratio { .. }) {
             return Ok(Err(at.bad(
                 "metric",
                 format!(
@@ -512,12 +519,7 @@ impl<'a> Known<'a> {
                 ),
             )));
         }
-        // A catalogue entry with an unknown group is our fault, not the submitter's.
-        let group: MetricGroup = metric
-            .metric_group
-            .parse()
-            .map_err(|e: Invalid| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-        if !policy::returns::may_submit_value(self.by, group, period) {
+        if !policy::returns::may_submit_value(self.by, metric.group, period) {
             return Ok(Err(at.problem(
                 "metric",
                 "FORBIDDEN",
@@ -531,11 +533,6 @@ impl<'a> Known<'a> {
     }
 }
 
-/// The month an institution's year ends in; March where the stored month is out of range.
-fn year_end_month(i: &institutions::Model) -> u8 {
-    u8::try_from(i.year_end_month).unwrap_or(3)
-}
-
 /// A reporting period lasts at most about a year and ends within half a year of the end of
 /// the year it is labelled with.
 fn period_problems(at: At, h: &Header) -> Vec<Problem> {
@@ -547,9 +544,7 @@ fn period_problems(at: At, h: &Header) -> Vec<Problem> {
             format!("{start} to {end} is not a reporting year"),
         ));
     }
-    let nominal_end = period
-        .end_date(year_end_month(h.institution))
-        .unwrap_or(end);
+    let nominal_end = period.end_date(h.month).unwrap_or(end);
     if (end - nominal_end).num_days().abs() > 183 {
         problems.push(at.bad("periodEnd", format!("{end} does not end the year {period}")));
     }
@@ -561,7 +556,7 @@ fn period_problems(at: At, h: &Header) -> Vec<Problem> {
 /// metric and breakdown of the values met earlier in the return.
 fn check_value(
     at: At,
-    metric: &metrics::Model,
+    metric: &Metric,
     val: &ValueItem,
     seen: &mut HashSet<(String, String)>,
 ) -> Result<PreparedValue, Problem> {
@@ -586,9 +581,9 @@ fn check_value(
 
 /// The breakdown key in its one spelling (empty for none): a metric with breakdown kinds
 /// needs one, any other takes none.
-fn breakdown_of(metric: &metrics::Model, raw: Option<&str>) -> Result<String, String> {
+fn breakdown_of(metric: &Metric, raw: Option<&str>) -> Result<String, String> {
     match (
-        &metric.breakdown,
+        &metric.breakdown_list(),
         raw.map(str::trim).filter(|b| !b.is_empty()),
     ) {
         (Some(kinds), Some(b)) => check_breakdown(b, kinds),
@@ -600,7 +595,7 @@ fn breakdown_of(metric: &metrics::Model, raw: Option<&str>) -> Result<String, St
 
 /// The value in the metric's minor units, or `None` for "not reported", which must be said
 /// outright: not reported is not zero, and an omitted value is neither.
-fn amount_of(at: At, metric: &metrics::Model, val: &ValueItem) -> Result<Option<i64>, Problem> {
+fn amount_of(at: At, metric: &Metric, val: &ValueItem) -> Result<Option<i64>, Problem> {
     match (&val.value, val.not_reported) {
         (Some(_), true) => Err(at.bad(
             "notReported",
@@ -612,7 +607,7 @@ fn amount_of(at: At, metric: &metrics::Model, val: &ValueItem) -> Result<Option<
         )),
         (None, true) => Ok(None),
         (Some(raw), false) => {
-            let scale = u32::try_from(metric.scale).unwrap_or(0);
+            let scale = metric.scale;
             match quantity::to_minor_units(raw, scale) {
                 Ok(x) if x < 0 => {
                     Err(at.bad("value", format!("{} cannot be negative", metric.code)))
@@ -656,7 +651,7 @@ fn single(values: &[Numbered], code: &str) -> Option<i64> {
 fn parts_within_wholes(
     at: At,
     values: &[Numbered],
-    catalogue: &BTreeMap<String, metrics::Model>,
+    catalogue: &BTreeMap<String, Metric>,
 ) -> Vec<Problem> {
     let mut problems = vec![];
     for (v, pv) in values {
@@ -893,7 +888,7 @@ async fn insert_return(
         period_start: Set(p.start),
         period_end: Set(p.end),
         version: Set(latest.unwrap_or(0) + 1),
-        status: Set(SUBMITTED.into()),
+        status: Set(ReturnStatus::Submitted),
         basis: Set(p.basis.clone()),
         notes: Set(p.notes.clone()),
         batch_id: Set(Some(stamp.batch)),
@@ -946,7 +941,3 @@ async fn replay_or_conflict(
     }
     Ok(Outcome::Replayed(replay(db, prev).await?))
 }
-
-pub const SUBMITTED: &str = "SUBMITTED";
-pub const APPROVED: &str = "APPROVED";
-pub const REJECTED: &str = "REJECTED";

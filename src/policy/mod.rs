@@ -207,7 +207,7 @@ pub fn may_administer_sharing<'a>(
 pub fn may_revoke_token(
     caller: &Caller,
     token_id: &str,
-    token_role: &str,
+    token_role: Role,
     token_network: Option<i64>,
     token_scopes: Option<&str>,
 ) -> Result<(), ApiError> {
@@ -217,16 +217,14 @@ pub fn may_revoke_token(
     }
     // A researcher token narrowed to one network's data is that network's to withdraw.
     let researcher_of = |own: &crate::auth::NetworkRef| {
-        token_role == Role::Researcher.as_str()
+        token_role == Role::Researcher
             && token_scopes
                 .and_then(|s| Scopes::parse(s).ok())
                 .and_then(|s| s.networks)
                 .is_some_and(|ns| ns.len() == 1 && ns.iter().all(|k| k.as_str() == own.key))
     };
     match (token_network, &p.network) {
-        (Some(n), _) if is_admin_of(p, n) && token_role == Role::NetworkSubmitter.as_str() => {
-            Ok(())
-        }
+        (Some(n), _) if is_admin_of(p, n) && token_role == Role::NetworkSubmitter => Ok(()),
         (None, Some(own)) if is_admin_of(p, own.id) && researcher_of(own) => Ok(()),
         _ => Err(forbid(p, format!("revokeToken {token_id}"))),
     }
@@ -467,24 +465,24 @@ pub(crate) mod tests {
     #[test]
     fn token_revoking_rules() {
         let admin = principal(Role::NetworkAdmin, Some(1), "");
-        assert!(may_revoke_token(&admin, "x", "NETWORK_SUBMITTER", Some(1), None).is_ok());
-        assert!(may_revoke_token(&admin, "x", "NETWORK_SUBMITTER", Some(2), None).is_err());
-        assert!(may_revoke_token(&admin, "x", "NETWORK_ADMIN", Some(1), None).is_err());
-        assert!(may_revoke_token(&admin, "me", "NETWORK_ADMIN", Some(1), None).is_ok());
+        assert!(may_revoke_token(&admin, "x", Role::NetworkSubmitter, Some(1), None).is_ok());
+        assert!(may_revoke_token(&admin, "x", Role::NetworkSubmitter, Some(2), None).is_err());
+        assert!(may_revoke_token(&admin, "x", Role::NetworkAdmin, Some(1), None).is_err());
+        assert!(may_revoke_token(&admin, "me", Role::NetworkAdmin, Some(1), None).is_ok());
         let sub = principal(Role::NetworkSubmitter, Some(1), "");
-        assert!(may_revoke_token(&sub, "x", "NETWORK_SUBMITTER", Some(1), None).is_err());
+        assert!(may_revoke_token(&sub, "x", Role::NetworkSubmitter, Some(1), None).is_err());
         assert!(
             may_revoke_token(
                 &principal(Role::Operator, None, ""),
                 "x",
-                "NETWORK_ADMIN",
+                Role::NetworkAdmin,
                 Some(3),
                 None
             )
             .is_ok()
         );
         // Researcher tokens scoped to the admin's network alone, and no others.
-        let r = "RESEARCHER";
+        let r = Role::Researcher;
         assert!(may_revoke_token(&admin, "x", r, None, Some("network:n1 metrics:spend")).is_ok());
         assert!(may_revoke_token(&admin, "x", r, None, Some("network:n1 network:n2")).is_err());
         assert!(may_revoke_token(&admin, "x", r, None, Some("network:n2")).is_err());

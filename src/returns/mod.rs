@@ -13,13 +13,12 @@ use sea_orm::{
 };
 
 use crate::auth::Caller;
-use crate::directory::ACTIVE;
 use crate::domain::FinancialYear;
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{APPROVED, REJECTED, SUBMITTED};
 use crate::pagination::{Page, PageArgs};
 use crate::policy;
 use crate::sql::Sql;
+use entity::vocab::{MembershipStatus, ReturnStatus};
 
 /// The filters of `returns(filter: …)`, resolved.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +27,7 @@ pub struct ReturnFilter {
     /// Institutions that belonged to this network on the period's last day.
     pub network: Option<i64>,
     pub period: Option<FinancialYear>,
-    pub status: Option<&'static str>,
+    pub status: Option<ReturnStatus>,
 }
 
 /// The returns the caller sees at DETAIL at `at` that the filter keeps: a statement
@@ -205,10 +204,10 @@ async fn decidable(
             network.key
         )));
     }
-    if r.status != SUBMITTED {
+    if r.status != ReturnStatus::Submitted {
         return Err(ApiError::Conflict(format!(
             "return {id} is {} already",
-            r.status.to_lowercase()
+            r.status.as_str().to_lowercase()
         )));
     }
     let newer = returns::Entity::find()
@@ -233,7 +232,7 @@ pub async fn approve(
     let (r, by) = decidable(db, caller, id).await?;
     let now = Utc::now();
     let mut am: returns::ActiveModel = r.into();
-    am.status = Set(APPROVED.into());
+    am.status = Set(ReturnStatus::Approved);
     am.published_at = Set(Some(now));
     am.decided_at = Set(Some(now));
     am.decided_by = Set(Some(by));
@@ -255,7 +254,7 @@ pub async fn reject(
     }
     let (r, by) = decidable(db, caller, id).await?;
     let mut am: returns::ActiveModel = r.into();
-    am.status = Set(REJECTED.into());
+    am.status = Set(ReturnStatus::Rejected);
     am.decided_at = Set(Some(Utc::now()));
     am.decided_by = Set(Some(by));
     am.reject_reason = Set(Some(reason.to_owned()));
@@ -281,7 +280,7 @@ pub async fn submissions(
     policy::returns::may_administer_returns(caller, network.id)?;
     let members = memberships::Entity::find()
         .filter(memberships::Column::NetworkId.eq(network.id))
-        .filter(memberships::Column::Status.eq(ACTIVE))
+        .filter(memberships::Column::Status.eq(MembershipStatus::Active))
         .all(db)
         .await?;
     let ids: Vec<i64> = members.iter().map(|m| m.institution_id).collect();
@@ -306,7 +305,7 @@ pub async fn submissions(
         latest.into_iter().map(|r| (r.institution_id, r)).collect();
     let mut out = vec![];
     for inst in insts {
-        let month = u8::try_from(inst.year_end_month).unwrap_or(3);
+        let month = crate::directory::year_end_month(&inst)?;
         let Some(end) = period.end_date(month) else {
             continue;
         };

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use entity::vocab::{MembershipStatus, ReturnStatus, Sector};
 use entity::{institutions, memberships, network_districts, networks, return_values, returns};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection};
 use serde_json::json;
@@ -118,11 +119,10 @@ pub(crate) async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64
             key: Set(format!("i{k}-{}", rng.below(1_000_000))),
             name: Set(format!("Fictional institution {k}")),
             sector: Set(if k % 2 == 0 {
-                "NHS_TRUST"
+                Sector::NhsTrust
             } else {
-                "LOCAL_AUTHORITY"
-            }
-            .into()),
+                Sector::LocalAuthority
+            }),
             home_district_code: Set("E08000025".into()),
             year_end_month: Set(month as i16),
             steward_network_id: Set(nets[steward].0),
@@ -150,7 +150,7 @@ pub(crate) async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64
                 network_id: Set(nets[*n].0),
                 from_date: Set(*from),
                 to_date: Set(*to),
-                status: Set("ACTIVE".into()),
+                status: Set(MembershipStatus::Active),
                 created_at: Set(now),
                 accepted_at: Set(Some(now)),
                 ..Default::default()
@@ -180,10 +180,10 @@ pub(crate) async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64
                 let decided = submitted + Duration::days(2);
                 let approval = nets[inst.steward].2;
                 let (st, published, rejected_at) = match (approval, status) {
-                    (false, _) => ("SUBMITTED", Some(submitted), None),
-                    (true, 0) => ("SUBMITTED", None, None),
-                    (true, 1) => ("APPROVED", Some(decided), None),
-                    _ => ("REJECTED", None, Some(decided)),
+                    (false, _) => (ReturnStatus::Submitted, Some(submitted), None),
+                    (true, 0) => (ReturnStatus::Submitted, None, None),
+                    (true, 1) => (ReturnStatus::Approved, Some(decided), None),
+                    _ => (ReturnStatus::Rejected, None, Some(decided)),
                 };
                 let mut values = BTreeMap::new();
                 for m in METRICS {
@@ -204,7 +204,7 @@ pub(crate) async fn build(db: &DatabaseConnection, rng: &mut Rng, region_id: i64
                     period_start: Set(start),
                     period_end: Set(end_of(year_end, inst.month)),
                     version: Set(v),
-                    status: Set(st.into()),
+                    status: Set(st),
                     submitted_at: Set(submitted),
                     submitted_by: Set("model".into()),
                     published_at: Set(published),

@@ -20,3 +20,4 @@ mod returns;
 mod schema;
 mod sharing;
 mod sharing_model;
+mod vocab;

@@ -14,6 +14,7 @@ use anchorfed::pagination::PageArgs;
 use anchorfed::returns::{self as rsvc, ReturnFilter};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use entity::grants;
+use entity::vocab::{AccessLevel as StoredLevel, GranteeKind};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 
 use crate::both_databases;
@@ -471,11 +472,10 @@ async fn access_equals_a_simple_model(backend: Backend) {
             let row = grants::ActiveModel {
                 network_id: Set(w.nets[g.net].0),
                 grantee_kind: Set(match g.grantee {
-                    Grantee::Region(_) => "REGION",
-                    Grantee::Org(_) => "ORGANISATION",
-                    Grantee::Public => "PUBLIC",
-                }
-                .into()),
+                    Grantee::Region(_) => GranteeKind::Region,
+                    Grantee::Org(_) => GranteeKind::Organisation,
+                    Grantee::Public => GranteeKind::Public,
+                }),
                 grantee_region: Set(match g.grantee {
                     Grantee::Region(c) => Some(c.into()),
                     _ => None,
@@ -484,7 +484,11 @@ async fn access_equals_a_simple_model(backend: Backend) {
                     Grantee::Org(k) => Some(orgs[k].0),
                     _ => None,
                 }),
-                level: Set(if g.level == 2 { "DETAIL" } else { "AGGREGATE" }.into()),
+                level: Set(if g.level == 2 {
+                    StoredLevel::Detail
+                } else {
+                    StoredLevel::Aggregate
+                }),
                 metric_groups: Set(format!(
                     ",{},",
                     g.groups.iter().copied().collect::<Vec<_>>().join(",")
