@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{equivalences, metrics, networks};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::catalogue::Metric;
 use super::context::{caller, db, id_or_key, loaders, log_read};
@@ -175,92 +177,12 @@ impl ImpactQuery {
     async fn impact(&self, ctx: &Context<'_>, input: ImpactInput) -> Result<ImpactReport> {
         let db = db(ctx)?;
         let caller = caller(ctx);
-        if input.years.is_empty() || input.years.len() > 20 {
-            return Err(ApiError::bad_input("input.years", "give 1 to 20 years").into());
-        }
-        let mut years: Vec<domain::FinancialYear> = input.years.iter().map(|y| y.0).collect();
-        years.sort();
-        years.dedup();
-        if input.metrics.is_empty() || input.metrics.len() > 20 {
-            return Err(ApiError::bad_input("input.metrics", "give 1 to 20 metric codes").into());
-        }
+        let years = years_of(&input)?;
         let metrics = catalogue::metrics(db).await?;
-        let mut wanted = vec![];
-        let mut ratio_parts = BTreeMap::new();
-        let mut groups: Vec<MetricGroup> = vec![];
-        for (i, code) in input.metrics.iter().enumerate() {
-            let m = metrics.get(code.trim()).ok_or_else(|| {
-                ApiError::bad_input(
-                    format!("input.metrics[{i}]"),
-                    format!("`{code}` is not a metric code"),
-                )
-            })?;
-            if m.aggregation == catalogue::Aggregation::None {
-                return Err(ApiError::bad_input(
-                    format!("input.metrics[{i}]"),
-                    format!("{code} does not aggregate"),
-                )
-                .into());
-            }
-            if let catalogue::Aggregation::Ratio {
-                numerator,
-                denominator,
-            } = &m.aggregation
-            {
-                ratio_parts.insert(m.code.clone(), (numerator.clone(), denominator.clone()));
-            }
-            groups.push(m.group);
-            if !wanted.iter().any(|w: &metrics::Model| w.code == m.code) {
-                wanted.push(m.stored().clone());
-            }
-        }
-
-        // The networks in scope: the region's, or those named (within the region if given).
-        let region =
-            match &input.region {
-                Some(code) => Some(directory::region_by_code(db, &code.0).await?.ok_or_else(
-                    || ApiError::NotFound(format!("input.region: region {}", code.0)),
-                )?),
-                None => None,
-            };
-        let mut in_scope: Vec<networks::Model> = match (&input.network_ids, &region) {
-            (Some(ids), _) => {
-                if ids.len() > MAX_NETWORKS {
-                    return Err(ApiError::bad_input(
-                        "input.networkIds",
-                        format!("give at most {MAX_NETWORKS} networks"),
-                    )
-                    .into());
-                }
-                let parsed = ids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, id)| id_or_key(&format!("input.networkIds[{i}]"), id))
-                    .collect::<Result<Vec<_>, _>>()?;
-                directory::require_networks(db, "input.networkIds", &parsed).await?
-            }
-            (None, Some(r)) => networks::Entity::find()
-                .filter(networks::Column::RegionId.eq(r.id))
-                .all(db)
-                .await
-                .map_err(ApiError::from)?,
-            (None, None) => {
-                return Err(ApiError::bad_input("input", "give a region or networkIds").into());
-            }
-        };
-        if let Some(r) = &region
-            && let Some(n) = in_scope.iter().find(|n| n.region_id != r.id)
-        {
-            return Err(ApiError::bad_input(
-                "input.networkIds",
-                format!("{} is not in region {}", n.key, r.code),
-            )
-            .into());
-        }
-        in_scope.sort_by_key(|n| n.id);
-        in_scope.dedup_by_key(|n| n.id);
+        let asked_metrics = metrics_of(&input, &metrics)?;
+        let in_scope = networks_in_scope(db, &input).await?;
         let asked: Vec<i64> = in_scope.iter().map(|n| n.id).collect();
-        if let Err(e) = policy::returns::may_read_impact(caller, &years, &groups) {
+        if let Err(e) = policy::returns::may_read_impact(caller, &years, &asked_metrics.groups) {
             log_read(ctx, "impact", asked, true).await;
             return Err(e.into());
         }
@@ -272,8 +194,8 @@ impl ImpactQuery {
         let spec = impact::Spec {
             networks,
             years,
-            metrics: wanted,
-            ratio_parts,
+            metrics: asked_metrics.wanted,
+            ratio_parts: asked_metrics.ratio_parts,
             by_network: dims.contains(&Dimension::Network),
             by_sector: dims.contains(&Dimension::Sector),
             by_district: dims.contains(&Dimension::District),
@@ -296,62 +218,7 @@ impl ImpactQuery {
             }
         };
         log_read(ctx, "impact", report.touched.clone(), false).await;
-
-        let eq = equivalences::Entity::find()
-            .all(db)
-            .await
-            .map_err(ApiError::from)?;
-        // Shares: each breakdown cell over its kind's total in the same cell (the combined
-        // 1-2 decile cell is left out of the total it is measured against).
-        let mut kind_totals: BTreeMap<(String, impact::Key, String), i128> = BTreeMap::new();
-        for c in &report.cells {
-            if let (Some(b), Some(Value2::Sum(v))) = (&c.breakdown, &c.value) {
-                if b.contains('-') {
-                    continue;
-                }
-                let kind = b.split(':').next().unwrap_or("").to_owned();
-                *kind_totals
-                    .entry((c.metric.clone(), c.key.clone(), kind))
-                    .or_default() += i128::from(*v);
-            }
-        }
-        let mut cells = vec![];
-        for c in report.cells {
-            let Some(metric) = metrics.get(&c.metric).cloned() else {
-                continue;
-            };
-            let share = match (&c.breakdown, &c.value) {
-                (Some(b), Some(Value2::Sum(v))) => {
-                    let kind = b.split(':').next().unwrap_or("").to_owned();
-                    kind_totals
-                        .get(&(c.metric.clone(), c.key.clone(), kind))
-                        .filter(|t| **t > 0)
-                        .map(|t| *v as f64 / *t as f64)
-                }
-                _ => None,
-            };
-            let equivalences = match (&c.value, c.breakdown.is_none()) {
-                (Some(Value2::Sum(v)), true) => eq
-                    .iter()
-                    .filter(|e| e.metric_code == metric.code)
-                    .filter_map(|e| {
-                        quantity::divide(*v, metric.scale, &e.factor, 1).map(|value| Equivalence {
-                            name: e.name.clone(),
-                            value: Decimal(value),
-                            unit: e.unit.clone(),
-                            factor: Decimal(e.factor.clone()),
-                        })
-                    })
-                    .collect(),
-                _ => vec![],
-            };
-            cells.push(ImpactCell {
-                cell: c,
-                metric,
-                share,
-                equivalences,
-            });
-        }
+        let cells = shape_cells(db, &metrics, report.cells).await?;
         let mut withheld: Vec<Network> = loaders(ctx)?
             .load_many(report.withheld.into_iter().map(NetworkId))
             .await?
@@ -364,4 +231,187 @@ impl ImpactQuery {
             withheld_networks: withheld,
         })
     }
+}
+
+/// The years asked for, checked, sorted and once each.
+fn years_of(input: &ImpactInput) -> Result<Vec<domain::FinancialYear>, ApiError> {
+    if input.years.is_empty() || input.years.len() > 20 {
+        return Err(ApiError::bad_input("input.years", "give 1 to 20 years"));
+    }
+    let mut years: Vec<domain::FinancialYear> = input.years.iter().map(|y| y.0).collect();
+    years.sort();
+    years.dedup();
+    Ok(years)
+}
+
+/// The metrics asked for, resolved against the catalogue.
+struct AskedMetrics {
+    wanted: Vec<metrics::Model>,
+    /// Each ratio's numerator and denominator.
+    ratio_parts: BTreeMap<String, (String, String)>,
+    groups: Vec<MetricGroup>,
+}
+
+fn metrics_of(
+    input: &ImpactInput,
+    metrics: &BTreeMap<String, catalogue::Metric>,
+) -> Result<AskedMetrics, ApiError> {
+    if input.metrics.is_empty() || input.metrics.len() > 20 {
+        return Err(ApiError::bad_input(
+            "input.metrics",
+            "give 1 to 20 metric codes",
+        ));
+    }
+    let mut asked = AskedMetrics {
+        wanted: vec![],
+        ratio_parts: BTreeMap::new(),
+        groups: vec![],
+    };
+    for (i, code) in input.metrics.iter().enumerate() {
+        let m = metrics.get(code.trim()).ok_or_else(|| {
+            ApiError::bad_input(
+                format!("input.metrics[{i}]"),
+                format!("`{code}` is not a metric code"),
+            )
+        })?;
+        if m.aggregation == catalogue::Aggregation::None {
+            return Err(ApiError::bad_input(
+                format!("input.metrics[{i}]"),
+                format!("{code} does not aggregate"),
+            ));
+        }
+        if let catalogue::Aggregation::Ratio {
+            numerator,
+            denominator,
+        } = &m.aggregation
+        {
+            asked
+                .ratio_parts
+                .insert(m.code.clone(), (numerator.clone(), denominator.clone()));
+        }
+        asked.groups.push(m.group);
+        if !asked.wanted.iter().any(|w| w.code == m.code) {
+            asked.wanted.push(m.stored().clone());
+        }
+    }
+    Ok(asked)
+}
+
+/// The networks in scope: the region's, or those named (within the region if given), once
+/// each, by id.
+async fn networks_in_scope(
+    db: &DatabaseConnection,
+    input: &ImpactInput,
+) -> Result<Vec<networks::Model>, ApiError> {
+    let region = match &input.region {
+        Some(code) => Some(
+            directory::region_by_code(db, &code.0)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("input.region: region {}", code.0)))?,
+        ),
+        None => None,
+    };
+    let mut in_scope: Vec<networks::Model> = match (&input.network_ids, &region) {
+        (Some(ids), _) => {
+            if ids.len() > MAX_NETWORKS {
+                return Err(ApiError::bad_input(
+                    "input.networkIds",
+                    format!("give at most {MAX_NETWORKS} networks"),
+                ));
+            }
+            let parsed = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| id_or_key(&format!("input.networkIds[{i}]"), id))
+                .collect::<Result<Vec<_>, _>>()?;
+            directory::require_networks(db, "input.networkIds", &parsed).await?
+        }
+        (None, Some(r)) => networks::Entity::find()
+            .filter(networks::Column::RegionId.eq(r.id))
+            .all(db)
+            .await
+            .context("Failed to read the region's networks")?,
+        (None, None) => return Err(ApiError::bad_input("input", "give a region or networkIds")),
+    };
+    if let Some(r) = &region
+        && let Some(n) = in_scope.iter().find(|n| n.region_id != r.id)
+    {
+        return Err(ApiError::bad_input(
+            "input.networkIds",
+            format!("{} is not in region {}", n.key, r.code),
+        ));
+    }
+    in_scope.sort_by_key(|n| n.id);
+    in_scope.dedup_by_key(|n| n.id);
+    Ok(in_scope)
+}
+
+/// Each cell as the API shows it: with its metric, its share of its breakdown kind's total
+/// in the same cell, and its equivalences.
+async fn shape_cells(
+    db: &DatabaseConnection,
+    metrics: &BTreeMap<String, catalogue::Metric>,
+    cells: Vec<impact::Cell>,
+) -> Result<Vec<ImpactCell>, ApiError> {
+    let eq = equivalences::Entity::find()
+        .all(db)
+        .await
+        .context("Failed to read the equivalences")?;
+    let kind_totals = breakdown_totals(&cells);
+    let mut out = vec![];
+    for c in cells {
+        let Some(metric) = metrics.get(&c.metric).cloned() else {
+            continue;
+        };
+        let share = match (&c.breakdown, &c.value) {
+            (Some(b), Some(Value2::Sum(v))) => {
+                let kind = b.split(':').next().unwrap_or("").to_owned();
+                kind_totals
+                    .get(&(c.metric.clone(), c.key.clone(), kind))
+                    .filter(|t| **t > 0)
+                    .map(|t| *v as f64 / *t as f64)
+            }
+            _ => None,
+        };
+        let equivalences = match (&c.value, c.breakdown.is_none()) {
+            (Some(Value2::Sum(v)), true) => eq
+                .iter()
+                .filter(|e| e.metric_code == metric.code)
+                .filter_map(|e| {
+                    quantity::divide(*v, metric.scale, &e.factor, 1).map(|value| Equivalence {
+                        name: e.name.clone(),
+                        value: Decimal(value),
+                        unit: e.unit.clone(),
+                        factor: Decimal(e.factor.clone()),
+                    })
+                })
+                .collect(),
+            _ => vec![],
+        };
+        out.push(ImpactCell {
+            cell: c,
+            metric,
+            share,
+            equivalences,
+        });
+    }
+    Ok(out)
+}
+
+/// Each breakdown kind's total in each cell, for shares (the combined 1-2 decile cell is
+/// left out of the total it is measured against).
+fn breakdown_totals(cells: &[impact::Cell]) -> BTreeMap<(String, impact::Key, String), i128> {
+    let mut totals: BTreeMap<(String, impact::Key, String), i128> = BTreeMap::new();
+    for c in cells {
+        if let (Some(b), Some(Value2::Sum(v))) = (&c.breakdown, &c.value) {
+            if b.contains('-') {
+                continue;
+            }
+            let kind = b.split(':').next().unwrap_or("").to_owned();
+            *totals
+                .entry((c.metric.clone(), c.key.clone(), kind))
+                .or_default() += i128::from(*v);
+        }
+    }
+    totals
 }
