@@ -463,7 +463,7 @@ async fn main() {
     // half at AGGREGATE (so disclosure control runs), every group, every year.
     let now = Utc::now();
     for (k, &network) in by_region[0].iter().enumerate() {
-        grants::ActiveModel {
+        let grant = grants::ActiveModel {
             network_id: Set(network),
             grantee_kind: Set(GranteeKind::Region),
             grantee_region: Set(Some("E47000100".into())),
@@ -473,7 +473,6 @@ async fn main() {
             } else {
                 AccessLevel::Aggregate
             }),
-            metric_groups: Set(",SPEND,EMPLOYMENT,LAND_AND_ASSETS,EMISSIONS,".into()),
             from_year: Set("2014/15".into()),
             to_year: Set("2023/24".into()),
             expires_at: Set(now + chrono::Duration::days(365)),
@@ -488,6 +487,14 @@ async fn main() {
             ..Default::default()
         }
         .insert(&db)
+        .await
+        .unwrap();
+        db.execute_unprepared(&format!(
+            "INSERT INTO grant_metric_groups (grant_id, metric_group) \
+             SELECT {}, g FROM (SELECT 'SPEND' AS g UNION ALL SELECT 'EMPLOYMENT' \
+               UNION ALL SELECT 'LAND_AND_ASSETS' UNION ALL SELECT 'EMISSIONS') x",
+            grant.id
+        ))
         .await
         .unwrap();
     }

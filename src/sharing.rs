@@ -3,16 +3,18 @@
 //! who and when, in the same transaction as the change. Who may do what is the policy
 //! module's; whose returns a grant reaches is decided in SQL by `policy::returns`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::vocab::{GrantAction, GranteeKind};
-use entity::{grant_events, grants, networks, organisations, regions};
+use entity::{grant_events, grant_metric_groups, grants, networks, organisations, regions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::json;
+
+use anyhow::Context;
 
 use crate::auth::{Caller, NetworkRef};
 use crate::domain::{AccessLevel, FinancialYear, GssCode, Key, MetricGroup, YearRange};
@@ -96,30 +98,34 @@ impl GrantSpec {
     }
 }
 
-/// `,SPEND,EMISSIONS,` for SQL's `LIKE '%,SPEND,%'`.
-pub fn groups_column(groups: &BTreeSet<MetricGroup>) -> String {
-    let mut s = String::from(",");
-    for g in groups {
-        s.push_str(g.as_str());
-        s.push(',');
+/// The metric groups each of these grants covers (none for an id with no rows).
+pub async fn groups_of<C: ConnectionTrait>(
+    db: &C,
+    grant_ids: &[i64],
+) -> ApiResult<HashMap<i64, BTreeSet<MetricGroup>>> {
+    let rows = grant_metric_groups::Entity::find()
+        .filter(grant_metric_groups::Column::GrantId.is_in(grant_ids.iter().copied()))
+        .all(db)
+        .await
+        .context("Failed to read grants' metric groups")?;
+    let mut out: HashMap<i64, BTreeSet<MetricGroup>> = HashMap::new();
+    for r in rows {
+        out.entry(r.grant_id)
+            .or_default()
+            .insert(r.metric_group.into());
     }
-    s
+    Ok(out)
 }
 
-/// The groups a stored grant names; a name outside the vocabulary is an internal error.
-pub fn groups_of(g: &grants::Model) -> ApiResult<BTreeSet<MetricGroup>> {
-    g.metric_groups
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<MetricGroup>().map_err(|e| {
-                ApiError::Internal(anyhow::anyhow!(
-                    "grants row {}, column metric_groups: {e}",
-                    g.id
-                ))
-            })
-        })
-        .collect()
+/// The metric groups one grant covers.
+pub async fn groups_of_one<C: ConnectionTrait>(
+    db: &C,
+    grant_id: i64,
+) -> ApiResult<BTreeSet<MetricGroup>> {
+    Ok(groups_of(db, &[grant_id])
+        .await?
+        .remove(&grant_id)
+        .unwrap_or_default())
 }
 
 pub fn level_of(g: &grants::Model) -> AccessLevel {
@@ -139,14 +145,14 @@ pub fn in_force(g: &grants::Model, now: DateTime<Utc>) -> bool {
     g.revoked_at.is_none() && g.expires_at > now
 }
 
-fn snapshot(g: &grants::Model) -> String {
+fn snapshot(g: &grants::Model, groups: &BTreeSet<MetricGroup>) -> String {
     json!({
         "network_id": g.network_id,
         "grantee_kind": g.grantee_kind.as_str(),
         "grantee_region": g.grantee_region,
         "grantee_organisation_id": g.grantee_organisation_id,
         "level": g.level.as_str(),
-        "metric_groups": g.metric_groups,
+        "metric_groups": groups.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "from_year": g.from_year,
         "to_year": g.to_year,
         "expires_at": g.expires_at,
@@ -163,6 +169,7 @@ fn snapshot(g: &grants::Model) -> String {
 async fn record<C: ConnectionTrait>(
     db: &C,
     g: &grants::Model,
+    groups: &BTreeSet<MetricGroup>,
     action: GrantAction,
     by: &str,
     at: DateTime<Utc>,
@@ -172,7 +179,7 @@ async fn record<C: ConnectionTrait>(
         action: Set(action),
         at: Set(at),
         by: Set(by.into()),
-        detail: Set(snapshot(g)),
+        detail: Set(snapshot(g, groups)),
         ..Default::default()
     }
     .insert(db)
@@ -196,7 +203,6 @@ pub async fn grant(db: &DatabaseConnection, spec: GrantSpec, by: &str) -> ApiRes
         grantee_region: Set(region),
         grantee_organisation_id: Set(organisation),
         level: Set(spec.level.into()),
-        metric_groups: Set(groups_column(&spec.groups)),
         from_year: Set(spec.from_year.to_string()),
         to_year: Set(spec.to_year.to_string()),
         expires_at: Set(spec.expires_at),
@@ -212,7 +218,16 @@ pub async fn grant(db: &DatabaseConnection, spec: GrantSpec, by: &str) -> ApiRes
     }
     .insert(&txn)
     .await?;
-    record(&txn, &g, GrantAction::Granted, by, now).await?;
+    grant_metric_groups::Entity::insert_many(spec.groups.iter().map(|&group| {
+        grant_metric_groups::ActiveModel {
+            grant_id: Set(g.id),
+            metric_group: Set(group.into()),
+        }
+    }))
+    .exec_without_returning(&txn)
+    .await
+    .context("Failed to record the grant's metric groups")?;
+    record(&txn, &g, &spec.groups, GrantAction::Granted, by, now).await?;
     txn.commit().await?;
     Ok(g)
 }
@@ -235,7 +250,8 @@ pub async fn revoke(
     am.revoked_at = Set(Some(now));
     am.revoked_by = Set(Some(by.into()));
     let g = am.update(&txn).await?;
-    record(&txn, &g, GrantAction::Revoked, by, now).await?;
+    let groups = groups_of_one(&txn, g.id).await?;
+    record(&txn, &g, &groups, GrantAction::Revoked, by, now).await?;
     txn.commit().await?;
     Ok(g)
 }
@@ -281,21 +297,25 @@ pub async fn to_organisation<C: ConnectionTrait>(
 ) -> ApiResult<Vec<GrantReach>> {
     let key = Key::parse(&network.key)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("network {}: key: {e}", network.id)))?;
-    grants::Entity::find()
+    let grants = grants::Entity::find()
         .filter(grants::Column::NetworkId.eq(network.id))
         .filter(grants::Column::GranteeKind.eq(GranteeKind::Organisation))
         .filter(grants::Column::GranteeOrganisationId.eq(organisation_id))
         .filter(grants::Column::RevokedAt.is_null())
         .filter(grants::Column::ExpiresAt.gt(Utc::now()))
         .all(db)
-        .await?
+        .await
+        .context("Failed to read the grants to the organisation")?;
+    let ids: Vec<i64> = grants.iter().map(|g| g.id).collect();
+    let mut groups = groups_of(db, &ids).await?;
+    grants
         .iter()
         .map(|g| {
             let (from, to) = years_of(g)?;
             Ok(GrantReach::new(
                 g.network_id,
                 key.clone(),
-                groups_of(g)?,
+                groups.remove(&g.id).unwrap_or_default(),
                 YearRange { from, to },
                 g.expires_at,
             ))
@@ -369,10 +389,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_round_trip_through_the_column() {
-        let groups: BTreeSet<MetricGroup> = [MetricGroup::Emissions, MetricGroup::Spend].into();
-        let col = groups_column(&groups);
-        assert_eq!(col, ",SPEND,EMISSIONS,");
+    fn levels_and_force() {
         let model = grants::Model {
             id: 1,
             network_id: 1,
@@ -380,7 +397,6 @@ mod tests {
             grantee_region: None,
             grantee_organisation_id: None,
             level: entity::vocab::AccessLevel::Detail,
-            metric_groups: col,
             from_year: "2021/22".into(),
             to_year: "2022/23".into(),
             expires_at: Utc::now(),
@@ -393,7 +409,6 @@ mod tests {
             revoked_at: None,
             revoked_by: None,
         };
-        assert_eq!(groups_of(&model).unwrap(), groups);
         assert_eq!(level_of(&model), AccessLevel::Detail);
         assert!(!in_force(&model, Utc::now() + chrono::Duration::seconds(1)));
     }

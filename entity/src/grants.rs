@@ -3,7 +3,8 @@ use sea_orm::entity::prelude::*;
 use crate::vocab::{AccessLevel, GranteeKind};
 
 /// A steward network's grant of its institutions' returns to a grantee (DESIGN.md rule 3),
-/// with the data-sharing agreement it rests on.
+/// with the data-sharing agreement it rests on. The metric groups it covers are rows of
+/// `grant_metric_groups`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "grants")]
 pub struct Model {
@@ -16,8 +17,6 @@ pub struct Model {
     pub grantee_organisation_id: Option<i64>,
     /// `AGGREGATE` or `DETAIL`.
     pub level: AccessLevel,
-    /// `,SPEND,EMISSIONS,`: each group between commas.
-    pub metric_groups: String,
     pub from_year: String,
     pub to_year: String,
     pub expires_at: DateTimeUtc,

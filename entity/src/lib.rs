@@ -7,6 +7,7 @@ pub mod disclosure_thresholds;
 pub mod equivalences;
 pub mod geographies;
 pub mod grant_events;
+pub mod grant_metric_groups;
 pub mod grants;
 pub mod institution_identifiers;
 pub mod institutions;

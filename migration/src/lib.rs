@@ -8,6 +8,7 @@ mod m20261127_000002_tokens;
 mod m20261127_000003_returns;
 mod m20261127_000004_equivalences;
 mod m20261127_000005_sharing;
+mod m20261129_000006_grant_metric_groups;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_returns::Migration),
             Box::new(m20261127_000004_equivalences::Migration),
             Box::new(m20261127_000005_sharing::Migration),
+            Box::new(m20261129_000006_grant_metric_groups::Migration),
         ]
     }
 }

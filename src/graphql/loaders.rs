@@ -3,7 +3,7 @@
 //! value serves every key type; a fresh one is made per request, so nothing cached outlives
 //! the request that read it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_graphql::dataloader::Loader;
 use chrono::NaiveDate;
@@ -15,6 +15,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::Caller;
 use crate::directory;
+use crate::domain::MetricGroup;
 use crate::pagination::{Page, PageArgs};
 
 pub struct Loaders {
@@ -69,6 +70,9 @@ pub struct MetricCode(pub String);
 pub struct ValuesOf(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InstitutionId(pub i64);
+/// The metric groups a grant covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupsOfGrant(pub i64);
 
 /// Groups keys that share everything but their parent id, so each group is one statement.
 fn grouped<K, G: std::hash::Hash + Eq + Copy>(
@@ -148,6 +152,19 @@ impl Loader<IdentifiersOf> for Loaders {
         Ok(found
             .into_iter()
             .map(|(k, v)| (IdentifiersOf(k), v))
+            .collect())
+    }
+}
+
+impl Loader<GroupsOfGrant> for Loaders {
+    type Value = BTreeSet<MetricGroup>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[GroupsOfGrant]) -> LoadResult<GroupsOfGrant, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = crate::sharing::groups_of(&self.db, &ids).await?;
+        Ok(found
+            .into_iter()
+            .map(|(k, v)| (GroupsOfGrant(k), v))
             .collect())
     }
 }

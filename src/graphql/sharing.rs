@@ -11,7 +11,7 @@ use entity::{grant_events, grants};
 use super::connection::{IdCursor, connect, page_args};
 use super::context::{caller, db, id_or_key, loaders};
 use super::enums::{AccessLevelGql, GranteeKind, MetricGroupGql};
-use super::loaders::NetworkId;
+use super::loaders::{GroupsOfGrant, NetworkId};
 use super::objects::{Network, Organisation, Region};
 use super::scalars::{Date, FinancialYear, GssCode};
 use crate::directory;
@@ -123,8 +123,11 @@ impl Grant {
     async fn level(&self) -> AccessLevelGql {
         sharing::level_of(&self.0).into()
     }
-    async fn metric_groups(&self) -> Result<Vec<MetricGroupGql>> {
-        Ok(sharing::groups_of(&self.0)?
+    async fn metric_groups(&self, ctx: &Context<'_>) -> Result<Vec<MetricGroupGql>> {
+        Ok(loaders(ctx)?
+            .load_one(GroupsOfGrant(self.0.id))
+            .await?
+            .unwrap_or_default()
             .into_iter()
             .map(Into::into)
             .collect())

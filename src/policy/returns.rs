@@ -98,8 +98,9 @@ enum Groups<'a> {
     Of(Sql),
 }
 
-/// The grants in force that reach the caller, as a common table expression named `reach`,
-/// evaluated once per statement, so each row's grant check scans a handful of rows at most.
+/// The grants in force that reach the caller, as a common table expression named `reach`
+/// with a row per grant and metric group it covers, evaluated once per statement, so each
+/// row's grant check scans a handful of rows at most.
 /// The predicates that read it take it by reference; the statement defines it with
 /// [`Reach::cte`] or [`Reach::with`].
 #[must_use = "a statement that reads `reach` must define it"]
@@ -120,8 +121,9 @@ impl Reach {
 pub fn reach(caller: &Caller) -> Reach {
     Reach(Sql::format(
         "reach AS MATERIALIZED (SELECT g.id AS id, g.network_id AS network_id, g.level AS level, \
-           g.metric_groups AS metric_groups, g.from_year AS from_year, g.to_year AS to_year \
-         FROM grants g WHERE g.revoked_at IS NULL AND g.expires_at > {} AND ({}))",
+           gm.metric_group AS metric_group, g.from_year AS from_year, g.to_year AS to_year \
+         FROM grants g JOIN grant_metric_groups gm ON gm.grant_id = g.id \
+         WHERE g.revoked_at IS NULL AND g.expires_at > {} AND ({}))",
         [Sql::value(Utc::now()), grantee_match(caller)],
     ))
 }
@@ -132,18 +134,11 @@ fn granted(_reach: &Reach, period: Sql, groups: Groups<'_>, levels: &[AccessLeve
     let groups = match groups {
         Groups::Any => Sql::raw("1 = 1"),
         Groups::OneOf(set) if set.is_empty() => Sql::nothing(),
-        Groups::OneOf(set) => Sql::join(
-            set.iter().map(|g| {
-                Sql::format(
-                    "g.metric_groups LIKE {}",
-                    [Sql::value(format!("%,{},%", g.as_str()))],
-                )
-            }),
-            " OR ",
+        Groups::OneOf(set) => Sql::format(
+            "g.metric_group IN ({})",
+            [Sql::list(set.iter().map(|g| g.as_str()))],
         ),
-        // `_` in a group's name is a LIKE wildcard, but only ever matches itself here: the
-        // groups are fixed names with no other name one character apart.
-        Groups::Of(expr) => Sql::format("g.metric_groups LIKE '%,' || {} || ',%'", [expr]),
+        Groups::Of(expr) => Sql::format("g.metric_group = {}", [expr]),
     };
     Sql::format(
         "EXISTS (SELECT 1 FROM reach g WHERE g.network_id = i.steward_network_id \

@@ -15,7 +15,7 @@ use anchorfed::returns::{self as rsvc, ReturnFilter};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use entity::grants;
 use entity::vocab::{AccessLevel as StoredLevel, GranteeKind};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::both_databases;
 use crate::helpers::{Backend, TestApp, spawn_with};
@@ -489,10 +489,6 @@ async fn access_equals_a_simple_model(backend: Backend) {
                 } else {
                     StoredLevel::Aggregate
                 }),
-                metric_groups: Set(format!(
-                    ",{},",
-                    g.groups.iter().copied().collect::<Vec<_>>().join(",")
-                )),
                 from_year: Set(FinancialYear::new(g.from).unwrap().to_string()),
                 to_year: Set(FinancialYear::new(g.to).unwrap().to_string()),
                 expires_at: Set(if expired {
@@ -513,6 +509,14 @@ async fn access_equals_a_simple_model(backend: Backend) {
             .insert(db)
             .await
             .unwrap();
+            for group in &g.groups {
+                db.execute_unprepared(&format!(
+                    "INSERT INTO grant_metric_groups (grant_id, metric_group) VALUES ({}, '{group}')",
+                    row.id
+                ))
+                .await
+                .unwrap();
+            }
             gs.push(GrantM {
                 in_force: !expired && !revoked,
                 ..g
