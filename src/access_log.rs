@@ -127,7 +127,7 @@ async fn write_with_retries(db: &DatabaseConnection, batch: &[Entry]) {
         match write(db, batch).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(attempt, error = %e, entries = batch.len(), "access log write failed");
+                tracing::warn!(attempt, error = %format!("{e:#}"), entries = batch.len(), "access log write failed");
                 tokio::time::sleep(delay).await;
                 delay *= 4;
             }
@@ -138,8 +138,11 @@ async fn write_with_retries(db: &DatabaseConnection, batch: &[Entry]) {
     }
 }
 
-async fn write(db: &DatabaseConnection, batch: &[Entry]) -> Result<(), sea_orm::DbErr> {
-    let txn = db.begin().await?;
+async fn write(db: &DatabaseConnection, batch: &[Entry]) -> anyhow::Result<()> {
+    let txn = db
+        .begin()
+        .await
+        .context("Failed to begin the access log transaction")?;
     for e in batch {
         let id = access_log::Entity::insert(access_log::ActiveModel {
             at: Set(e.at),
@@ -151,7 +154,8 @@ async fn write(db: &DatabaseConnection, batch: &[Entry]) -> Result<(), sea_orm::
             ..Default::default()
         })
         .exec(&txn)
-        .await?
+        .await
+        .context("Failed to record an access log entry")?
         .last_insert_id;
         if !e.networks.is_empty() {
             access_log_networks::Entity::insert_many(e.networks.iter().map(|&n| {
@@ -161,10 +165,13 @@ async fn write(db: &DatabaseConnection, batch: &[Entry]) -> Result<(), sea_orm::
                 }
             }))
             .exec_without_returning(&txn)
-            .await?;
+            .await
+            .context("Failed to record the networks of an access log entry")?;
         }
     }
-    txn.commit().await
+    txn.commit()
+        .await
+        .context("Failed to commit the access log entries")
 }
 
 /// A page of the entries touching `network_id`, newest first.

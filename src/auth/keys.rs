@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
-use crate::config::{AuthSettings, ClaimMapping, SigningAlgorithm};
+use crate::config::{AuthSettings, ClaimMapping, ExternalIssuer, SigningAlgorithm};
 
 pub(crate) struct OwnKeys {
     pub algorithm: Algorithm,
@@ -122,98 +122,13 @@ fn algorithm(name: &str) -> anyhow::Result<Algorithm> {
 impl Keys {
     pub fn load(a: &AuthSettings, data_dir: &Path) -> anyhow::Result<Self> {
         let own = match a.algorithm {
-            SigningAlgorithm::HS256 => {
-                let path = a
-                    .secret_file
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("token-secret"));
-                let s = secret(&path)?;
-                OwnKeys {
-                    algorithm: Algorithm::HS256,
-                    encoding: Some(EncodingKey::from_secret(&s)),
-                    decoding: DecodingKey::from_secret(&s),
-                    kid: a.key_id.clone(),
-                }
-            }
-            alg @ (SigningAlgorithm::EdDSA | SigningAlgorithm::RS256) => {
-                let public = a
-                    .public_key_file
-                    .as_ref()
-                    .context("auth.public_key_file is required for EdDSA and RS256")?;
-                let pem = read(public, "the public key")?;
-                let private = a
-                    .private_key_file
-                    .as_ref()
-                    .map(|p| read(p, "the private key"))
-                    .transpose()?;
-                let (algorithm, decoding, encoding) = if alg == SigningAlgorithm::EdDSA {
-                    (
-                        Algorithm::EdDSA,
-                        DecodingKey::from_ed_pem(&pem)
-                            .context("auth.public_key_file is not an Ed25519 public key (PEM)")?,
-                        private
-                            .map(|k| {
-                                EncodingKey::from_ed_pem(&k).context(
-                                    "auth.private_key_file is not an Ed25519 private key (PEM)",
-                                )
-                            })
-                            .transpose()?,
-                    )
-                } else {
-                    (
-                        Algorithm::RS256,
-                        DecodingKey::from_rsa_pem(&pem)
-                            .context("auth.public_key_file is not an RSA public key (PEM)")?,
-                        private
-                            .map(|k| {
-                                EncodingKey::from_rsa_pem(&k).context(
-                                    "auth.private_key_file is not an RSA private key (PEM)",
-                                )
-                            })
-                            .transpose()?,
-                    )
-                };
-                OwnKeys {
-                    algorithm,
-                    encoding,
-                    decoding,
-                    kid: a.key_id.clone(),
-                }
-            }
+            SigningAlgorithm::HS256 => hs256_keys(a, data_dir)?,
+            alg @ (SigningAlgorithm::EdDSA | SigningAlgorithm::RS256) => pem_keys(a, alg)?,
         };
         let external = a
             .external
             .iter()
-            .map(|e| {
-                let jwks: JwkSet = serde_json::from_slice(&read(&e.jwks_file, "a JWKS")?)
-                    .with_context(|| {
-                        format!("{} is not a JWKS (JSON Web Key Set)", e.jwks_file.display())
-                    })?;
-                let mut keys = HashMap::new();
-                for jwk in &jwks.keys {
-                    let kid = jwk.common.key_id.clone().with_context(|| {
-                        format!(
-                            "a key in {} has no kid; every key must have one",
-                            e.jwks_file.display()
-                        )
-                    })?;
-                    let key = DecodingKey::from_jwk(jwk).with_context(|| {
-                        format!("key {kid} in {} cannot verify", e.jwks_file.display())
-                    })?;
-                    keys.insert(kid, key);
-                }
-                Ok(ExternalKeys {
-                    issuer: e.issuer.clone(),
-                    audience: e.audience.clone(),
-                    algorithms: e
-                        .algorithms
-                        .iter()
-                        .map(|n| algorithm(n))
-                        .collect::<anyhow::Result<_>>()?,
-                    keys,
-                    claims: e.claims.clone(),
-                })
-            })
+            .map(external_keys)
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             issuer: a.issuer.clone(),
@@ -230,4 +145,94 @@ impl Keys {
     pub fn can_sign(&self) -> bool {
         self.own.encoding.is_some()
     }
+}
+
+/// This service's HS256 secret, from `auth.secret_file` or the data directory.
+fn hs256_keys(a: &AuthSettings, data_dir: &Path) -> anyhow::Result<OwnKeys> {
+    let path = a
+        .secret_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("token-secret"));
+    let s = secret(&path)?;
+    Ok(OwnKeys {
+        algorithm: Algorithm::HS256,
+        encoding: Some(EncodingKey::from_secret(&s)),
+        decoding: DecodingKey::from_secret(&s),
+        kid: a.key_id.clone(),
+    })
+}
+
+/// This service's EdDSA or RS256 key pair from PEM files; without the private key it can
+/// verify but not sign.
+fn pem_keys(a: &AuthSettings, alg: SigningAlgorithm) -> anyhow::Result<OwnKeys> {
+    let public = a
+        .public_key_file
+        .as_ref()
+        .context("auth.public_key_file is required for EdDSA and RS256")?;
+    let pem = read(public, "the public key")?;
+    let private = a
+        .private_key_file
+        .as_ref()
+        .map(|p| read(p, "the private key"))
+        .transpose()?;
+    let (algorithm, decoding, encoding) = if alg == SigningAlgorithm::EdDSA {
+        (
+            Algorithm::EdDSA,
+            DecodingKey::from_ed_pem(&pem)
+                .context("auth.public_key_file is not an Ed25519 public key (PEM)")?,
+            private
+                .map(|k| {
+                    EncodingKey::from_ed_pem(&k)
+                        .context("auth.private_key_file is not an Ed25519 private key (PEM)")
+                })
+                .transpose()?,
+        )
+    } else {
+        (
+            Algorithm::RS256,
+            DecodingKey::from_rsa_pem(&pem)
+                .context("auth.public_key_file is not an RSA public key (PEM)")?,
+            private
+                .map(|k| {
+                    EncodingKey::from_rsa_pem(&k)
+                        .context("auth.private_key_file is not an RSA private key (PEM)")
+                })
+                .transpose()?,
+        )
+    };
+    Ok(OwnKeys {
+        algorithm,
+        encoding,
+        decoding,
+        kid: a.key_id.clone(),
+    })
+}
+
+/// A trusted identity provider's keys, read from its JWKS file and chosen by `kid`.
+fn external_keys(e: &ExternalIssuer) -> anyhow::Result<ExternalKeys> {
+    let jwks: JwkSet = serde_json::from_slice(&read(&e.jwks_file, "a JWKS")?)
+        .with_context(|| format!("{} is not a JWKS (JSON Web Key Set)", e.jwks_file.display()))?;
+    let mut keys = HashMap::new();
+    for jwk in &jwks.keys {
+        let kid = jwk.common.key_id.clone().with_context(|| {
+            format!(
+                "a key in {} has no kid; every key must have one",
+                e.jwks_file.display()
+            )
+        })?;
+        let key = DecodingKey::from_jwk(jwk)
+            .with_context(|| format!("key {kid} in {} cannot verify", e.jwks_file.display()))?;
+        keys.insert(kid, key);
+    }
+    Ok(ExternalKeys {
+        issuer: e.issuer.clone(),
+        audience: e.audience.clone(),
+        algorithms: e
+            .algorithms
+            .iter()
+            .map(|n| algorithm(n))
+            .collect::<anyhow::Result<_>>()?,
+        keys,
+        claims: e.claims.clone(),
+    })
 }

@@ -127,6 +127,42 @@ pub fn parse_ttl(raw: &str) -> Result<u64, String> {
 impl IssueRequest {
     /// Checks the request's shape and resolves what it names. Errors name the input field.
     pub async fn resolve<C: ConnectionTrait>(self, db: &C, keys: &Keys) -> ApiResult<Resolved> {
+        self.check_anchor()?;
+        let network = match &self.network {
+            Some(id) => Some(directory::require_network(db, "input.network", id).await?),
+            None => None,
+        };
+        let region = match &self.region {
+            Some(code) => Some(
+                directory::region_by_code(db, code)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("input.region: region {code}")))?,
+            ),
+            None => None,
+        };
+        let organisation = match &self.organisation {
+            Some(id) => Some(directory::organisation(db, id).await?.ok_or_else(|| {
+                ApiError::NotFound("input.organisation: organisation".to_owned())
+            })?),
+            None => None,
+        };
+        let scopes = self.resolve_scopes(db).await?;
+        let ttl_seconds = self.check_ttl(keys)?;
+        self.check_subject()?;
+        Ok(Resolved {
+            role: self.role,
+            network,
+            region,
+            organisation,
+            scopes,
+            ttl_seconds,
+            subject: self.subject,
+            issued_by: self.issued_by,
+        })
+    }
+
+    /// The role's anchor (network, region or organisation) is given, and nothing else is.
+    fn check_anchor(&self) -> ApiResult<()> {
         let anchor = self.role.anchor();
         let given = [
             ("network", self.network.is_some()),
@@ -153,24 +189,11 @@ impl IssueRequest {
                 ));
             }
         }
-        let network = match &self.network {
-            Some(id) => Some(directory::require_network(db, "input.network", id).await?),
-            None => None,
-        };
-        let region = match &self.region {
-            Some(code) => Some(
-                directory::region_by_code(db, code)
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("input.region: region {code}")))?,
-            ),
-            None => None,
-        };
-        let organisation = match &self.organisation {
-            Some(id) => Some(directory::organisation(db, id).await?.ok_or_else(|| {
-                ApiError::NotFound("input.organisation: organisation".to_owned())
-            })?),
-            None => None,
-        };
+        Ok(())
+    }
+
+    /// The scopes asked for (all of them if none), every network they name known.
+    async fn resolve_scopes<C: ConnectionTrait>(&self, db: &C) -> ApiResult<Scopes> {
         let scopes = match &self.scopes {
             Some(s) => Scopes::parse(s).map_err(|e| ApiError::bad_input("input.scopes", e))?,
             None => Scopes::full(),
@@ -188,6 +211,11 @@ impl IssueRequest {
                 }
             }
         }
+        Ok(scopes)
+    }
+
+    /// The lifetime asked for (the default if none), within the configured maximum.
+    fn check_ttl(&self, keys: &Keys) -> ApiResult<u64> {
         let ttl_seconds = self.ttl_seconds.unwrap_or(keys.default_ttl);
         if ttl_seconds == 0 || ttl_seconds > keys.max_ttl {
             return Err(ApiError::bad_input(
@@ -195,6 +223,10 @@ impl IssueRequest {
                 format!("must be between 1 and {} seconds", keys.max_ttl),
             ));
         }
+        Ok(ttl_seconds)
+    }
+
+    fn check_subject(&self) -> ApiResult<()> {
         if let Some(s) = &self.subject
             && (s.trim().is_empty() || s.len() > 200)
         {
@@ -203,16 +235,7 @@ impl IssueRequest {
                 "must be 1 to 200 characters",
             ));
         }
-        Ok(Resolved {
-            role: self.role,
-            network,
-            region,
-            organisation,
-            scopes,
-            ttl_seconds,
-            subject: self.subject,
-            issued_by: self.issued_by,
-        })
+        Ok(())
     }
 }
 
@@ -460,19 +483,7 @@ async fn external_principal<C: ConnectionTrait>(
     let map = &ext.claims;
     let subject = claim_str(&claims, &map.subject)
         .ok_or_else(|| AuthError::Malformed(format!("no {} claim", map.subject)))?;
-    let raw_role = claim_str(&claims, &map.role)
-        .ok_or_else(|| AuthError::Malformed(format!("no {} claim", map.role)))?;
-    let role_name = if map.roles.is_empty() {
-        raw_role.clone()
-    } else {
-        map.roles
-            .get(&raw_role)
-            .cloned()
-            .ok_or_else(|| AuthError::Invalid(format!("role `{raw_role}` is not mapped")))?
-    };
-    let role: Role = role_name
-        .parse()
-        .map_err(|e: crate::domain::Invalid| AuthError::Invalid(e.0))?;
+    let role = external_role(map, &claims)?;
     let mut principal = Principal {
         subject,
         role,
@@ -491,50 +502,85 @@ async fn external_principal<C: ConnectionTrait>(
     };
     match role.anchor() {
         Some("network") => {
-            let key = claim_str(&claims, &map.network).ok_or_else(|| {
-                AuthError::Invalid(format!("a {role} token needs {}", map.network))
-            })?;
-            let id = IdOrKey::parse(&key).map_err(|e| AuthError::Invalid(e.0))?;
-            let n = directory::network(db, &id)
-                .await
-                .map_err(|e| {
-                    AuthError::Internal(
-                        e.into_anyhow()
-                            .context("Failed to look up the network claim"),
-                    )
-                })?
-                .ok_or_else(|| AuthError::Invalid(format!("network `{key}` is unknown")))?;
-            principal.network = Some(NetworkRef {
-                id: n.id,
-                key: n.key,
-            });
+            let key = anchor_claim(&claims, role, &map.network)?;
+            principal.network = Some(claimed_network(db, &key).await?);
         }
         Some("region") => {
-            let code = claim_str(&claims, &map.region).ok_or_else(|| {
-                AuthError::Invalid(format!("a {role} token needs {}", map.region))
-            })?;
+            let code = anchor_claim(&claims, role, &map.region)?;
             principal.region = Some(GssCode::parse(&code).map_err(|e| AuthError::Invalid(e.0))?);
         }
         Some("org") => {
-            let key = claim_str(&claims, &map.organisation).ok_or_else(|| {
-                AuthError::Invalid(format!("a {role} token needs {}", map.organisation))
-            })?;
-            let id = IdOrKey::parse(&key).map_err(|e| AuthError::Invalid(e.0))?;
-            let o = directory::organisation(db, &id)
-                .await
-                .map_err(|e| {
-                    AuthError::Internal(
-                        e.into_anyhow()
-                            .context("Failed to look up the organisation claim"),
-                    )
-                })?
-                .ok_or_else(|| AuthError::Invalid(format!("organisation `{key}` is unknown")))?;
-            principal.organisation = Some(OrganisationRef {
-                id: o.id,
-                key: o.key,
-            });
+            let key = anchor_claim(&claims, role, &map.organisation)?;
+            principal.organisation = Some(claimed_organisation(db, &key).await?);
         }
         _ => {}
     }
     Ok(principal)
+}
+
+/// The role an external token claims, through the issuer's role mapping if it has one.
+fn external_role(
+    map: &crate::config::ClaimMapping,
+    claims: &serde_json::Map<String, Json>,
+) -> Result<Role, AuthError> {
+    let raw_role = claim_str(claims, &map.role)
+        .ok_or_else(|| AuthError::Malformed(format!("no {} claim", map.role)))?;
+    let role_name = if map.roles.is_empty() {
+        raw_role.clone()
+    } else {
+        map.roles
+            .get(&raw_role)
+            .cloned()
+            .ok_or_else(|| AuthError::Invalid(format!("role `{raw_role}` is not mapped")))?
+    };
+    role_name
+        .parse()
+        .map_err(|e: crate::domain::Invalid| AuthError::Invalid(e.0))
+}
+
+/// The claim that anchors a `role` token (its network, region or organisation).
+fn anchor_claim(
+    claims: &serde_json::Map<String, Json>,
+    role: Role,
+    name: &str,
+) -> Result<String, AuthError> {
+    claim_str(claims, name)
+        .ok_or_else(|| AuthError::Invalid(format!("a {role} token needs {name}")))
+}
+
+async fn claimed_network<C: ConnectionTrait>(db: &C, key: &str) -> Result<NetworkRef, AuthError> {
+    let id = IdOrKey::parse(key).map_err(|e| AuthError::Invalid(e.0))?;
+    let n = directory::network(db, &id)
+        .await
+        .map_err(|e| {
+            AuthError::Internal(
+                e.into_anyhow()
+                    .context("Failed to look up the network claim"),
+            )
+        })?
+        .ok_or_else(|| AuthError::Invalid(format!("network `{key}` is unknown")))?;
+    Ok(NetworkRef {
+        id: n.id,
+        key: n.key,
+    })
+}
+
+async fn claimed_organisation<C: ConnectionTrait>(
+    db: &C,
+    key: &str,
+) -> Result<OrganisationRef, AuthError> {
+    let id = IdOrKey::parse(key).map_err(|e| AuthError::Invalid(e.0))?;
+    let o = directory::organisation(db, &id)
+        .await
+        .map_err(|e| {
+            AuthError::Internal(
+                e.into_anyhow()
+                    .context("Failed to look up the organisation claim"),
+            )
+        })?
+        .ok_or_else(|| AuthError::Invalid(format!("organisation `{key}` is unknown")))?;
+    Ok(OrganisationRef {
+        id: o.id,
+        key: o.key,
+    })
 }

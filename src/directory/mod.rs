@@ -31,7 +31,8 @@ pub async fn regions<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<regions::Model
     Ok(regions::Entity::find()
         .order_by_asc(regions::Column::Code)
         .all(db)
-        .await?)
+        .await
+        .context("Failed to read the regions")?)
 }
 
 pub async fn region_by_code<C: ConnectionTrait>(
@@ -41,7 +42,8 @@ pub async fn region_by_code<C: ConnectionTrait>(
     Ok(regions::Entity::find()
         .filter(regions::Column::Code.eq(code.as_str()))
         .one(db)
-        .await?)
+        .await
+        .context("Failed to read the region by code")?)
 }
 
 pub async fn regions_by_id<C: ConnectionTrait>(
@@ -51,7 +53,8 @@ pub async fn regions_by_id<C: ConnectionTrait>(
     Ok(regions::Entity::find()
         .filter(regions::Column::Id.is_in(ids.iter().copied()))
         .all(db)
-        .await?
+        .await
+        .context("Failed to read regions by id")?
         .into_iter()
         .map(|r| (r.id, r))
         .collect())
@@ -64,7 +67,8 @@ pub async fn geographies_by_code<C: ConnectionTrait>(
     Ok(geographies::Entity::find()
         .filter(geographies::Column::Code.is_in(codes.iter().cloned()))
         .all(db)
-        .await?
+        .await
+        .context("Failed to read geographies by code")?
         .into_iter()
         .map(|g| (g.code.clone(), g))
         .collect())
@@ -163,12 +167,19 @@ pub async fn networks_page<C: ConnectionTrait>(
     if let Some(after) = page.after {
         q = q.filter(networks::Column::Id.gt(after));
     }
-    let rows = q.limit(page.first + 1).all(db).await?;
+    let rows = q
+        .limit(page.first + 1)
+        .all(db)
+        .await
+        .context("Failed to read a page of networks")?;
     Ok(Page::from_overfetch(rows, page.first as usize))
 }
 
 pub async fn networks_count<C: ConnectionTrait>(db: &C) -> ApiResult<u64> {
-    Ok(networks::Entity::find().count(db).await?)
+    Ok(networks::Entity::find()
+        .count(db)
+        .await
+        .context("Failed to count the networks")?)
 }
 
 pub async fn network<C: ConnectionTrait>(
@@ -180,7 +191,7 @@ pub async fn network<C: ConnectionTrait>(
         IdOrKey::Id(i) => q.filter(networks::Column::Id.eq(*i)),
         IdOrKey::Key(k) => q.filter(networks::Column::Key.eq(k.as_str())),
     };
-    Ok(q.one(db).await?)
+    Ok(q.one(db).await.context("Failed to read the network")?)
 }
 
 /// Like [`network`], but a missing network is an error naming the argument.
@@ -222,7 +233,8 @@ pub async fn require_networks<C: ConnectionTrait>(
                 .add(networks::Column::Key.is_in(keys)),
         )
         .all(db)
-        .await?;
+        .await
+        .context("Failed to read the networks named")?;
     ids.iter()
         .enumerate()
         .map(|(i, id)| {
@@ -247,7 +259,8 @@ pub async fn networks_by_id<C: ConnectionTrait>(
     Ok(networks::Entity::find()
         .filter(networks::Column::Id.is_in(ids.iter().copied()))
         .all(db)
-        .await?
+        .await
+        .context("Failed to read networks by id")?
         .into_iter()
         .map(|n| (n.id, n))
         .collect())
@@ -262,7 +275,7 @@ pub async fn institution<C: ConnectionTrait>(
         IdOrKey::Id(i) => q.filter(institutions::Column::Id.eq(*i)),
         IdOrKey::Key(k) => q.filter(institutions::Column::Key.eq(k.as_str())),
     };
-    Ok(q.one(db).await?)
+    Ok(q.one(db).await.context("Failed to read the institution")?)
 }
 
 fn describe(id: &IdOrKey) -> String {
@@ -377,7 +390,11 @@ pub async fn institutions_page<C: ConnectionTrait>(
     if let Some(after) = page.after {
         q = q.filter(institutions::Column::Id.gt(after));
     }
-    let rows = q.limit(page.first + 1).all(db).await?;
+    let rows = q
+        .limit(page.first + 1)
+        .all(db)
+        .await
+        .context("Failed to read a page of institutions")?;
     Ok(Page::from_overfetch(rows, page.first as usize))
 }
 
@@ -385,7 +402,10 @@ pub async fn institutions_count<C: ConnectionTrait>(
     db: &C,
     filter: &InstitutionFilter,
 ) -> ApiResult<u64> {
-    Ok(filtered(filter).count(db).await?)
+    Ok(filtered(filter)
+        .count(db)
+        .await
+        .context("Failed to count the institutions")?)
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -573,7 +593,8 @@ pub async fn identifiers_of<C: ConnectionTrait>(
         .order_by_asc(institution_identifiers::Column::InstitutionId)
         .order_by_asc(institution_identifiers::Column::Scheme)
         .all(db)
-        .await?;
+        .await
+        .context("Failed to read the institutions' identifiers")?;
     Ok(group(rows.into_iter().map(|r| (r.institution_id, r))))
 }
 
@@ -587,7 +608,8 @@ pub async fn memberships_of<C: ConnectionTrait>(
         .order_by_asc(memberships::Column::FromDate)
         .order_by_asc(memberships::Column::Id)
         .all(db)
-        .await?;
+        .await
+        .context("Failed to read the institutions' memberships")?;
     Ok(group(rows.into_iter().map(|r| (r.institution_id, r))))
 }
 
@@ -595,7 +617,8 @@ pub async fn organisations<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<organisa
     Ok(organisations::Entity::find()
         .order_by_asc(organisations::Column::Key)
         .all(db)
-        .await?)
+        .await
+        .context("Failed to read the organisations")?)
 }
 
 pub async fn organisation<C: ConnectionTrait>(
@@ -607,7 +630,7 @@ pub async fn organisation<C: ConnectionTrait>(
         IdOrKey::Id(i) => q.filter(organisations::Column::Id.eq(*i)),
         IdOrKey::Key(k) => q.filter(organisations::Column::Key.eq(k.as_str())),
     };
-    Ok(q.one(db).await?)
+    Ok(q.one(db).await.context("Failed to read the organisation")?)
 }
 
 #[cfg(test)]

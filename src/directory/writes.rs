@@ -2,6 +2,7 @@
 //! refused write leaves nothing behind. Who may call them is the policy module's decision,
 //! taken before these run.
 
+use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use entity::{
     geographies, institution_identifiers, institutions, memberships, network_districts, networks,
@@ -18,7 +19,10 @@ use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use entity::vocab::MembershipStatus;
 
 async fn begin(db: &DatabaseConnection) -> ApiResult<DatabaseTransaction> {
-    Ok(db.begin().await?)
+    Ok(db
+        .begin()
+        .await
+        .context("Failed to begin a directory transaction")?)
 }
 
 async fn require_geographies<C: ConnectionTrait>(
@@ -78,7 +82,8 @@ async fn set_region_districts<C: ConnectionTrait>(
     region_districts::Entity::delete_many()
         .filter(region_districts::Column::RegionId.eq(region))
         .exec(db)
-        .await?;
+        .await
+        .context("Failed to clear the region's districts")?;
     let mut seen = std::collections::BTreeSet::new();
     for (code, _) in districts.iter().filter(|(c, _)| seen.insert(c.to_string())) {
         region_districts::ActiveModel {
@@ -119,7 +124,9 @@ pub async fn create_region(db: &DatabaseConnection, r: NewRegion) -> ApiResult<r
     .await
     .conflict_on_unique(&format!("input.code: region {}", r.code))?;
     set_region_districts(&txn, region.id, &r.districts).await?;
-    txn.commit().await?;
+    txn.commit()
+        .await
+        .context("Failed to commit the new region")?;
     Ok(region)
 }
 
@@ -140,8 +147,13 @@ pub async fn update_region(
     if let Some(n) = name {
         am.name = Set(n);
     }
-    let r = am.update(&txn).await?;
-    txn.commit().await?;
+    let r = am
+        .update(&txn)
+        .await
+        .context("Failed to update the region")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the region's update")?;
     Ok(r)
 }
 
@@ -198,7 +210,9 @@ pub async fn create_network(db: &DatabaseConnection, n: NewNetwork) -> ApiResult
     .await
     .conflict_on_unique(&format!("input.key: a network `{}`", n.key))?;
     set_network_districts(&txn, net.id, &n.districts).await?;
-    txn.commit().await?;
+    txn.commit()
+        .await
+        .context("Failed to commit the new network")?;
     Ok(net)
 }
 
@@ -210,7 +224,8 @@ async fn set_network_districts<C: ConnectionTrait>(
     network_districts::Entity::delete_many()
         .filter(network_districts::Column::NetworkId.eq(id))
         .exec(db)
-        .await?;
+        .await
+        .context("Failed to clear the network's districts")?;
     let mut seen = std::collections::BTreeSet::new();
     for d in districts.iter().filter(|d| seen.insert(d.to_string())) {
         network_districts::ActiveModel {
@@ -281,8 +296,13 @@ pub async fn update_network(
         am.imd_rank_of = Set(Some(v));
     }
     am.updated_at = Set(Utc::now());
-    let net = am.update(&txn).await?;
-    txn.commit().await?;
+    let net = am
+        .update(&txn)
+        .await
+        .context("Failed to update the network")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the network's update")?;
     Ok(net)
 }
 
@@ -302,7 +322,8 @@ async fn check_identifiers<C: ConnectionTrait>(
             .filter(institution_identifiers::Column::Scheme.eq(id.scheme().as_str()))
             .filter(institution_identifiers::Column::Value.eq(id.value()))
             .one(db)
-            .await?;
+            .await
+            .context("Failed to look up the identifier's holder")?;
         if let Some(h) = holder.filter(|h| Some(h.institution_id) != except) {
             return Err(ApiError::Conflict(format!(
                 "input.identifiers[{i}]: {} {} already belongs to institution {}",
@@ -323,7 +344,8 @@ async fn set_identifiers<C: ConnectionTrait>(
     institution_identifiers::Entity::delete_many()
         .filter(institution_identifiers::Column::InstitutionId.eq(institution))
         .exec(db)
-        .await?;
+        .await
+        .context("Failed to clear the institution's identifiers")?;
     for id in ids {
         institution_identifiers::ActiveModel {
             institution_id: Set(institution),
@@ -404,7 +426,8 @@ pub async fn create_institution(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .context("Failed to record the institution's steward membership")?;
     stewardships::ActiveModel {
         institution_id: Set(inst.id),
         network_id: Set(n.steward.id),
@@ -414,8 +437,11 @@ pub async fn create_institution(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
-    txn.commit().await?;
+    .await
+    .context("Failed to record the institution's first stewardship")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the new institution")?;
     Ok(inst)
 }
 
@@ -455,8 +481,13 @@ pub async fn update_institution(
         am.year_end_month = Set(i16::from(v));
     }
     am.updated_at = Set(Utc::now());
-    let inst = am.update(&txn).await?;
-    txn.commit().await?;
+    let inst = am
+        .update(&txn)
+        .await
+        .context("Failed to update the institution")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the institution's update")?;
     Ok(inst)
 }
 
@@ -477,7 +508,8 @@ async fn overlapping<C: ConnectionTrait>(
                 .add(memberships::Column::ToDate.gte(from)),
         )
         .one(db)
-        .await?)
+        .await
+        .context("Failed to look for an overlapping membership")?)
 }
 
 pub async fn invite_member(
@@ -513,8 +545,11 @@ pub async fn invite_member(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
-    txn.commit().await?;
+    .await
+    .context("Failed to record the invitation")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the invitation")?;
     Ok(m)
 }
 
@@ -524,11 +559,13 @@ pub async fn membership<C: ConnectionTrait>(
 ) -> ApiResult<(memberships::Model, institutions::Model)> {
     let m = memberships::Entity::find_by_id(id)
         .one(db)
-        .await?
+        .await
+        .context("Failed to read the membership")?
         .ok_or_else(|| ApiError::NotFound(format!("membership {id}")))?;
     let i = institutions::Entity::find_by_id(m.institution_id)
         .one(db)
-        .await?
+        .await
+        .context("Failed to read the membership's institution")?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("membership {id} has no institution")))?;
     Ok((m, i))
 }
@@ -553,8 +590,13 @@ pub async fn accept_membership(
     let mut am: memberships::ActiveModel = m.into();
     am.status = Set(MembershipStatus::Active);
     am.accepted_at = Set(Some(Utc::now()));
-    let m = am.update(&txn).await?;
-    txn.commit().await?;
+    let m = am
+        .update(&txn)
+        .await
+        .context("Failed to record the acceptance")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the acceptance")?;
     Ok(m)
 }
 
@@ -584,8 +626,13 @@ pub async fn end_membership(
     let txn = begin(db).await?;
     let mut am: memberships::ActiveModel = m.into();
     am.to_date = Set(Some(to));
-    let m = am.update(&txn).await?;
-    txn.commit().await?;
+    let m = am
+        .update(&txn)
+        .await
+        .context("Failed to record the membership's end")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the membership's end")?;
     Ok(m)
 }
 
@@ -612,7 +659,9 @@ pub async fn create_organisation(
     .insert(&txn)
     .await
     .conflict_on_unique(&format!("input.key: an organisation `{key}`"))?;
-    txn.commit().await?;
+    txn.commit()
+        .await
+        .context("Failed to commit the new organisation")?;
     Ok(o)
 }
 
@@ -623,7 +672,10 @@ pub async fn update_organisation(
 ) -> ApiResult<organisations::Model> {
     let mut am: organisations::ActiveModel = current.into();
     am.name = Set(name);
-    Ok(am.update(db).await?)
+    Ok(am
+        .update(db)
+        .await
+        .context("Failed to update the organisation")?)
 }
 
 /// Moves an institution's stewardship to `to`, which it joins today if it is not already a
@@ -648,7 +700,8 @@ pub async fn transfer_stewardship(
         .filter(memberships::Column::NetworkId.eq(to.id))
         .filter(super::active_on(today))
         .one(&txn)
-        .await?;
+        .await
+        .context("Failed to read the institution's membership of the new steward")?;
     if member.is_none() {
         if let Some(pending) = overlapping(&txn, inst.id, to.id, today).await? {
             // A pending invitation or a future membership becomes a current one.
@@ -656,7 +709,9 @@ pub async fn transfer_stewardship(
             am.status = Set(MembershipStatus::Active);
             am.from_date = Set(today);
             am.accepted_at = Set(Some(now));
-            am.update(&txn).await?;
+            am.update(&txn)
+                .await
+                .context("Failed to activate the pending membership")?;
         } else {
             memberships::ActiveModel {
                 institution_id: Set(inst.id),
@@ -669,7 +724,8 @@ pub async fn transfer_stewardship(
                 ..Default::default()
             }
             .insert(&txn)
-            .await?;
+            .await
+            .context("Failed to record the membership of the new steward")?;
         }
     }
     stewardships::Entity::update_many()
@@ -677,7 +733,8 @@ pub async fn transfer_stewardship(
         .filter(stewardships::Column::InstitutionId.eq(inst.id))
         .filter(stewardships::Column::ToAt.is_null())
         .exec(&txn)
-        .await?;
+        .await
+        .context("Failed to close the current stewardship")?;
     stewardships::ActiveModel {
         institution_id: Set(inst.id),
         network_id: Set(to.id),
@@ -687,12 +744,18 @@ pub async fn transfer_stewardship(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .context("Failed to record the new stewardship")?;
     let mut am: institutions::ActiveModel = inst.into();
     am.steward_network_id = Set(to.id);
     am.updated_at = Set(now);
-    let inst = am.update(&txn).await?;
-    txn.commit().await?;
+    let inst = am
+        .update(&txn)
+        .await
+        .context("Failed to record the institution's new steward")?;
+    txn.commit()
+        .await
+        .context("Failed to commit the stewardship transfer")?;
     Ok(inst)
 }
 
@@ -707,5 +770,6 @@ pub async fn stewardship_history<C: ConnectionTrait>(
         .order_by_asc(stewardships::Column::FromAt)
         .order_by_asc(stewardships::Column::Id)
         .all(db)
-        .await?)
+        .await
+        .context("Failed to read the stewardship history")?)
 }

@@ -112,7 +112,8 @@ pub async fn stewards_of<C: ConnectionTrait>(
     Ok(
         Steward::find_by_statement(statement.statement(db.get_database_backend()))
             .all(db)
-            .await?
+            .await
+            .context("Failed to read the institutions' stewards")?
             .into_iter()
             .map(|s| s.steward_network_id)
             .collect(),
@@ -143,7 +144,8 @@ pub async fn count<C: ConnectionTrait>(
     let statement = visible(caller, f, at, "COUNT(*) AS n", None)?;
     let row = Count::find_by_statement(statement.statement(db.get_database_backend()))
         .one(db)
-        .await?;
+        .await
+        .context("Failed to count the visible returns")?;
     Ok(row.map(|c| u64::try_from(c.n).unwrap_or(0)).unwrap_or(0))
 }
 
@@ -169,7 +171,8 @@ pub async fn values_of<C: ConnectionTrait>(
     let rows =
         return_values::Model::find_by_statement(statement.statement(db.get_database_backend()))
             .all(db)
-            .await?;
+            .await
+            .context("Failed to read the returns' values")?;
     let mut out: HashMap<i64, Vec<return_values::Model>> = HashMap::new();
     for r in rows {
         out.entry(r.return_id).or_default().push(r);
@@ -184,17 +187,20 @@ async fn decidable(
 ) -> ApiResult<(returns::Model, String)> {
     let r = returns::Entity::find_by_id(id)
         .one(db)
-        .await?
+        .await
+        .context("Failed to read the return")?
         .ok_or_else(|| ApiError::NotFound(format!("id: return {id}")))?;
     let inst = institutions::Entity::find_by_id(r.institution_id)
         .one(db)
-        .await?
+        .await
+        .context("Failed to read the return's institution")?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("return {id} has no institution")))?;
     // Only the steward's admins decide; to anyone else the return might as well not exist.
     let p = policy::returns::may_administer_returns(caller, inst.steward_network_id)?;
     let network = networks::Entity::find_by_id(inst.steward_network_id)
         .one(db)
-        .await?
+        .await
+        .context("Failed to read the institution's steward network")?
         .ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("institution {} has no steward", inst.id))
         })?;
@@ -215,7 +221,8 @@ async fn decidable(
         .filter(returns::Column::Period.eq(r.period.clone()))
         .filter(returns::Column::Version.gt(r.version))
         .one(db)
-        .await?;
+        .await
+        .context("Failed to look for a newer version of the return")?;
     if newer.is_some() {
         return Err(ApiError::Conflict(format!(
             "return {id} has been superseded by a newer version"
@@ -236,7 +243,10 @@ pub async fn approve(
     am.published_at = Set(Some(now));
     am.decided_at = Set(Some(now));
     am.decided_by = Set(Some(by));
-    Ok(am.update(db).await?)
+    Ok(am
+        .update(db)
+        .await
+        .context("Failed to record the approval")?)
 }
 
 pub async fn reject(
@@ -258,7 +268,10 @@ pub async fn reject(
     am.decided_at = Set(Some(Utc::now()));
     am.decided_by = Set(Some(by));
     am.reject_reason = Set(Some(reason.to_owned()));
-    Ok(am.update(db).await?)
+    Ok(am
+        .update(db)
+        .await
+        .context("Failed to record the rejection")?)
 }
 
 /// A member's standing for a period, for the chase list.
@@ -282,13 +295,15 @@ pub async fn submissions(
         .filter(memberships::Column::NetworkId.eq(network.id))
         .filter(memberships::Column::Status.eq(MembershipStatus::Active))
         .all(db)
-        .await?;
+        .await
+        .context("Failed to read the network's active memberships")?;
     let ids: Vec<i64> = members.iter().map(|m| m.institution_id).collect();
     let insts = institutions::Entity::find()
         .filter(institutions::Column::Id.is_in(ids.clone()))
         .order_by_asc(institutions::Column::Name)
         .all(db)
-        .await?;
+        .await
+        .context("Failed to read the member institutions")?;
     let f = ReturnFilter {
         network: Some(network.id),
         period: Some(period),
