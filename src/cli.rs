@@ -58,36 +58,25 @@ async fn open(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     Ok(conn)
 }
 
+/// An optional flag's value, parsed; a bad one names the flag.
+fn optional<T, E: std::fmt::Display>(
+    raw: Option<&str>,
+    flag: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> anyhow::Result<Option<T>> {
+    raw.map(parse).transpose().map_err(|e| bad(flag, e))
+}
+
 /// Issues a token and returns it with its id and expiry.
 pub async fn token_issue(
     settings: &Settings,
     t: TokenIssue,
 ) -> anyhow::Result<(String, String, String)> {
     let role: Role = t.role.parse().map_err(|e| bad("--role", e))?;
-    let network = t
-        .network
-        .as_deref()
-        .map(IdOrKey::parse)
-        .transpose()
-        .map_err(|e| bad("--network", e))?;
-    let region = t
-        .region
-        .as_deref()
-        .map(GssCode::parse)
-        .transpose()
-        .map_err(|e| bad("--region", e))?;
-    let organisation = t
-        .org
-        .as_deref()
-        .map(IdOrKey::parse)
-        .transpose()
-        .map_err(|e| bad("--org", e))?;
-    let ttl_seconds = t
-        .ttl
-        .as_deref()
-        .map(auth::parse_ttl)
-        .transpose()
-        .map_err(|e| bad("--ttl", e))?;
+    let network = optional(t.network.as_deref(), "--network", IdOrKey::parse)?;
+    let region = optional(t.region.as_deref(), "--region", GssCode::parse)?;
+    let organisation = optional(t.org.as_deref(), "--org", IdOrKey::parse)?;
+    let ttl_seconds = optional(t.ttl.as_deref(), "--ttl", auth::parse_ttl)?;
     let conn = open(settings).await?;
     let keys =
         Keys::load(&settings.auth, &settings.data_dir).context("Failed to load the token keys")?;

@@ -408,6 +408,16 @@ pub async fn authenticate<C: ConnectionTrait>(
     external_principal(db, ext, data.claims).await
 }
 
+/// A row a token names, read: gone since the token was issued, the token is invalid.
+fn still_there<M>(
+    read: Result<Option<M>, sea_orm::DbErr>,
+    what: &'static str,
+    id: i64,
+) -> Result<M, AuthError> {
+    read.with_context(|| format!("Failed to read the token's {what}"))?
+        .ok_or_else(|| AuthError::Invalid(format!("{what} {id} no longer exists")))
+}
+
 async fn own_principal<C: ConnectionTrait>(db: &C, c: OwnClaims) -> Result<Principal, AuthError> {
     // The row is the authority: a signed token this service has no record of is refused.
     let row = tokens::Entity::find_by_id(c.jti.clone())
@@ -421,11 +431,8 @@ async fn own_principal<C: ConnectionTrait>(db: &C, c: OwnClaims) -> Result<Princ
     let role = Role::from(row.role);
     let network = match row.network_id {
         Some(id) => {
-            let n = networks::Entity::find_by_id(id)
-                .one(db)
-                .await
-                .context("Failed to read the token's network")?
-                .ok_or_else(|| AuthError::Invalid(format!("network {id} no longer exists")))?;
+            let n = networks::Entity::find_by_id(id).one(db).await;
+            let n = still_there(n, "network", id)?;
             Some(NetworkRef {
                 id: n.id,
                 key: n.key,
@@ -435,11 +442,8 @@ async fn own_principal<C: ConnectionTrait>(db: &C, c: OwnClaims) -> Result<Princ
     };
     let organisation = match row.organisation_id {
         Some(id) => {
-            let o = organisations::Entity::find_by_id(id)
-                .one(db)
-                .await
-                .context("Failed to read the token's organisation")?
-                .ok_or_else(|| AuthError::Invalid(format!("organisation {id} no longer exists")))?;
+            let o = organisations::Entity::find_by_id(id).one(db).await;
+            let o = still_there(o, "organisation", id)?;
             Some(OrganisationRef {
                 id: o.id,
                 key: o.key,

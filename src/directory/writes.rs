@@ -239,6 +239,13 @@ async fn set_network_districts<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A patch's field: set where given, left as stored where not.
+fn set_given<T: Into<sea_orm::Value>>(field: &mut sea_orm::ActiveValue<T>, given: Option<T>) {
+    if let Some(v) = given {
+        *field = Set(v);
+    }
+}
+
 #[derive(Default)]
 pub struct NetworkPatch {
     pub name: Option<String>,
@@ -265,36 +272,16 @@ pub async fn update_network(
         set_network_districts(&txn, current.id, d).await?;
     }
     let mut am: networks::ActiveModel = current.into();
-    if let Some(v) = p.name {
-        am.name = Set(v);
-    }
-    if let Some(v) = p.short_name {
-        am.short_name = Set(v);
-    }
-    if let Some(v) = p.established {
-        am.established = Set(v);
-    }
-    if let Some(v) = p.population {
-        am.population = Set(v);
-    }
-    if let Some(v) = p.model {
-        am.model = Set(v);
-    }
-    if let Some(v) = p.governance {
-        am.governance = Set(v);
-    }
-    if let Some(v) = p.membership {
-        am.membership_rule = Set(v);
-    }
-    if let Some(v) = p.requires_approval {
-        am.requires_approval = Set(v);
-    }
-    if let Some(v) = p.imd_rank {
-        am.imd_rank = Set(Some(v));
-    }
-    if let Some(v) = p.imd_rank_of {
-        am.imd_rank_of = Set(Some(v));
-    }
+    set_given(&mut am.name, p.name);
+    set_given(&mut am.short_name, p.short_name);
+    set_given(&mut am.established, p.established);
+    set_given(&mut am.population, p.population);
+    set_given(&mut am.model, p.model);
+    set_given(&mut am.governance, p.governance);
+    set_given(&mut am.membership_rule, p.membership);
+    set_given(&mut am.requires_approval, p.requires_approval);
+    set_given(&mut am.imd_rank, p.imd_rank.map(Some));
+    set_given(&mut am.imd_rank_of, p.imd_rank_of.map(Some));
     am.updated_at = Set(Utc::now());
     let net = am
         .update(&txn)
@@ -468,18 +455,13 @@ pub async fn update_institution(
         set_identifiers(&txn, current.id, ids).await?;
     }
     let mut am: institutions::ActiveModel = current.into();
-    if let Some(v) = p.name {
-        am.name = Set(v);
-    }
-    if let Some(v) = p.sector {
-        am.sector = Set(v.into());
-    }
-    if let Some(v) = p.home_district {
-        am.home_district_code = Set(v.to_string());
-    }
-    if let Some(v) = p.year_end_month {
-        am.year_end_month = Set(i16::from(v));
-    }
+    set_given(&mut am.name, p.name);
+    set_given(&mut am.sector, p.sector.map(Into::into));
+    set_given(
+        &mut am.home_district_code,
+        p.home_district.map(|d| d.to_string()),
+    );
+    set_given(&mut am.year_end_month, p.year_end_month.map(i16::from));
     am.updated_at = Set(Utc::now());
     let inst = am
         .update(&txn)

@@ -4,23 +4,13 @@ use std::str::FromStr;
 
 use super::Invalid;
 
-/// The level of a grant (DESIGN.md's visibility, less `NONE`, which no grant gives).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AccessLevel {
-    /// The value may count towards totals the reader sees, under disclosure control.
-    Aggregate,
-    /// The reader sees the value itself.
-    Detail,
-}
-
-impl AccessLevel {
-    pub const ALL: [AccessLevel; 2] = [AccessLevel::Aggregate, AccessLevel::Detail];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessLevel::Aggregate => "AGGREGATE",
-            AccessLevel::Detail => "DETAIL",
-        }
+vocabulary! {
+    /// The level of a grant (DESIGN.md's visibility, less `NONE`, which no grant gives).
+    AccessLevel stored as entity::vocab::AccessLevel {
+        /// The value may count towards totals the reader sees, under disclosure control.
+        Aggregate = "AGGREGATE",
+        /// The reader sees the value itself.
+        Detail = "DETAIL",
     }
 }
 

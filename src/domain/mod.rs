@@ -1,6 +1,59 @@
 //! Validated value types. Raw input becomes one of these at the edge (GraphQL inputs,
 //! CSV rows, configuration); past the edge nothing re-checks them.
 
+/// A closed vocabulary from one list: the enum, `ALL`, each value's stored and wire name
+/// (`as_str`), `Display`, and `From` both ways with its stored twin in `entity::vocab`
+/// (exhaustive matches, so the two cannot drift apart).
+macro_rules! vocabulary {
+    (
+        $(#[$meta:meta])*
+        $name:ident stored as $stored:path {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant),+];
+
+            /// The stored and wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<$stored> for $name {
+            fn from(v: $stored) -> Self {
+                use $stored as S;
+                match v {
+                    $(S::$variant => Self::$variant,)+
+                }
+            }
+        }
+
+        impl From<$name> for $stored {
+            fn from(v: $name) -> Self {
+                use $stored as S;
+                match v {
+                    $($name::$variant => S::$variant,)+
+                }
+            }
+        }
+    };
+}
+
 mod access;
 mod financial_year;
 mod gss;
@@ -19,72 +72,6 @@ pub use key::{IdOrKey, Key};
 pub use role::Role;
 pub use scope::{MetricGroup, Scopes, Verb, YearRange};
 pub use sector::Sector;
-
-/// `From` both ways between a domain vocabulary and its stored twin in `entity::vocab`,
-/// variant for variant; the matches are exhaustive, so the two cannot drift apart.
-macro_rules! stored_as {
-    ($domain:ident, $stored:path { $($variant:ident),+ $(,)? }) => {
-        impl From<$stored> for $domain {
-            fn from(v: $stored) -> Self {
-                use $stored as S;
-                match v {
-                    $(S::$variant => Self::$variant,)+
-                }
-            }
-        }
-
-        impl From<$domain> for $stored {
-            fn from(v: $domain) -> Self {
-                use $stored as S;
-                match v {
-                    $($domain::$variant => S::$variant,)+
-                }
-            }
-        }
-    };
-}
-
-stored_as!(
-    AccessLevel,
-    entity::vocab::AccessLevel { Aggregate, Detail }
-);
-stored_as!(
-    MetricGroup,
-    entity::vocab::MetricGroup {
-        Spend,
-        Employment,
-        LandAndAssets,
-        Emissions
-    }
-);
-stored_as!(
-    Role,
-    entity::vocab::Role {
-        Operator,
-        NetworkAdmin,
-        NetworkSubmitter,
-        RegionAnalyst,
-        Researcher,
-    }
-);
-stored_as!(
-    Sector,
-    entity::vocab::Sector {
-        LocalAuthority,
-        NhsTrust,
-        IntegratedCareBoard,
-        University,
-        FeCollege,
-        HousingAssociation,
-        Police,
-        FireAndRescue,
-        CombinedAuthority,
-        PrivateBusiness,
-        Vcse,
-        BusinessRepresentative,
-        Other,
-    }
-);
 
 /// Why a raw value was refused; the caller adds which field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

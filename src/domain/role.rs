@@ -1,37 +1,19 @@
-use std::fmt;
 use std::str::FromStr;
 
 use super::Invalid;
 
-/// What a token's holder is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Operator,
-    NetworkAdmin,
-    NetworkSubmitter,
-    RegionAnalyst,
-    Researcher,
+vocabulary! {
+    /// What a token's holder is.
+    Role stored as entity::vocab::Role {
+        Operator = "OPERATOR",
+        NetworkAdmin = "NETWORK_ADMIN",
+        NetworkSubmitter = "NETWORK_SUBMITTER",
+        RegionAnalyst = "REGION_ANALYST",
+        Researcher = "RESEARCHER",
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Operator,
-        Role::NetworkAdmin,
-        Role::NetworkSubmitter,
-        Role::RegionAnalyst,
-        Role::Researcher,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "OPERATOR",
-            Role::NetworkAdmin => "NETWORK_ADMIN",
-            Role::NetworkSubmitter => "NETWORK_SUBMITTER",
-            Role::RegionAnalyst => "REGION_ANALYST",
-            Role::Researcher => "RESEARCHER",
-        }
-    }
-
     /// Which anchor claim the role needs: `network`, `region`, `org` or none.
     pub fn anchor(self) -> Option<&'static str> {
         match self {
@@ -56,12 +38,6 @@ impl FromStr for Role {
                     Role::ALL.map(Role::as_str).join(", ")
                 ))
             })
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

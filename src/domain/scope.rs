@@ -15,33 +15,17 @@ use std::str::FromStr;
 
 use super::{FinancialYear, Invalid, Key};
 
-/// A group of metrics, the unit grants and scopes speak in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MetricGroup {
-    Spend,
-    Employment,
-    LandAndAssets,
-    Emissions,
+vocabulary! {
+    /// A group of metrics, the unit grants and scopes speak in.
+    MetricGroup stored as entity::vocab::MetricGroup {
+        Spend = "SPEND",
+        Employment = "EMPLOYMENT",
+        LandAndAssets = "LAND_AND_ASSETS",
+        Emissions = "EMISSIONS",
+    }
 }
 
 impl MetricGroup {
-    pub const ALL: [MetricGroup; 4] = [
-        MetricGroup::Spend,
-        MetricGroup::Employment,
-        MetricGroup::LandAndAssets,
-        MetricGroup::Emissions,
-    ];
-
-    /// The stored and wire name, such as `LAND_AND_ASSETS`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricGroup::Spend => "SPEND",
-            MetricGroup::Employment => "EMPLOYMENT",
-            MetricGroup::LandAndAssets => "LAND_AND_ASSETS",
-            MetricGroup::Emissions => "EMISSIONS",
-        }
-    }
-
     /// The name in a scope, such as `land_and_assets`.
     pub fn scope_name(self) -> &'static str {
         match self {

@@ -32,20 +32,33 @@ impl Loaders {
 
 type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NetworkId(pub i64);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RegionId(pub i64);
+/// Keys that are one row's id, each its own type so a loader serves one relation.
+macro_rules! id_keys {
+    ($($(#[$meta:meta])* $name:ident),+ $(,)?) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            pub struct $name(pub i64);
+        )+
+    };
+}
+
+id_keys!(
+    NetworkId,
+    RegionId,
+    NetworkDistricts,
+    RegionDistricts,
+    IdentifiersOf,
+    MembershipsOf,
+    StewardCount,
+    ValuesOf,
+    InstitutionId,
+    /// The metric groups a grant covers.
+    GroupsOfGrant,
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GeoCode(pub String);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NetworkDistricts(pub i64);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RegionDistricts(pub i64);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IdentifiersOf(pub i64);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MembershipsOf(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembersPage {
     pub network: i64,
@@ -62,17 +75,8 @@ pub struct StewardPage {
     pub network: i64,
     pub page: PageArgs,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StewardCount(pub i64);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MetricCode(pub String);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ValuesOf(pub i64);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct InstitutionId(pub i64);
-/// The metric groups a grant covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GroupsOfGrant(pub i64);
 
 /// Groups keys that share everything but their parent id, so each group is one statement.
 fn grouped<K, G: std::hash::Hash + Eq + Copy>(
@@ -87,24 +91,32 @@ fn grouped<K, G: std::hash::Hash + Eq + Copy>(
     out
 }
 
-impl Loader<NetworkId> for Loaders {
-    type Value = networks::Model;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[NetworkId]) -> LoadResult<NetworkId, Self::Value> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = directory::networks_by_id(&self.db, &ids).await?;
-        Ok(found.into_iter().map(|(k, v)| (NetworkId(k), v)).collect())
-    }
+/// A loader of one value per id, from a service function that reads many ids in one
+/// statement and returns them by id.
+macro_rules! by_id {
+    ($($key:ident => $value:ty, $read:path;)+) => {
+        $(
+            impl Loader<$key> for Loaders {
+                type Value = $value;
+                type Error = async_graphql::Error;
+                async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
+                    let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+                    let found = $read(&self.db, &ids).await?;
+                    Ok(found.into_iter().map(|(k, v)| ($key(k), v)).collect())
+                }
+            }
+        )+
+    };
 }
 
-impl Loader<RegionId> for Loaders {
-    type Value = regions::Model;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[RegionId]) -> LoadResult<RegionId, Self::Value> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = directory::regions_by_id(&self.db, &ids).await?;
-        Ok(found.into_iter().map(|(k, v)| (RegionId(k), v)).collect())
-    }
+by_id! {
+    NetworkId => networks::Model, directory::networks_by_id;
+    RegionId => regions::Model, directory::regions_by_id;
+    NetworkDistricts => Vec<geographies::Model>, directory::network_districts;
+    RegionDistricts => Vec<geographies::Model>, directory::region_districts;
+    IdentifiersOf => Vec<institution_identifiers::Model>, directory::identifiers_of;
+    GroupsOfGrant => BTreeSet<MetricGroup>, crate::sharing::groups_of;
+    MembershipsOf => Vec<memberships::Model>, directory::memberships_of;
 }
 
 impl Loader<GeoCode> for Loaders {
@@ -114,71 +126,6 @@ impl Loader<GeoCode> for Loaders {
         let codes: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let found = directory::geographies_by_code(&self.db, &codes).await?;
         Ok(found.into_iter().map(|(k, v)| (GeoCode(k), v)).collect())
-    }
-}
-
-impl Loader<NetworkDistricts> for Loaders {
-    type Value = Vec<geographies::Model>;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[NetworkDistricts]) -> LoadResult<NetworkDistricts, Self::Value> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = directory::network_districts(&self.db, &ids).await?;
-        Ok(found
-            .into_iter()
-            .map(|(k, v)| (NetworkDistricts(k), v))
-            .collect())
-    }
-}
-
-impl Loader<RegionDistricts> for Loaders {
-    type Value = Vec<geographies::Model>;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[RegionDistricts]) -> LoadResult<RegionDistricts, Self::Value> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = directory::region_districts(&self.db, &ids).await?;
-        Ok(found
-            .into_iter()
-            .map(|(k, v)| (RegionDistricts(k), v))
-            .collect())
-    }
-}
-
-impl Loader<IdentifiersOf> for Loaders {
-    type Value = Vec<institution_identifiers::Model>;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[IdentifiersOf]) -> LoadResult<IdentifiersOf, Self::Value> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = directory::identifiers_of(&self.db, &ids).await?;
-        Ok(found
-            .into_iter()
-            .map(|(k, v)| (IdentifiersOf(k), v))
-            .collect())
-    }
-}
-
-impl Loader<GroupsOfGrant> for Loaders {
-    type Value = BTreeSet<MetricGroup>;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[GroupsOfGrant]) -> LoadResult<GroupsOfGrant, Self::Value> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = crate::sharing::groups_of(&self.db, &ids).await?;
-        Ok(found
-            .into_iter()
-            .map(|(k, v)| (GroupsOfGrant(k), v))
-            .collect())
-    }
-}
-
-impl Loader<MembershipsOf> for Loaders {
-    type Value = Vec<memberships::Model>;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[MembershipsOf]) -> LoadResult<MembershipsOf, Self::Value> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = directory::memberships_of(&self.db, &ids).await?;
-        Ok(found
-            .into_iter()
-            .map(|(k, v)| (MembershipsOf(k), v))
-            .collect())
     }
 }
 

@@ -215,19 +215,15 @@ pub fn build(
 }
 
 /// The common table expressions after `reach`.
-fn ctes(
-    caller: &Caller,
-    reach: &policy::returns::Reach,
-    s: &Spec,
-    value_metrics: &[String],
-) -> ApiResult<Vec<Sql>> {
-    let mut period_ends = vec![];
+/// `(period, month, end_date)` rows: each requested year's last day for each year-end month.
+fn period_ends(s: &Spec) -> ApiResult<Vec<Sql>> {
+    let mut rows = vec![];
     for y in &s.years {
         for month in 1u8..=12 {
             let end = y.end_date(month).ok_or_else(|| {
                 ApiError::bad_input("input.years", format!("{y} has no end date"))
             })?;
-            period_ends.push(Sql::format(
+            rows.push(Sql::format(
                 "({}, {}, {})",
                 [
                     Sql::value(y.to_string()),
@@ -237,6 +233,16 @@ fn ctes(
             ));
         }
     }
+    Ok(rows)
+}
+
+fn ctes(
+    caller: &Caller,
+    reach: &policy::returns::Reach,
+    s: &Spec,
+    value_metrics: &[String],
+) -> ApiResult<Vec<Sql>> {
+    let period_ends = period_ends(s)?;
     let network = Sql::raw(if s.by_network {
         "m.network_id"
     } else {
@@ -349,6 +355,43 @@ fn thresholds() -> Vec<(&'static str, Sql)> {
     ]
 }
 
+/// Contributors the reader sees only at AGGREGATE (`x.agg = 1`).
+const AGGREGATE_ONLY: &str = "COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END)";
+
+/// Over the aggregate-only contributors: the sum of `value`, and its largest and second
+/// largest by `rank` (a row number within the cell, largest first), as the named columns.
+fn aggregate_only_side(
+    [sum, largest, second]: [&'static str; 3],
+    value: &'static str,
+    rank: &'static str,
+) -> [(&'static str, Sql); 3] {
+    let v = || Sql::raw(value);
+    let r = || Sql::raw(rank);
+    [
+        (
+            sum,
+            Sql::format(
+                "CAST(SUM(CASE WHEN x.agg = 1 THEN {} END) AS BIGINT)",
+                [v()],
+            ),
+        ),
+        (
+            largest,
+            Sql::format(
+                "CAST(MAX(CASE WHEN x.agg = 1 AND {} = 1 THEN {} END) AS BIGINT)",
+                [r(), v()],
+            ),
+        ),
+        (
+            second,
+            Sql::format(
+                "CAST(MAX(CASE WHEN x.agg = 1 AND {} = 2 THEN {} END) AS BIGINT)",
+                [r(), v()],
+            ),
+        ),
+    ]
+}
+
 /// The per-institution columns [`thresholds`] reads, and the join that brings them.
 const THRESHOLD_COLUMNS: &str = "e.rkey AS rkey, th.min_contributors AS mc, \
     th.dominance_percent AS dp, th.people_count_min AS pm, th.people_count_round AS pr";
@@ -373,23 +416,13 @@ fn sum_cells(s: &Spec, sums: &[String]) -> Sql {
     cols.extend([
         ("total", Sql::raw("CAST(SUM(x.value) AS BIGINT)")),
         ("contributors", Sql::raw("COUNT(DISTINCT x.inst)")),
-        (
-            "aggregate_only",
-            Sql::raw("COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END)"),
-        ),
-        (
-            "agg_sum",
-            Sql::raw("CAST(SUM(CASE WHEN x.agg = 1 THEN x.value END) AS BIGINT)"),
-        ),
-        (
-            "agg_largest",
-            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rk = 1 THEN x.value END) AS BIGINT)"),
-        ),
-        (
-            "agg_second",
-            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rk = 2 THEN x.value END) AS BIGINT)"),
-        ),
+        ("aggregate_only", Sql::raw(AGGREGATE_ONLY)),
     ]);
+    cols.extend(aggregate_only_side(
+        ["agg_sum", "agg_largest", "agg_second"],
+        "x.value",
+        "x.rk",
+    ));
     cols.extend(thresholds());
     let (sector, district) = (
         if s.by_sector { "e.sector" } else { "''" },
@@ -436,35 +469,18 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str) -> Sql {
         ("total", Sql::raw("CAST(SUM(x.nv) AS BIGINT)")),
         ("denominator", Sql::raw("CAST(SUM(x.dv) AS BIGINT)")),
         ("contributors", Sql::raw("COUNT(DISTINCT x.inst)")),
-        (
-            "aggregate_only",
-            Sql::raw("COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END)"),
-        ),
-        (
-            "agg_sum",
-            Sql::raw("CAST(SUM(CASE WHEN x.agg = 1 THEN x.nv END) AS BIGINT)"),
-        ),
-        (
-            "agg_largest",
-            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rn = 1 THEN x.nv END) AS BIGINT)"),
-        ),
-        (
-            "agg_second",
-            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rn = 2 THEN x.nv END) AS BIGINT)"),
-        ),
-        (
-            "agg_den_sum",
-            Sql::raw("CAST(SUM(CASE WHEN x.agg = 1 THEN x.dv END) AS BIGINT)"),
-        ),
-        (
-            "agg_den_largest",
-            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 1 THEN x.dv END) AS BIGINT)"),
-        ),
-        (
-            "agg_den_second",
-            Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 AND x.rd = 2 THEN x.dv END) AS BIGINT)"),
-        ),
+        ("aggregate_only", Sql::raw(AGGREGATE_ONLY)),
     ]);
+    cols.extend(aggregate_only_side(
+        ["agg_sum", "agg_largest", "agg_second"],
+        "x.nv",
+        "x.rn",
+    ));
+    cols.extend(aggregate_only_side(
+        ["agg_den_sum", "agg_den_largest", "agg_den_second"],
+        "x.dv",
+        "x.rd",
+    ));
     cols.extend(thresholds());
     let (sector, district) = (
         if s.by_sector { "e.sector" } else { "''" },
