@@ -2,17 +2,7 @@
 
 use std::str::FromStr;
 
-use super::Invalid;
-
-vocabulary! {
-    /// The level of a grant (DESIGN.md's visibility, less `NONE`, which no grant gives).
-    AccessLevel stored as entity::vocab::AccessLevel {
-        /// The value may count towards totals the reader sees, under disclosure control.
-        Aggregate = "AGGREGATE",
-        /// The reader sees the value itself.
-        Detail = "DETAIL",
-    }
-}
+use super::{AccessLevel, Invalid};
 
 impl FromStr for AccessLevel {
     type Err = Invalid;

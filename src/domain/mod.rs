@@ -63,15 +63,14 @@ pub mod quantity;
 mod role;
 mod scope;
 mod sector;
+mod vocabularies;
 
-pub use access::AccessLevel;
 pub use financial_year::FinancialYear;
 pub use gss::{GssCode, GssKind};
 pub use identifier::{Identifier, IdentifierScheme};
 pub use key::{IdOrKey, Key};
-pub use role::Role;
-pub use scope::{MetricGroup, Scopes, Verb, YearRange};
-pub use sector::Sector;
+pub use scope::{Scopes, Verb, YearRange};
+pub use vocabularies::{AccessLevel, MetricGroup, Role, Sector};
 
 /// Why a raw value was refused; the caller adds which field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,17 +1,6 @@
 use std::str::FromStr;
 
-use super::Invalid;
-
-vocabulary! {
-    /// What a token's holder is.
-    Role stored as entity::vocab::Role {
-        Operator = "OPERATOR",
-        NetworkAdmin = "NETWORK_ADMIN",
-        NetworkSubmitter = "NETWORK_SUBMITTER",
-        RegionAnalyst = "REGION_ANALYST",
-        Researcher = "RESEARCHER",
-    }
-}
+use super::{Invalid, Role};
 
 impl Role {
     /// Which anchor claim the role needs: `network`, `region`, `org` or none.

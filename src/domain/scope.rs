@@ -13,17 +13,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use super::{FinancialYear, Invalid, Key};
-
-vocabulary! {
-    /// A group of metrics, the unit grants and scopes speak in.
-    MetricGroup stored as entity::vocab::MetricGroup {
-        Spend = "SPEND",
-        Employment = "EMPLOYMENT",
-        LandAndAssets = "LAND_AND_ASSETS",
-        Emissions = "EMISSIONS",
-    }
-}
+use super::{FinancialYear, Invalid, Key, MetricGroup};
 
 impl MetricGroup {
     /// The name in a scope, such as `land_and_assets`.

@@ -1,25 +1,6 @@
 use std::str::FromStr;
 
-use super::Invalid;
-
-vocabulary! {
-    /// The sector of an anchor institution (DESIGN.md's list).
-    Sector stored as entity::vocab::Sector {
-        LocalAuthority = "LOCAL_AUTHORITY",
-        NhsTrust = "NHS_TRUST",
-        IntegratedCareBoard = "INTEGRATED_CARE_BOARD",
-        University = "UNIVERSITY",
-        FeCollege = "FE_COLLEGE",
-        HousingAssociation = "HOUSING_ASSOCIATION",
-        Police = "POLICE",
-        FireAndRescue = "FIRE_AND_RESCUE",
-        CombinedAuthority = "COMBINED_AUTHORITY",
-        PrivateBusiness = "PRIVATE_BUSINESS",
-        Vcse = "VCSE",
-        BusinessRepresentative = "BUSINESS_REPRESENTATIVE",
-        Other = "OTHER",
-    }
-}
+use super::{Invalid, Sector};
 
 impl Sector {
     /// The month a financial year ends in, unless the institution says otherwise:
