@@ -15,6 +15,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::networks::Entity",
+        from = "Column::NetworkId",
+        to = "super::networks::Column::Id"
+    )]
+    Network,
+}
+
+impl Related<super::networks::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Network.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -24,7 +24,14 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::networks::Entity",
+        from = "Column::StewardNetworkId",
+        to = "super::networks::Column::Id"
+    )]
+    StewardNetwork,
+}
 
 impl ActiveModelBehavior for ActiveModel {
     /// Every new institution draws its record key here, however it is inserted.

@@ -20,6 +20,31 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::institutions::Entity",
+        from = "Column::InstitutionId",
+        to = "super::institutions::Column::Id"
+    )]
+    Institution,
+    #[sea_orm(
+        belongs_to = "super::networks::Entity",
+        from = "Column::NetworkId",
+        to = "super::networks::Column::Id"
+    )]
+    Network,
+}
+
+impl Related<super::institutions::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Institution.def()
+    }
+}
+
+impl Related<super::networks::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Network.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

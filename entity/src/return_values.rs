@@ -17,6 +17,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::returns::Entity",
+        from = "Column::ReturnId",
+        to = "super::returns::Column::Id"
+    )]
+    Return,
+}
+
+impl Related<super::returns::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Return.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

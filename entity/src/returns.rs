@@ -30,6 +30,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::institutions::Entity",
+        from = "Column::InstitutionId",
+        to = "super::institutions::Column::Id"
+    )]
+    Institution,
+}
+
+impl Related<super::institutions::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Institution.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -539,16 +539,14 @@ pub async fn membership<C: ConnectionTrait>(
     db: &C,
     id: i64,
 ) -> ApiResult<(memberships::Model, institutions::Model)> {
-    let m = memberships::Entity::find_by_id(id)
+    let (m, i) = memberships::Entity::find_by_id(id)
+        .find_also_related(institutions::Entity)
         .one(db)
         .await
-        .context("Failed to read the membership")?
+        .context("Failed to read the membership and its institution")?
         .ok_or_else(|| ApiError::NotFound(format!("membership {id}")))?;
-    let i = institutions::Entity::find_by_id(m.institution_id)
-        .one(db)
-        .await
-        .context("Failed to read the membership's institution")?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("membership {id} has no institution")))?;
+    let i =
+        i.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("membership {id} has no institution")))?;
     Ok((m, i))
 }
 

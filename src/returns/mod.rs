@@ -185,16 +185,14 @@ async fn decidable(
     caller: &Caller,
     id: i64,
 ) -> ApiResult<(returns::Model, String)> {
-    let r = returns::Entity::find_by_id(id)
+    let (r, inst) = returns::Entity::find_by_id(id)
+        .find_also_related(institutions::Entity)
         .one(db)
         .await
-        .context("Failed to read the return")?
+        .context("Failed to read the return and its institution")?
         .ok_or_else(|| ApiError::NotFound(format!("id: return {id}")))?;
-    let inst = institutions::Entity::find_by_id(r.institution_id)
-        .one(db)
-        .await
-        .context("Failed to read the return's institution")?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("return {id} has no institution")))?;
+    let inst =
+        inst.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("return {id} has no institution")))?;
     // Only the steward's admins decide; to anyone else the return might as well not exist.
     let p = policy::returns::may_administer_returns(caller, inst.steward_network_id)?;
     let network = networks::Entity::find_by_id(inst.steward_network_id)
