@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod ingest;
+pub mod integrity;
 pub mod pagination;
 pub mod policy;
 pub mod returns;

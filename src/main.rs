@@ -38,6 +38,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check what is stored: list rows whose values are outside their vocabulary (exit 1 if any).
+    Check,
     /// Print the GraphQL schema (SDL); schema.graphql must equal it.
     ExportSchema,
     /// Import a file (all or nothing).
@@ -127,6 +129,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         match command {
             Command::Serve { demo, bind } => serve(settings, demo, bind).await,
             Command::Migrate => migrate(&settings).await,
+            Command::Check => check(&settings).await,
             Command::ExportSchema => {
                 print!("{}", graphql::sdl());
                 Ok(())
@@ -166,6 +169,22 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     db::migrate(&conn).await?;
     println!("migrations applied");
     Ok(())
+}
+
+async fn check(settings: &Settings) -> anyhow::Result<()> {
+    let conn = db::connect(&settings.database_url(), 1, None).await?;
+    let strays = anchorfed::integrity::stray_vocabulary(&conn)
+        .await
+        .map_err(anyhow::Error::from)?;
+    for s in &strays {
+        println!("{s}");
+    }
+    if strays.is_empty() {
+        println!("every stored vocabulary value is known");
+        Ok(())
+    } else {
+        anyhow::bail!("{} stored value(s) outside their vocabulary", strays.len())
+    }
 }
 
 async fn token_issue(settings: &Settings, t: cli::TokenIssue) -> anyhow::Result<()> {

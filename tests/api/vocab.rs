@@ -52,9 +52,36 @@ async fn an_unknown_membership_status_is_internal(backend: Backend) {
     let q = "{ institution(id: \"bham-council\") { memberships { status } } }";
     let before = app.query(q, json!({})).await;
     assert_eq!(before["institution"]["memberships"][0]["status"], "ACTIVE");
-    corrupt(&app, "UPDATE memberships SET status = 'LAPSED'").await;
+    assert!(
+        anchorfed::integrity::stray_vocabulary(&app.db)
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.message()))
+            .is_empty()
+    );
+    corrupt(
+        &app,
+        "UPDATE memberships SET status = 'LAPSED' \
+         WHERE institution_id = (SELECT id FROM institutions WHERE key = 'bham-council')",
+    )
+    .await;
     let (code, body) = app.error_code(q, json!({})).await;
     assert_eq!(code, "INTERNAL", "{body}");
+    // The scan names the row the read could not.
+    let strays = anchorfed::integrity::stray_vocabulary(&app.db)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    assert!(!strays.is_empty());
+    for s in &strays {
+        assert_eq!(
+            (s.table, s.column, s.value.as_str()),
+            ("memberships", "status", "LAPSED")
+        );
+        assert!(
+            s.to_string()
+                .contains(&format!("memberships row {}", s.row)),
+            "{s}"
+        );
+    }
 }
 
 both_databases!(
