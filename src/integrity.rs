@@ -4,10 +4,13 @@
 //! `serve` runs it at start and logs each stray row; `anchorfed check` prints them.
 
 use anyhow::Context;
-use entity::vocab;
+use entity::vocab::{
+    AccessLevel, Aggregation, DisclosureClass, GrantAction, GranteeKind, MembershipStatus,
+    MetricGroup, ReturnStatus, Role, Sector,
+};
 use sea_orm::{ConnectionTrait, FromQueryResult, Iterable};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::sql::Sql;
 
 /// A stored value outside its column's vocabulary.
@@ -30,11 +33,10 @@ impl std::fmt::Display for Stray {
     }
 }
 
-/// One vocabulary column: its table, the key that names a row, the column, its values.
+/// One vocabulary column (`table.column`), the key that names a row, and its values.
 struct Column {
-    table: &'static str,
+    at: &'static str,
     key: &'static str,
-    column: &'static str,
     values: Vec<&'static str>,
 }
 
@@ -43,65 +45,28 @@ fn names<E: Iterable>(as_str: fn(E) -> &'static str) -> Vec<&'static str> {
 }
 
 fn columns() -> Vec<Column> {
-    let col = |table, key, column, values| Column {
-        table,
-        key,
-        column,
-        values,
-    };
+    let col = |at, key, values| Column { at, key, values };
     vec![
-        col("grants", "id", "level", names(vocab::AccessLevel::as_str)),
+        // Sharing: grants, their groups and their history.
+        col("grants.level", "id", names(AccessLevel::as_str)),
+        col("grants.grantee_kind", "id", names(GranteeKind::as_str)),
         col(
-            "grants",
-            "id",
-            "grantee_kind",
-            names(vocab::GranteeKind::as_str),
-        ),
-        col(
-            "returns",
-            "id",
-            "status",
-            names(vocab::ReturnStatus::as_str),
-        ),
-        col(
-            "memberships",
-            "id",
-            "status",
-            names(vocab::MembershipStatus::as_str),
-        ),
-        col(
-            "metrics",
-            "code",
-            "aggregation",
-            names(vocab::Aggregation::as_str),
-        ),
-        col(
-            "metrics",
-            "code",
-            "disclosure",
-            names(vocab::DisclosureClass::as_str),
-        ),
-        col(
-            "metrics",
-            "code",
-            "metric_group",
-            names(vocab::MetricGroup::as_str),
-        ),
-        col("institutions", "id", "sector", names(vocab::Sector::as_str)),
-        col("tokens", "id", "role", names(vocab::Role::as_str)),
-        col("access_log", "id", "role", names(vocab::Role::as_str)),
-        col(
-            "grant_events",
-            "id",
-            "action",
-            names(vocab::GrantAction::as_str),
-        ),
-        col(
-            "grant_metric_groups",
+            "grant_metric_groups.metric_group",
             "grant_id",
-            "metric_group",
-            names(vocab::MetricGroup::as_str),
+            names(MetricGroup::as_str),
         ),
+        col("grant_events.action", "id", names(GrantAction::as_str)),
+        // Returns and the directory.
+        col("returns.status", "id", names(ReturnStatus::as_str)),
+        col("memberships.status", "id", names(MembershipStatus::as_str)),
+        col("institutions.sector", "id", names(Sector::as_str)),
+        // The catalogue, keyed by code.
+        col("metrics.aggregation", "code", names(Aggregation::as_str)),
+        col("metrics.disclosure", "code", names(DisclosureClass::as_str)),
+        col("metrics.metric_group", "code", names(MetricGroup::as_str)),
+        // Tokens and who used them.
+        col("tokens.role", "id", names(Role::as_str)),
+        col("access_log.role", "id", names(Role::as_str)),
     ]
 }
 
@@ -115,26 +80,31 @@ struct Found {
 pub async fn stray_vocabulary<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<Stray>> {
     let mut out = vec![];
     for c in columns() {
+        let (table, column) = c.at.split_once('.').ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "integrity check `{}` names no column",
+                c.at
+            ))
+        })?;
         let statement = Sql::format(
-            "SELECT CAST({} AS TEXT) AS row_key, CAST({} AS TEXT) AS value FROM {} \
-             WHERE {} IS NOT NULL AND {} NOT IN ({}) ORDER BY 1",
+            "SELECT row_key, value FROM (SELECT CAST({} AS TEXT) AS row_key, \
+               CAST({} AS TEXT) AS value FROM {}) x \
+             WHERE value IS NOT NULL AND value NOT IN ({}) ORDER BY 1",
             [
                 Sql::raw(c.key),
-                Sql::raw(c.column),
-                Sql::raw(c.table),
-                Sql::raw(c.column),
-                Sql::raw(c.column),
+                Sql::raw(column),
+                Sql::raw(table),
                 Sql::list(c.values.iter().copied()),
             ],
         );
         let found = Found::find_by_statement(statement.statement(db.get_database_backend()))
             .all(db)
             .await
-            .with_context(|| format!("Failed to check {}.{}", c.table, c.column))?;
+            .with_context(|| format!("Failed to check {}", c.at))?;
         out.extend(found.into_iter().map(|f| Stray {
-            table: c.table,
+            table,
             row: f.row_key,
-            column: c.column,
+            column,
             value: f.value,
         }));
     }
