@@ -1,7 +1,8 @@
 //! Checks of what is stored that the schema cannot enforce on every database. A value
 //! outside its vocabulary fails the read of its row (sea-orm's `DbErr::Type`, naming the
 //! enum and the value, not the row); this scan names the rows, so an operator can mend them.
-//! `serve` runs it at start and logs each stray row; `anchorfed check` prints them.
+//! `anchorfed check` prints them. It scans whole tables (the access log among them), so it
+//! runs when an operator asks, not at every start.
 
 use anyhow::Context;
 use entity::vocab::{

@@ -13,7 +13,7 @@ use entity::vocab::{MembershipStatus, ReturnStatus};
 use entity::{institutions, memberships, networks, return_values, returns, submission_batches};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
-    DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
+    DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, SqlErr,
     TransactionTrait,
 };
 use serde::Serialize;
@@ -902,7 +902,7 @@ async fn insert_return(
     }
     .insert(txn)
     .await
-    .map_err(|e| write_error(e, "Failed to insert a return"))?;
+    .context("Failed to insert a return")?;
     // Values go in chunks, well under SQLite's and PostgreSQL's bound-parameter limits.
     for chunk in p.values.chunks(500) {
         return_values::Entity::insert_many(chunk.iter().map(|v| return_values::ActiveModel {
@@ -916,15 +916,9 @@ async fn insert_return(
         }))
         .exec_without_returning(txn)
         .await
-        .map_err(|e| write_error(e, "Failed to insert a return's values"))?;
+        .context("Failed to insert a return's values")?;
     }
     Ok(row)
-}
-
-/// A failed write, named for the log. Writes here run under the institutions' row locks, so
-/// a unique violation is not a concurrent client's doing: it is internal, like any other.
-fn write_error(e: DbErr, step: &'static str) -> ApiError {
-    anyhow::Error::new(e).context(step).into()
 }
 
 async fn replay_or_conflict(

@@ -56,10 +56,6 @@ impl Application {
         if demo {
             load_demo(&db).await?;
         }
-        // Rows with a value outside its vocabulary fail every read of them: name them now.
-        for stray in crate::integrity::stray_vocabulary(&db).await? {
-            tracing::error!(%stray, "stored value outside its vocabulary; `anchorfed check` lists them");
-        }
         let keys = Arc::new(
             Keys::load(&settings.auth, &settings.data_dir)
                 .context("Failed to load the token keys")?,

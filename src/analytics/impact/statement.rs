@@ -187,6 +187,14 @@ fn dimensions(s: &Spec, from: Source) -> Vec<(&'static str, Sql)> {
     ]
 }
 
+/// The sector and district of a row of `elig` when grouped by them, constant otherwise.
+fn grouped_sector_district(s: &Spec) -> (&'static str, &'static str) {
+    (
+        if s.by_sector { "e.sector" } else { "''" },
+        if s.by_district { "e.district" } else { "''" },
+    )
+}
+
 /// The whole statement for `caller`.
 pub fn build(
     caller: &Caller,
@@ -424,10 +432,7 @@ fn sum_cells(s: &Spec, sums: &[String]) -> Sql {
         "x.rk",
     ));
     cols.extend(thresholds());
-    let (sector, district) = (
-        if s.by_sector { "e.sector" } else { "''" },
-        if s.by_district { "e.district" } else { "''" },
-    );
+    let (sector, district) = grouped_sector_district(s);
     // The inner select names the cell's dimensions as the outer one reads them (`x.…`).
     let inner_dims = Sql::format(
         "e.period AS period, e.network AS network, {} AS sector, {} AS district",
@@ -482,10 +487,7 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str) -> Sql {
         "x.rd",
     ));
     cols.extend(thresholds());
-    let (sector, district) = (
-        if s.by_sector { "e.sector" } else { "''" },
-        if s.by_district { "e.district" } else { "''" },
-    );
+    let (sector, district) = grouped_sector_district(s);
     part(
         Kind::Ratio,
         cols,
