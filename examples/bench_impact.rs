@@ -382,6 +382,7 @@ async fn main() {
     }
 
     // The regional aggregate in the library against hand-written SQL for the same cells.
+    let noise = anchorfed::analytics::release::noise_key(&db).await.unwrap();
     let caller = Caller::Token(Box::new(
         auth::authenticate(&db, &keys, &token)
             .await
@@ -432,7 +433,7 @@ async fn main() {
     let mut sql = vec![];
     for k in 0..110 {
         let t = Instant::now();
-        anchorfed::analytics::impact::run(&db, &caller, &spec)
+        anchorfed::analytics::impact::run(&db, &caller, &spec, &noise)
             .await
             .map_err(|e| e.message())
             .unwrap();
@@ -509,13 +510,13 @@ async fn main() {
     let mut as_analyst = vec![];
     for k in 0..110 {
         let t = Instant::now();
-        anchorfed::analytics::impact::run(&db, &caller, &spec)
+        anchorfed::analytics::impact::run(&db, &caller, &spec, &noise)
             .await
             .map_err(|e| e.message())
             .unwrap();
         let a = t.elapsed();
         let t = Instant::now();
-        let r = anchorfed::analytics::impact::run(&db, &analyst_caller, &spec)
+        let r = anchorfed::analytics::impact::run(&db, &analyst_caller, &spec, &noise)
             .await
             .map_err(|e| e.message())
             .unwrap();
@@ -534,7 +535,7 @@ async fn main() {
     println!(
         "{backend}: regional aggregate, library p50: admin (rules 1-2, {} contributors) {:.2} ms, \
          analyst with grants and disclosure control (rule 3) {:.2} ms",
-        anchorfed::analytics::impact::run(&db, &caller, &spec)
+        anchorfed::analytics::impact::run(&db, &caller, &spec, &noise)
             .await
             .map_err(|e| e.message())
             .unwrap()

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod access_log_networks;
+pub mod disclosure_keys;
 pub mod disclosure_thresholds;
 pub mod equivalences;
 pub mod geographies;
@@ -18,6 +19,7 @@ pub mod networks;
 pub mod organisations;
 pub mod region_districts;
 pub mod regions;
+pub mod released_cells;
 pub mod return_values;
 pub mod returns;
 pub mod stewardships;

@@ -9,6 +9,7 @@ mod m20261127_000003_returns;
 mod m20261127_000004_equivalences;
 mod m20261127_000005_sharing;
 mod m20261129_000006_grant_metric_groups;
+mod m20261129_000007_disclosure_release;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_equivalences::Migration),
             Box::new(m20261127_000005_sharing::Migration),
             Box::new(m20261129_000006_grant_metric_groups::Migration),
+            Box::new(m20261129_000007_disclosure_release::Migration),
         ]
     }
 }

@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use entity::metrics;
+use entity::vocab::DisclosureClass;
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use self::statement::{Kind, Row};
 use crate::auth::Caller;
 use crate::domain::FinancialYear;
 use crate::error::{ApiError, ApiResult};
-use crate::policy::disclosure;
+use crate::policy::disclosure::{self, Contribution, NoiseKey};
 
 /// What to aggregate, resolved and checked.
 #[derive(Debug, Clone)]
@@ -52,11 +53,16 @@ pub struct Cell {
     pub breakdown: Option<String>,
     pub value: Option<Value2>,
     /// Why disclosure control withheld the value, when it did.
-    pub suppressed: Option<String>,
+    pub suppressed: Option<disclosure::Reason>,
     pub contributors: i64,
     /// Contributors the reader sees only at AGGREGATE: disclosure control applies when any.
     pub aggregate_only: i64,
     pub eligible: i64,
+    /// The aggregate-only contributors' institution ids, ascending: the differencing guard
+    /// compares them with released cells'. Never shown.
+    pub members: Vec<i64>,
+    /// The strictest thresholds among their stewards.
+    pub thresholds: disclosure::Thresholds,
 }
 
 pub struct Report {
@@ -96,14 +102,51 @@ impl Row {
         }
     }
 
-    fn cell_key(&self) -> i64 {
-        disclosure::cell_key(self.key_sum.unwrap_or(0))
+    /// The aggregate-only contributions, from `agg_members`.
+    fn contributions(&self) -> ApiResult<Vec<Contribution>> {
+        let Some(list) = self.agg_members.as_deref().filter(|l| !l.is_empty()) else {
+            return Ok(vec![]);
+        };
+        let parse = |item: &str| -> Option<Contribution> {
+            let (institution, version) = item.split_once(':')?;
+            Some(Contribution {
+                institution: institution.trim().parse().ok()?,
+                version: version.trim().parse().ok()?,
+            })
+        };
+        let mut out = list
+            .split(',')
+            .map(|item| {
+                parse(item).ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!(
+                        "impact row {:?}: aggregate-only contributor `{item}`",
+                        self.key()
+                    ))
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
+}
+
+/// The institutions of `contributions`, ascending, once each.
+fn institutions(contributions: &[Contribution]) -> Vec<i64> {
+    let mut ids: Vec<i64> = contributions.iter().map(|c| c.institution).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Runs the impact aggregation for `caller`: one statement, whose common table expressions
 /// are evaluated once and feed every part of the answer.
-pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiResult<Report> {
+pub async fn run<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    s: &Spec,
+    key: &NoiseKey,
+) -> ApiResult<Report> {
     let sums: Vec<String> = s
         .metrics
         .iter()
@@ -117,16 +160,17 @@ pub async fn run<C: ConnectionTrait>(db: &C, caller: &Caller, s: &Spec) -> ApiRe
     }
     value_metrics.sort();
     value_metrics.dedup();
-    let statement = statement::build(caller, s, &sums, &value_metrics)?;
-    let rows = Row::find_by_statement(statement.statement(db.get_database_backend()))
+    let backend = db.get_database_backend();
+    let statement = statement::build(backend, caller, s, &sums, &value_metrics)?;
+    let rows = Row::find_by_statement(statement.statement(backend))
         .all(db)
         .await
         .map_err(overflow)?;
-    report(s, rows)
+    report(s, key, rows)
 }
 
 /// The cells, withheld and touched networks from the statement's rows.
-fn report(s: &Spec, rows: Vec<Row>) -> ApiResult<Report> {
+fn report(s: &Spec, key: &NoiseKey, rows: Vec<Row>) -> ApiResult<Report> {
     let mut eligible: BTreeMap<(String, Key), i64> = BTreeMap::new();
     let mut withheld = vec![];
     let mut touched = vec![];
@@ -151,8 +195,8 @@ fn report(s: &Spec, rows: Vec<Row>) -> ApiResult<Report> {
     let mut cells = vec![];
     for r in values {
         let (ratio, mut cell) = match r.kind()? {
-            Kind::Ratio => (true, ratio_cell(r)),
-            _ => (false, sum_cell(s, r)),
+            Kind::Ratio => (true, ratio_cell(s, key, r)?),
+            _ => (false, sum_cell(s, key, r)?),
         };
         // A ratio's panel is the institutions in both its parts' panels: its contributors.
         if !(ratio && s.panel) {
@@ -172,12 +216,12 @@ fn report(s: &Spec, rows: Vec<Row>) -> ApiResult<Report> {
 }
 
 /// A sum cell, through disclosure control.
-fn sum_cell(s: &Spec, r: Row) -> Cell {
-    let class = s
-        .metrics
-        .iter()
-        .find(|m| m.code == r.metric)
-        .map_or("MAGNITUDE", |m| m.disclosure.as_str());
+fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
+    let class = match s.metrics.iter().find(|m| m.code == r.metric) {
+        Some(m) if m.disclosure == DisclosureClass::PeopleCount => disclosure::Class::PeopleCount,
+        _ => disclosure::Class::Magnitude,
+    };
+    let contributions = r.contributions()?;
     let outcome = match r.total {
         Some(total) => disclosure::sum_cell(
             class,
@@ -185,7 +229,7 @@ fn sum_cell(s: &Spec, r: Row) -> Cell {
             r.aggregate_only,
             side(r.agg_sum, r.agg_largest, r.agg_second),
             r.thresholds(),
-            r.cell_key(),
+            key.draw(&r.metric, &r.breakdown, &r.period, &contributions),
         ),
         None => disclosure::Outcome::Exact,
     };
@@ -194,38 +238,49 @@ fn sum_cell(s: &Spec, r: Row) -> Cell {
         disclosure::Outcome::Adjusted(v) => (Some(Value2::Sum(v)), None),
         disclosure::Outcome::Suppressed(why) => (None, Some(why)),
     };
-    Cell {
+    Ok(Cell {
         key: r.key(),
-        breakdown: Some(r.breakdown).filter(|b| !b.is_empty()),
+        breakdown: Some(r.breakdown.clone()).filter(|b| !b.is_empty()),
         value,
         suppressed,
         contributors: r.contributors,
         aggregate_only: r.aggregate_only,
         eligible: 0,
+        members: institutions(&contributions),
+        thresholds: r.thresholds(),
         metric: r.metric,
-    }
+    })
 }
 
-/// A ratio cell, through disclosure control; `eligible` is its contributors' panel.
-fn ratio_cell(r: Row) -> Cell {
-    let (value, suppressed) = match (r.total, r.denominator) {
-        (Some(n), Some(d)) => match disclosure::ratio_cell(
-            n,
-            r.aggregate_only,
-            side(r.agg_sum, r.agg_largest, r.agg_second),
-            side(r.agg_den_sum, r.agg_den_largest, r.agg_den_second),
-            r.thresholds(),
-            r.cell_key(),
-        ) {
-            disclosure::Outcome::Exact => (Some(Value2::Ratio(i128::from(n), i128::from(d))), None),
-            disclosure::Outcome::Adjusted(n) => {
-                (Some(Value2::Ratio(i128::from(n), i128::from(d))), None)
+/// A ratio cell, through disclosure control: the ratio of its two protected parts, each
+/// drawn as its own metric's sum cell over the same contributors would be. `eligible` is its
+/// contributors' panel.
+fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
+    let contributions = r.contributions()?;
+    let (value, suppressed) = match (r.total, r.denominator, s.ratio_parts.get(&r.metric)) {
+        (Some(n), Some(d), Some((num, den))) => {
+            let part = |total, side, metric: &str| disclosure::RatioSide {
+                total,
+                side,
+                draw: key.draw(metric, "", &r.period, &contributions),
+            };
+            match disclosure::ratio_cell(
+                r.aggregate_only,
+                part(n, side(r.agg_sum, r.agg_largest, r.agg_second), num),
+                part(
+                    d,
+                    side(r.agg_den_sum, r.agg_den_largest, r.agg_den_second),
+                    den,
+                ),
+                r.thresholds(),
+            ) {
+                Ok((n, d)) => (Some(Value2::Ratio(i128::from(n), i128::from(d))), None),
+                Err(why) => (None, Some(why)),
             }
-            disclosure::Outcome::Suppressed(why) => (None, Some(why)),
-        },
+        }
         _ => (None, None),
     };
-    Cell {
+    Ok(Cell {
         key: r.key(),
         breakdown: None,
         value,
@@ -233,8 +288,10 @@ fn ratio_cell(r: Row) -> Cell {
         contributors: r.contributors,
         aggregate_only: r.aggregate_only,
         eligible: r.contributors,
+        members: institutions(&contributions),
+        thresholds: r.thresholds(),
         metric: r.metric,
-    }
+    })
 }
 
 /// Cells with eligible institutions but no contributors still answer: nothing seen.
@@ -258,6 +315,8 @@ fn answer_empty_cells(s: &Spec, eligible: &BTreeMap<(String, Key), i64>, cells: 
                     contributors: 0,
                     aggregate_only: 0,
                     eligible: *n,
+                    members: vec![],
+                    thresholds: disclosure::DEFAULT,
                 });
             }
         }

@@ -3,6 +3,7 @@
 //! one; PostgreSQL's `numeric` sum refuses the cast back to `bigint`), never a wrap.
 
 pub mod impact;
+pub mod release;
 
 use sea_orm::{ConnectionTrait, FromQueryResult};
 

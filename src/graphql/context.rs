@@ -13,6 +13,7 @@ use crate::access_log::{AccessLog, Entry};
 use crate::auth::{Caller, Keys};
 use crate::domain::IdOrKey;
 use crate::error::ApiError;
+use crate::policy::disclosure::NoiseKey;
 
 pub(crate) fn db<'a>(ctx: &Context<'a>) -> Result<&'a DatabaseConnection> {
     ctx.data::<DatabaseConnection>()
@@ -29,6 +30,10 @@ pub(crate) fn id_or_key(field: &str, id: &ID) -> Result<IdOrKey, ApiError> {
 pub(crate) fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
     static ANONYMOUS: Caller = Caller::Anonymous;
     ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
+}
+
+pub(crate) fn noise_key<'a>(ctx: &Context<'a>) -> Result<&'a NoiseKey> {
+    ctx.data::<NoiseKey>()
 }
 
 pub(crate) fn keys<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Keys>> {

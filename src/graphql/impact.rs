@@ -10,12 +10,13 @@ use entity::{equivalences, metrics, networks};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::catalogue::Metric;
-use super::context::{caller, db, id_or_key, loaders, log_read};
+use super::context::{caller, db, id_or_key, loaders, log_read, noise_key};
 use super::enums::SectorGql;
 use super::loaders::{GeoCode, NetworkId};
 use super::objects::{District, Network};
 use super::scalars::{Decimal, FinancialYear, GssCode};
 use crate::analytics::impact::{self, Cell, Value2};
+use crate::analytics::release;
 use crate::catalogue;
 use crate::directory;
 use crate::domain::{self, MetricGroup, quantity};
@@ -139,7 +140,7 @@ impl ImpactCell {
     }
     /// Why the value was withheld.
     async fn suppression_reason(&self) -> Option<&str> {
-        self.cell.suppressed.as_deref()
+        self.cell.suppressed.map(|r| r.message())
     }
     /// Eligible institutions with a reported value this reader may count.
     async fn contributors(&self) -> i32 {
@@ -186,10 +187,17 @@ impl ImpactQuery {
             log_read(ctx, "impact", asked, true).await;
             return Err(e.into());
         }
+        let whole = in_scope.len();
         let networks = policy::returns::scoped_networks(
             caller,
             in_scope.into_iter().map(|n| (n.id, n.key)).collect(),
         );
+        let now = Utc::now();
+        let release_rules = release::Asked {
+            published_scope: networks.len() == 1
+                || (input.network_ids.is_none() && networks.len() == whole),
+            past_as_of: input.as_of.is_some_and(|t| t < now),
+        };
         let dims = input.group_by.unwrap_or_default();
         let spec = impact::Spec {
             networks,
@@ -199,7 +207,7 @@ impl ImpactQuery {
             by_network: dims.contains(&Dimension::Network),
             by_sector: dims.contains(&Dimension::Sector),
             by_district: dims.contains(&Dimension::District),
-            as_of: input.as_of.unwrap_or_else(Utc::now),
+            as_of: input.as_of.unwrap_or(now),
             panel: input.panel.unwrap_or(false),
         };
         if spec.networks.is_empty() {
@@ -208,7 +216,7 @@ impl ImpactQuery {
                 withheld_networks: vec![],
             });
         }
-        let report = match impact::run(db, caller, &spec).await {
+        let mut report = match impact::run(db, caller, &spec, noise_key(ctx)?).await {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
@@ -217,6 +225,7 @@ impl ImpactQuery {
                 return Err(e.into());
             }
         };
+        release::release(db, caller, &spec, release_rules, &mut report.cells).await?;
         log_read(ctx, "impact", report.touched.clone(), false).await;
         let cells = shape_cells(db, &metrics, report.cells).await?;
         let mut withheld: Vec<Network> = loaders(ctx)?

@@ -23,6 +23,7 @@ use sea_orm::DatabaseConnection;
 use crate::access_log::AccessLog;
 use crate::auth::Keys;
 use crate::config::Settings;
+use crate::policy::disclosure::NoiseKey;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -49,6 +50,7 @@ pub fn build(
     db: DatabaseConnection,
     keys: Arc<Keys>,
     access_log: AccessLog,
+    noise: NoiseKey,
 ) -> AppSchema {
     let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.limits.depth)
@@ -58,7 +60,8 @@ pub fn build(
         .extension(extensions::Tracing)
         .data(db)
         .data(keys)
-        .data(access_log);
+        .data(access_log)
+        .data(noise);
     if !settings.introspection {
         b = b.disable_introspection();
     }

@@ -71,7 +71,14 @@ impl Application {
             .context("Failed to read the listener's address")?
             .port();
         let access_log = AccessLog::start(db.clone());
-        let schema = graphql::build(&settings, db.clone(), keys.clone(), access_log.clone());
+        let noise = crate::analytics::release::noise_key(&db).await?;
+        let schema = graphql::build(
+            &settings,
+            db.clone(),
+            keys.clone(),
+            access_log.clone(),
+            noise,
+        );
         let shutdown = settings.shutdown_timeout_seconds;
         let state = web::Data::new(AppState {
             settings,

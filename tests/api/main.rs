@@ -9,6 +9,7 @@ mod cli;
 mod demo_returns;
 mod directory;
 mod directory_writes;
+mod disclosure;
 mod exact;
 mod http;
 mod identity;

@@ -153,12 +153,21 @@ async fn analyst_sees_detail_aggregate_and_nothing(backend: Backend) {
             .iter()
             .find(|x| x["network"]["key"] == net)
             .unwrap_or_else(|| panic!("no cell for {net}: {d}"));
-        assert_eq!(cell["eligible"], ms.len(), "{net}");
         let expected = ms
             .iter()
             .filter(|(k, s)| (s == a || s == b) && has.contains(k))
             .count();
-        assert_eq!(cell["contributors"], expected, "{net}: {cell}");
+        // B's are seen only in aggregate: where any contributes, the counts come rounded.
+        let aggregate_only = ms.iter().filter(|(k, s)| s == b && has.contains(k)).count();
+        let shown = |n: usize| {
+            if aggregate_only == 0 || n == 0 {
+                n
+            } else {
+                ((n + 2) / 5 * 5).max(5)
+            }
+        };
+        assert_eq!(cell["eligible"], shown(ms.len()), "{net}");
+        assert_eq!(cell["contributors"], shown(expected), "{net}: {cell}");
     }
     // The access log: A's and B's admins see the analyst's reads; C's admins see none.
     let log = "query($n: ID!) { accessLog(networkId: $n, first: 100) { totalCount edges { node { \
@@ -587,9 +596,9 @@ async fn admin_issues_researcher_tokens_within_the_grant(backend: Backend) {
     assert_eq!(status, 401, "{body}");
 }
 
-/// Disclosure control for an analyst who sees a network only in aggregate: a cell of fewer
-/// than three contributors is suppressed and says why; counts of people come rounded to 5;
-/// magnitudes come perturbed by well under 1%; a steward's raised threshold applies.
+/// Disclosure control for an analyst who sees a network only in aggregate: small cells are
+/// withheld with a reason that names no number; counts of people come rounded to 5;
+/// magnitudes come noised, the same way every time; a steward's raised threshold applies.
 async fn aggregate_only_cells_are_controlled(backend: Backend) {
     let app = with_demo_returns(backend).await;
     let b = "coventry-and-warwickshire";
@@ -611,19 +620,18 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
         )
         .await;
     let cells = d["impact"]["cells"].as_array().unwrap();
-    let mut small = 0;
+    let mut withheld = 0;
     for c in cells {
         let n = c["contributors"].as_i64().unwrap();
-        if (1..3).contains(&n) {
-            small += 1;
-            assert_eq!(c["suppressed"], true, "{c}");
+        assert_eq!(n % 5, 0, "counts seen in aggregate are rounded: {c}");
+        if c["suppressed"] == true {
+            withheld += 1;
             assert!(c["value"].is_null(), "{c}");
+            let why = c["suppressionReason"].as_str().unwrap();
             assert!(
-                c["suppressionReason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("fewer than 3"),
-                "{c}"
+                why.starts_with("withheld by disclosure control")
+                    && !why.chars().any(|ch| ch.is_ascii_digit()),
+                "a reason that does not narrow the value: {c}"
             );
         }
         if c["metric"]["code"] == "apprentices" && !c["value"].is_null() {
@@ -633,11 +641,12 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
         }
     }
     assert!(
-        small > 0,
-        "the demo should give some cells of one or two: {cells:?}"
+        withheld > 0,
+        "the demo should give some cells too small to show: {cells:?}"
     );
 
-    // The network as a whole: shown, perturbed by under 1% from the exact total its admin sees.
+    // The network as a whole: shown, noised from the exact total its admin sees, the same
+    // way each time.
     let total = |t: String| {
         let app = &app;
         async move {
@@ -658,14 +667,14 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
         seen["value"].as_str().unwrap().parse().unwrap(),
         exact["value"].as_str().unwrap().parse().unwrap(),
     );
-    assert!((s - e).abs() <= e * 0.005 + 0.01, "{s} vs {e}");
+    assert!(s != e && (s - e).abs() <= e * 0.2, "{s} vs {e}");
     assert_eq!(
         total(analyst.clone()).await,
         seen,
-        "the same contributors, the same adjustment"
+        "the same contributors, the same noise"
     );
 
-    // A count of people over the whole network: shown rounded to 5, close to the exact count.
+    // A count of people over the whole network: shown rounded to 5, near the exact count.
     let q = "query($i: ImpactInput!) { impact(input: $i) { cells { value suppressed } } }";
     let input = json!({"i": {"networkIds": [b], "years": ["2022/23"], "metrics": ["apprentices"]}});
     let seen = app.query_as(&analyst, q, input.clone()).await["impact"]["cells"][0].clone();
@@ -678,7 +687,7 @@ async fn aggregate_only_cells_are_controlled(backend: Backend) {
         exact["value"].as_str().unwrap().parse().unwrap(),
     );
     assert_eq!(s % 5, 0, "rounded to 5: {s}");
-    assert!((s - e).abs() <= 5 && s >= 10, "{s} vs {e}");
+    assert!((s - e).abs() <= e / 5 + 5 && s >= 10, "{s} vs {e}");
 
     // The steward raises its minimum above the network's contributors: the total goes too.
     // Lowering is refused, and so is anyone but its admins.

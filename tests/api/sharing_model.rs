@@ -431,12 +431,14 @@ async fn access_equals_a_simple_model(backend: Backend) {
         catalogue["headcount"].clone(),
         catalogue["procurement_spend_total"].clone(),
     ];
+    let noise = anchorfed::analytics::release::noise_key(db).await.unwrap();
     let worlds = 30;
     let readers_per_world = 40;
     let (mut returns_cases, mut impact_cases, mut cells_checked) = (0, 0, 0);
     // How much of the rules the cases reached, so a vacuous run fails.
     let (mut granted_listed, mut aggregate_cells, mut suppressed_cells, mut withheld_seen) =
         (0, 0, 0, 0);
+    let mut noised_cells = 0;
     let mut covered = BTreeSet::new();
     for seed in 1..=worlds {
         let mut rng = Rng(0xD1B54A32D192ED03 ^ (seed * 104_729));
@@ -652,7 +654,7 @@ async fn access_equals_a_simple_model(backend: Backend) {
                 as_of: at,
                 panel: false,
             };
-            let result = impact::run(db, &caller, &spec).await;
+            let result = impact::run(db, &caller, &spec, &noise).await;
             if !reader
                 .scopes
                 .allows_verb(anchorfed::domain::Verb::ReadImpact)
@@ -699,8 +701,16 @@ async fn access_equals_a_simple_model(backend: Backend) {
                         assert_eq!(v, s, "{ctx}: value of {k:?}")
                     }
                     (Some(v), Some(s)) => {
-                        let slack = s / 200 + 1;
-                        assert!((v - s).abs() <= slack, "{ctx}: perturbed {k:?}: {v} vs {s}");
+                        // Noise sized to the largest aggregate-only value, capped at 2% of
+                        // their total from 10 of them (policy::disclosure).
+                        let largest = i128::from(*m.agg_values.iter().max().unwrap());
+                        let agg: i128 = m.agg_values.iter().map(|x| i128::from(*x)).sum();
+                        let mut slack = largest / 5 + 1;
+                        if m.aggregate_only >= 10 {
+                            slack = slack.min(agg / 50 + 1);
+                        }
+                        assert!((v - s).abs() <= slack, "{ctx}: noised {k:?}: {v} vs {s}");
+                        noised_cells += usize::from(v != s);
                     }
                     (None, _) => assert!(
                         c.suppressed.is_some() || m.sum.is_none(),
@@ -729,7 +739,8 @@ async fn access_equals_a_simple_model(backend: Backend) {
     }
     let summary = format!(
         "{returns_cases} returns cases, {impact_cases} impact cases, {cells_checked} cells \
-         ({aggregate_cells} with aggregate-only contributors, {suppressed_cells} suppressed), \
+         ({aggregate_cells} with aggregate-only contributors, {suppressed_cells} suppressed, \
+         {noised_cells} noised), \
          {granted_listed} grantee answers with returns, {withheld_seen} answers withholding"
     );
     assert!(
@@ -737,6 +748,7 @@ async fn access_equals_a_simple_model(backend: Backend) {
             && cells_checked > 5000
             && aggregate_cells > 100
             && suppressed_cells > 50
+            && noised_cells > 5
             && granted_listed > 50
             && withheld_seen > 100,
         "too little of the rules reached: {summary}"

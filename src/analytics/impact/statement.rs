@@ -16,7 +16,7 @@
 //! The expressions are `MATERIALIZED` (SQLite 3.35+, PostgreSQL 12+): left inline, SQLite
 //! re-evaluated `vis` and its correlated version checks once for every eligible row.
 
-use sea_orm::FromQueryResult;
+use sea_orm::{DbBackend, FromQueryResult};
 
 use super::Spec;
 use crate::auth::Caller;
@@ -98,8 +98,9 @@ pub struct Row {
     pub dominance_percent: Option<i64>,
     pub people_count_min: Option<i64>,
     pub people_count_round: Option<i64>,
-    /// The sum of all contributors' record keys.
-    pub key_sum: Option<i64>,
+    /// The aggregate-only contributors as `institution:return`, comma-separated, in no
+    /// particular order (the noise key and the differencing guard need who they are).
+    pub agg_members: Option<String>,
 }
 
 impl Row {
@@ -132,7 +133,7 @@ const COLUMNS: [(&str, &str); 22] = [
     ("dominance_percent", NULL),
     ("people_count_min", NULL),
     ("people_count_round", NULL),
-    ("key_sum", NULL),
+    ("agg_members", "CAST(NULL AS TEXT)"),
 ];
 
 const NULL: &str = "CAST(NULL AS BIGINT)";
@@ -197,6 +198,7 @@ fn grouped_sector_district(s: &Spec) -> (&'static str, &'static str) {
 
 /// The whole statement for `caller`.
 pub fn build(
+    backend: DbBackend,
     caller: &Caller,
     s: &Spec,
     sums: &[String],
@@ -206,11 +208,12 @@ pub fn build(
     let withheld = withheld(caller, &reach);
     let ctes = ctes(caller, &reach, s, value_metrics)?;
     let mut parts = vec![eligible(s)];
+    let members = AggregateOnlyMembers(backend);
     if !sums.is_empty() {
-        parts.push(sum_cells(s, sums));
+        parts.push(sum_cells(s, sums, members));
     }
     for (ratio, (num, den)) in &s.ratio_parts {
-        parts.push(ratio_cells(s, ratio, num, den));
+        parts.push(ratio_cells(s, ratio, num, den, members));
     }
     parts.push(withheld);
     parts.push(touched());
@@ -267,7 +270,7 @@ fn ctes(
         Sql::format(
             "elig AS MATERIALIZED (SELECT DISTINCT i.id AS inst, pe.period AS period, pe.end_date AS pend, \
                {} AS network, i.sector AS sector, i.home_district_code AS district, \
-               i.steward_network_id AS steward, i.record_key AS rkey \
+               i.steward_network_id AS steward \
              FROM institutions i JOIN pe ON pe.month = i.year_end_month \
              JOIN memberships m ON m.institution_id = i.id \
              WHERE m.network_id IN ({}) AND m.status = 'ACTIVE' AND m.from_date <= pe.end_date \
@@ -284,8 +287,8 @@ fn ctes(
             [visible, Sql::list(s.years.iter().map(|y| y.to_string()))],
         ),
         Sql::format(
-            "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM ( \
-               SELECT r.inst AS inst, r.period AS period, v.metric_code AS metric, \
+            "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl, rid FROM ( \
+               SELECT r.inst AS inst, r.period AS period, v.metric_code AS metric, r.rid AS rid, \
                  v.breakdown AS breakdown, v.value AS value, {} AS lvl \
                FROM vis r JOIN ei i ON i.id = r.inst \
                JOIN return_values v ON v.return_id = r.rid JOIN metrics mt ON mt.code = v.metric_code \
@@ -300,8 +303,8 @@ fn ctes(
     if by_residence {
         // The share in the two most deprived deciles, as its own breakdown.
         out.push(Sql::raw(
-            "vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM lv \
-               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl) FROM lv \
+            "vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl, rid FROM lv \
+               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl), MIN(rid) FROM lv \
                WHERE metric = 'employees_by_residence' AND breakdown IN ('imd_decile:1', 'imd_decile:2') \
                GROUP BY inst, period, metric)",
         ));
@@ -340,8 +343,8 @@ fn eligible(s: &Spec) -> Sql {
 }
 
 /// Per cell, over the aggregate-only contributors (`x.agg = 1`): the strictest thresholds
-/// among their stewards; and the sum of all contributors' record keys.
-fn thresholds() -> Vec<(&'static str, Sql)> {
+/// among their stewards, and who they are with the version of their value (`x.rid`).
+fn thresholds(members: AggregateOnlyMembers) -> Vec<(&'static str, Sql)> {
     vec![
         (
             "min_contributors",
@@ -359,8 +362,27 @@ fn thresholds() -> Vec<(&'static str, Sql)> {
             "people_count_round",
             Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 THEN x.pr END) AS BIGINT)"),
         ),
-        ("key_sum", Sql::raw("CAST(SUM(x.rkey) AS BIGINT)")),
+        ("agg_members", members.column()),
     ]
+}
+
+/// The list of aggregate-only contributors, in the backend's string aggregate.
+#[derive(Clone, Copy)]
+struct AggregateOnlyMembers(DbBackend);
+
+impl AggregateOnlyMembers {
+    fn column(self) -> Sql {
+        Sql::raw(match self.0 {
+            DbBackend::Postgres => {
+                "STRING_AGG(CASE WHEN x.agg = 1 \
+                   THEN CAST(x.inst AS TEXT) || ':' || CAST(x.rid AS TEXT) END, ',')"
+            }
+            _ => {
+                "GROUP_CONCAT(CASE WHEN x.agg = 1 \
+                   THEN CAST(x.inst AS TEXT) || ':' || CAST(x.rid AS TEXT) END, ',')"
+            }
+        })
+    }
 }
 
 /// Contributors the reader sees only at AGGREGATE (`x.agg = 1`).
@@ -401,7 +423,7 @@ fn aggregate_only_side(
 }
 
 /// The per-institution columns [`thresholds`] reads, and the join that brings them.
-const THRESHOLD_COLUMNS: &str = "e.rkey AS rkey, th.min_contributors AS mc, \
+const THRESHOLD_COLUMNS: &str = "th.min_contributors AS mc, \
     th.dominance_percent AS dp, th.people_count_min AS pm, th.people_count_round AS pr";
 const THRESHOLD_JOIN: &str = "LEFT JOIN disclosure_thresholds th ON th.network_id = e.steward";
 
@@ -415,7 +437,7 @@ fn panel_join(s: &Spec) -> Sql {
 }
 
 /// The sum cells of every summed metric.
-fn sum_cells(s: &Spec, sums: &[String]) -> Sql {
+fn sum_cells(s: &Spec, sums: &[String], members: AggregateOnlyMembers) -> Sql {
     let mut cols = vec![
         ("metric", Sql::raw("x.metric")),
         ("breakdown", Sql::raw("x.breakdown")),
@@ -431,7 +453,7 @@ fn sum_cells(s: &Spec, sums: &[String]) -> Sql {
         "x.value",
         "x.rk",
     ));
-    cols.extend(thresholds());
+    cols.extend(thresholds(members));
     let (sector, district) = grouped_sector_district(s);
     // The inner select names the cell's dimensions as the outer one reads them (`x.…`).
     let inner_dims = Sql::format(
@@ -447,7 +469,7 @@ fn sum_cells(s: &Spec, sums: &[String]) -> Sql {
         cols,
         Sql::format(
             "FROM (SELECT v.metric AS metric, v.breakdown AS breakdown, {}, e.inst AS inst, \
-                 v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
+                 v.rid AS rid, v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
                  ROW_NUMBER() OVER (PARTITION BY v.metric, v.breakdown, {}, v.lvl \
                    ORDER BY v.value DESC) AS rk \
                FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} {} \
@@ -467,7 +489,7 @@ fn sum_cells(s: &Spec, sums: &[String]) -> Sql {
 
 /// The cells of one ratio: each institution's two parts side by side in one pass over `vals`
 /// (a self-join of the materialized CTE, whose size the planner cannot see, went quadratic).
-fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str) -> Sql {
+fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOnlyMembers) -> Sql {
     let mut cols = vec![("metric", Sql::value(ratio.to_owned()))];
     cols.extend(dimensions(s, Source::Inner));
     cols.extend([
@@ -486,7 +508,7 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str) -> Sql {
         "x.dv",
         "x.rd",
     ));
-    cols.extend(thresholds());
+    cols.extend(thresholds(members));
     let (sector, district) = grouped_sector_district(s);
     part(
         Kind::Ratio,
@@ -498,13 +520,13 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str) -> Sql {
                  ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
                    ORDER BY y.dv DESC) AS rd \
                FROM (SELECT e.period AS period, e.network AS network, {} AS sector, {} AS district, \
-                   e.inst AS inst, {}, \
+                   e.inst AS inst, {}, MAX(v.rid) AS rid, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS nv, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS dv, \
                    CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg \
                  FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period \
                    AND v.breakdown = '' AND v.metric IN ({}, {}) {} {} \
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 \
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 \
                  HAVING COUNT(DISTINCT v.metric) = 2) y) x{}",
             [
                 Sql::raw(sector),

@@ -1,0 +1,397 @@
+//! What an `impact` answer may release of its cells with aggregate-only contributors, beyond
+//! each cell's own rules ([`crate::policy::disclosure`]), and what the service remembers of
+//! what it released:
+//!
+//! - **Published dimensions.** Such a cell is shown for one network or a whole region (and
+//!   their crossings with sector, district and year), not for a chosen set of networks: sets
+//!   of networks that differ by one would otherwise difference out that network's members.
+//! - **`asOf`.** Such a cell is shown as it stands now; at an earlier instant it would isolate
+//!   a restatement.
+//! - **The differencing guard.** Every released cell's aggregate-only contributors are kept
+//!   per audience (`released_cells`); a new cell whose contributors differ from a released
+//!   one's (same metric, breakdown and period) by at least one and fewer than the threshold
+//!   is withheld. An audience is checked against its own releases and the public's, and the
+//!   public against everyone's, since any reader can also read as the public.
+//! - **Counts.** Such a cell's `contributors` and `eligible` are rounded.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use chrono::Utc;
+use entity::{disclosure_keys, released_cells};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sha2::{Digest, Sha256};
+
+use super::impact::{Cell, Spec};
+use crate::auth::Caller;
+use crate::domain::Role;
+use crate::error::ApiResult;
+use crate::policy::disclosure::{self, NoiseKey, Reason};
+
+/// Who a release is remembered for: readers who can combine what they were shown.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Audience {
+    /// Anonymous readers, and operators (who read what the public reads).
+    Public,
+    Region(String),
+    Organisation(i64),
+    Network(i64),
+}
+
+impl Audience {
+    pub fn of(caller: &Caller) -> Audience {
+        let Some(p) = caller.principal() else {
+            return Audience::Public;
+        };
+        match p.role {
+            Role::RegionAnalyst => p
+                .region
+                .as_ref()
+                .map_or(Audience::Public, |r| Audience::Region(r.to_string())),
+            Role::Researcher => p
+                .organisation
+                .as_ref()
+                .map_or(Audience::Public, |o| Audience::Organisation(o.id)),
+            Role::NetworkAdmin | Role::NetworkSubmitter => p
+                .network
+                .as_ref()
+                .map_or(Audience::Public, |n| Audience::Network(n.id)),
+            Role::Operator => Audience::Public,
+        }
+    }
+
+    fn stored(&self) -> String {
+        match self {
+            Audience::Public => "public".to_owned(),
+            Audience::Region(code) => format!("region:{code}"),
+            Audience::Organisation(id) => format!("organisation:{id}"),
+            Audience::Network(id) => format!("network:{id}"),
+        }
+    }
+}
+
+/// What the request asked, as far as release depends on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    /// One network, or a whole region (not a chosen set of networks).
+    pub published_scope: bool,
+    /// `asOf` was given and is in the past.
+    pub past_as_of: bool,
+}
+
+/// One process decides at a time, so two concurrent answers cannot each release one of a
+/// pair of cells that differ by one contributor. (Several processes on one database would
+/// need a database lock here: docs/access.md says so.)
+static DECIDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Applies the release rules to `cells` for `caller`, and remembers what it released.
+pub async fn release<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    spec: &Spec,
+    asked: Asked,
+    cells: &mut [Cell],
+) -> ApiResult<()> {
+    for c in cells.iter_mut().filter(|c| shown_in_aggregate(c)) {
+        if c.key.network == 0 && !asked.published_scope {
+            withhold(c, Reason::Scope);
+        } else if asked.past_as_of {
+            withhold(c, Reason::AsOf);
+        }
+    }
+    guard(db, &Audience::of(caller), spec, cells).await?;
+    for c in cells.iter_mut().filter(|c| c.aggregate_only > 0) {
+        c.contributors = disclosure::round_count(c.contributors);
+        c.eligible = disclosure::round_count(c.eligible);
+    }
+    Ok(())
+}
+
+fn shown_in_aggregate(c: &Cell) -> bool {
+    c.aggregate_only > 0 && c.value.is_some()
+}
+
+fn withhold(c: &mut Cell, why: Reason) {
+    c.value = None;
+    c.suppressed = Some(why);
+}
+
+/// A cell's identity for the guard: metric (a ratio's part), breakdown, period.
+type Slot = (String, String, String);
+
+/// A release remembered, or made earlier in this answer.
+struct Released {
+    size: usize,
+    members: Vec<i64>,
+}
+
+/// The differencing guard over the cells still shown.
+async fn guard<C: ConnectionTrait>(
+    db: &C,
+    audience: &Audience,
+    spec: &Spec,
+    cells: &mut [Cell],
+) -> ApiResult<()> {
+    let mut order: Vec<usize> = (0..cells.len())
+        .filter(|&i| shown_in_aggregate(&cells[i]))
+        .collect();
+    if order.is_empty() {
+        return Ok(());
+    }
+    // Larger cells first, so a total wins over a crossing that differs from it by little.
+    order.sort_by(|&a, &b| {
+        (
+            cells[b].members.len(),
+            &cells[a].metric,
+            &cells[a].key,
+            &cells[a].breakdown,
+        )
+            .cmp(&(
+                cells[a].members.len(),
+                &cells[b].metric,
+                &cells[b].key,
+                &cells[b].breakdown,
+            ))
+    });
+    let slots_of = |c: &Cell| -> Vec<Slot> {
+        let breakdown = c.breakdown.clone().unwrap_or_default();
+        match spec.ratio_parts.get(&c.metric) {
+            Some((num, den)) => vec![
+                (num.clone(), breakdown.clone(), c.key.period.clone()),
+                (den.clone(), breakdown, c.key.period.clone()),
+            ],
+            None => vec![(c.metric.clone(), breakdown, c.key.period.clone())],
+        }
+    };
+    let _deciding = DECIDING.lock().await;
+    let mut released = remembered(db, audience, spec, cells, &order).await?;
+    let mut new_rows = vec![];
+    for &i in &order {
+        let c = &cells[i];
+        let threshold = c.thresholds.differencing();
+        let slots = slots_of(c);
+        let clash = slots.iter().any(|slot| {
+            released.get(slot).is_some_and(|rs| {
+                rs.iter().any(|r| {
+                    r.size.abs_diff(c.members.len()) < usize::try_from(threshold).unwrap_or(0)
+                        && disclosure::too_close(&r.members, &c.members, threshold)
+                })
+            })
+        });
+        if clash {
+            withhold(&mut cells[i], Reason::Differencing);
+            continue;
+        }
+        for slot in slots {
+            let members = c.members.clone();
+            new_rows.push(row(audience, &slot, &members));
+            released.entry(slot).or_default().push(Released {
+                size: members.len(),
+                members,
+            });
+        }
+    }
+    remember(db, new_rows).await
+}
+
+/// The releases a new cell of `order` could clash with: same slot, size within its threshold,
+/// of this audience and the public's (of everyone's, for the public).
+async fn remembered<C: ConnectionTrait>(
+    db: &C,
+    audience: &Audience,
+    spec: &Spec,
+    cells: &[Cell],
+    order: &[usize],
+) -> ApiResult<BTreeMap<Slot, Vec<Released>>> {
+    let metrics: BTreeSet<String> = order
+        .iter()
+        .flat_map(|&i| {
+            let m = &cells[i].metric;
+            match spec.ratio_parts.get(m) {
+                Some((n, d)) => vec![n.clone(), d.clone()],
+                None => vec![m.clone()],
+            }
+        })
+        .collect();
+    let periods: BTreeSet<String> = order.iter().map(|&i| cells[i].key.period.clone()).collect();
+    let mut q = released_cells::Entity::find()
+        .select_only()
+        .columns([
+            released_cells::Column::Id,
+            released_cells::Column::Metric,
+            released_cells::Column::Breakdown,
+            released_cells::Column::Period,
+            released_cells::Column::Size,
+        ])
+        .filter(released_cells::Column::Metric.is_in(metrics))
+        .filter(released_cells::Column::Period.is_in(periods));
+    if *audience != Audience::Public {
+        q = q.filter(
+            released_cells::Column::Audience.is_in([audience.stored(), Audience::Public.stored()]),
+        );
+    }
+    let light: Vec<(i64, String, String, String, i32)> = q
+        .into_tuple()
+        .all(db)
+        .await
+        .context("Failed to read the released cells")?;
+    // Sizes each slot's new cells have, to fetch only releases near one of them.
+    let mut wanted: BTreeMap<Slot, Vec<(usize, usize)>> = BTreeMap::new();
+    for &i in order {
+        let c = &cells[i];
+        let t = usize::try_from(c.thresholds.differencing()).unwrap_or(0);
+        let breakdown = c.breakdown.clone().unwrap_or_default();
+        let metrics = match spec.ratio_parts.get(&c.metric) {
+            Some((n, d)) => vec![n.clone(), d.clone()],
+            None => vec![c.metric.clone()],
+        };
+        for m in metrics {
+            wanted
+                .entry((m, breakdown.clone(), c.key.period.clone()))
+                .or_default()
+                .push((c.members.len(), t));
+        }
+    }
+    let near: Vec<i64> = light
+        .into_iter()
+        .filter(|(_, metric, breakdown, period, size)| {
+            let size = usize::try_from(*size).unwrap_or(0);
+            wanted
+                .get(&(metric.clone(), breakdown.clone(), period.clone()))
+                .is_some_and(|ws| ws.iter().any(|&(n, t)| n.abs_diff(size) < t))
+        })
+        .map(|(id, ..)| id)
+        .collect();
+    let mut out: BTreeMap<Slot, Vec<Released>> = BTreeMap::new();
+    for chunk in near.chunks(500) {
+        let rows = released_cells::Entity::find()
+            .filter(released_cells::Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await
+            .context("Failed to read the released cells' contributors")?;
+        for r in rows {
+            let members = parse_members(&r.members)
+                .with_context(|| format!("released_cells row {}: members `{}`", r.id, r.members))?;
+            out.entry((r.metric, r.breakdown, r.period))
+                .or_default()
+                .push(Released {
+                    size: members.len(),
+                    members,
+                });
+        }
+    }
+    Ok(out)
+}
+
+fn parse_members(text: &str) -> anyhow::Result<Vec<i64>> {
+    if text.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut ids = text
+        .split(',')
+        .map(|m| m.parse::<i64>().context("not an institution id"))
+        .collect::<anyhow::Result<Vec<i64>>>()?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn row(
+    audience: &Audience,
+    (metric, breakdown, period): &Slot,
+    members: &[i64],
+) -> released_cells::ActiveModel {
+    let text = members
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let digest = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    released_cells::ActiveModel {
+        audience: Set(audience.stored()),
+        metric: Set(metric.clone()),
+        breakdown: Set(breakdown.clone()),
+        period: Set(period.clone()),
+        size: Set(i32::try_from(members.len()).unwrap_or(i32::MAX)),
+        digest: Set(digest),
+        members: Set(text),
+        released_at: Set(Utc::now()),
+        ..Default::default()
+    }
+}
+
+/// Remembers the releases, once each: a cell released again adds nothing.
+async fn remember<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<released_cells::ActiveModel>,
+) -> ApiResult<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(200).collect();
+        released_cells::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::columns([
+                    released_cells::Column::Audience,
+                    released_cells::Column::Metric,
+                    released_cells::Column::Breakdown,
+                    released_cells::Column::Period,
+                    released_cells::Column::Digest,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await
+            .context("Failed to remember the released cells")?;
+    }
+    Ok(())
+}
+
+/// The deployment's noise secret, created on first use. It lives with the data so every node
+/// draws the same noise; losing or changing it would redraw every cell's noise, and a reader
+/// holding answers from before and after could average the two.
+pub async fn noise_key<C: ConnectionTrait>(db: &C) -> anyhow::Result<NoiseKey> {
+    if let Some(k) = disclosure_keys::Entity::find_by_id(1)
+        .one(db)
+        .await
+        .context("Failed to read the disclosure secret")?
+    {
+        return decode(&k.secret);
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("No randomness for the disclosure secret: {e}"))?;
+    let row = disclosure_keys::ActiveModel {
+        id: Set(1),
+        secret: Set(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)),
+        created_at: Set(Utc::now()),
+    };
+    // Another node may have created it first: then its secret is the one.
+    disclosure_keys::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(disclosure_keys::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .context("Failed to store the disclosure secret")?;
+    let stored = disclosure_keys::Entity::find_by_id(1)
+        .one(db)
+        .await
+        .context("Failed to read the disclosure secret")?
+        .context("The disclosure secret was not stored")?;
+    tracing::info!("generated the disclosure secret");
+    decode(&stored.secret)
+}
+
+fn decode(text: &str) -> anyhow::Result<NoiseKey> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .context("disclosure_keys.secret (id 1) is not base64url")?;
+    NoiseKey::new(bytes).map_err(|e| anyhow::anyhow!("disclosure_keys.secret (id 1): {e}"))
+}

@@ -1,0 +1,734 @@
+//! Disclosure control under attack (issue 11; docs/access.md "Disclosure control"). Each test
+//! plays an attack an outsider or an insider would, against the real server, then checks from
+//! the database's truth that no value seen only in aggregate came out to within 10%:
+//!
+//! - subset differencing: every set of the region's networks, four groupings, the five spend
+//!   metrics and the two spend shares, anonymously, as measured on f3bde48;
+//! - repetition and averaging: the same cells asked again and in other shapes;
+//! - the insider: a network admin who hides a huge restatement of its own institution behind
+//!   approval, reads before and after (and at two `asOf` instants), and solves for the rest.
+//!
+//! The truth (who was a member on the period's last day, who reported what) is read from the
+//! tables directly, not through the code under test.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anchorfed::domain::FinancialYear;
+use entity::vocab::{MembershipStatus, ReturnStatus};
+use entity::{institutions, memberships, metrics, networks, regions, return_values, returns};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use crate::both_databases;
+use crate::helpers::{As, Backend, TestApp, with_demo_returns};
+
+const WMCA: &str = "E47000007";
+const YEAR: &str = "2022/23";
+const SUMS: [&str; 5] = [
+    "procurement_spend_total",
+    "procurement_spend_local",
+    "procurement_spend_region",
+    "spend_sme",
+    "spend_vcse",
+];
+/// Each share, its numerator and its denominator.
+const RATIOS: [(&str, &str, &str); 2] = [
+    (
+        "local_spend_share",
+        "procurement_spend_local",
+        "procurement_spend_total",
+    ),
+    (
+        "region_spend_share",
+        "procurement_spend_region",
+        "procurement_spend_total",
+    ),
+];
+const IMPACT: &str = "query($i: ImpactInput!) { impact(input: $i) { cells { metric { code } \
+    network { key } sector district { code } value suppressed suppressionReason contributors \
+    eligible } } }";
+
+/// What the tables say, for one period.
+struct Truth {
+    /// The region's networks, key to id.
+    networks: BTreeMap<String, i64>,
+    insts: BTreeMap<i64, Inst>,
+    /// (institution, metric) to the published value, in the metric's unit.
+    values: BTreeMap<(i64, String), f64>,
+}
+
+struct Inst {
+    key: String,
+    sector: String,
+    district: String,
+    steward: i64,
+    /// Networks it was an active member of on its period's last day.
+    member_of: BTreeSet<i64>,
+}
+
+async fn truth(app: &TestApp) -> Truth {
+    let db = &app.db;
+    let region = regions::Entity::find()
+        .filter(regions::Column::Code.eq(WMCA))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    let networks: BTreeMap<String, i64> = networks::Entity::find()
+        .filter(networks::Column::RegionId.eq(region.id))
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.key, n.id))
+        .collect();
+    let year: FinancialYear = YEAR.parse().unwrap();
+    let ms = memberships::Entity::find().all(db).await.unwrap();
+    let mut insts = BTreeMap::new();
+    for i in institutions::Entity::find().all(db).await.unwrap() {
+        let end = year
+            .end_date(u8::try_from(i.year_end_month).unwrap())
+            .unwrap();
+        let member_of = ms
+            .iter()
+            .filter(|m| {
+                m.institution_id == i.id
+                    && m.status == MembershipStatus::Active
+                    && m.from_date <= end
+                    && m.to_date.is_none_or(|t| t >= end)
+            })
+            .map(|m| m.network_id)
+            .collect();
+        insts.insert(
+            i.id,
+            Inst {
+                key: i.key,
+                sector: i.sector.as_str().to_owned(),
+                district: i.home_district_code,
+                steward: i.steward_network_id,
+                member_of,
+            },
+        );
+    }
+    let scale: BTreeMap<String, i16> = metrics::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.code, m.scale))
+        .collect();
+    // The published version of each institution's return: the latest published, not rejected.
+    let mut latest: BTreeMap<i64, returns::Model> = BTreeMap::new();
+    for r in returns::Entity::find()
+        .filter(returns::Column::Period.eq(YEAR))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        if r.published_at.is_none() || r.status == ReturnStatus::Rejected {
+            continue;
+        }
+        if latest
+            .get(&r.institution_id)
+            .is_none_or(|l| l.version < r.version)
+        {
+            latest.insert(r.institution_id, r);
+        }
+    }
+    let by_return: BTreeMap<i64, i64> = latest.values().map(|r| (r.id, r.institution_id)).collect();
+    let mut values = BTreeMap::new();
+    for v in return_values::Entity::find()
+        .filter(return_values::Column::ReturnId.is_in(by_return.keys().copied()))
+        .filter(return_values::Column::Breakdown.eq(""))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        if let Some(value) = v.value {
+            let units = value as f64 / 10f64.powi(i32::from(scale[&v.metric_code]));
+            values.insert((by_return[&v.return_id], v.metric_code), units);
+        }
+    }
+    Truth {
+        networks,
+        insts,
+        values,
+    }
+}
+
+/// A cell as an attacker records it: where it is (the networks it covers, its sector and
+/// district) and what it showed.
+#[derive(Debug, Clone)]
+struct Seen {
+    metric: String,
+    networks: BTreeSet<i64>,
+    sector: Option<String>,
+    district: Option<String>,
+    value: Option<f64>,
+    reason: Option<String>,
+}
+
+impl Truth {
+    /// The institutions a cell covers that reported every one of `metrics`.
+    fn members(&self, c: &Seen, metrics: &[&str]) -> BTreeSet<i64> {
+        self.insts
+            .iter()
+            .filter(|(_, i)| {
+                !i.member_of.is_disjoint(&c.networks)
+                    && c.sector.as_ref().is_none_or(|s| *s == i.sector)
+                    && c.district.as_ref().is_none_or(|d| *d == i.district)
+            })
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                metrics
+                    .iter()
+                    .all(|m| self.values.contains_key(&(*id, (*m).to_owned())))
+            })
+            .collect()
+    }
+
+    fn sum(&self, who: &BTreeSet<i64>, metric: &str) -> f64 {
+        who.iter()
+            .map(|id| self.values[&(*id, metric.to_owned())])
+            .sum()
+    }
+
+    /// The metrics a cell's value rests on: itself, or a ratio's two parts.
+    fn parts(metric: &str) -> Vec<&'static str> {
+        match RATIOS.iter().find(|(r, ..)| *r == metric) {
+            Some((_, n, d)) => vec![n, d],
+            None => SUMS.iter().copied().filter(|m| *m == metric).collect(),
+        }
+    }
+}
+
+/// Asks `impact` (anonymously without a token) and records its cells.
+async fn ask(app: &TestApp, token: Option<&str>, truth: &Truth, input: Value) -> Vec<Seen> {
+    let body = json!({ "i": input });
+    let data = match token {
+        Some(t) => app.query_as(t, IMPACT, body).await,
+        None => app.query(IMPACT, body).await,
+    };
+    let scope: BTreeSet<i64> = match input["networkIds"].as_array() {
+        Some(keys) => keys
+            .iter()
+            .map(|k| truth.networks[k.as_str().unwrap()])
+            .collect(),
+        None => truth.networks.values().copied().collect(),
+    };
+    data["impact"]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Seen {
+            metric: c["metric"]["code"].as_str().unwrap().to_owned(),
+            networks: match c["network"]["key"].as_str() {
+                Some(k) => BTreeSet::from([truth.networks[k]]),
+                None => scope.clone(),
+            },
+            sector: c["sector"].as_str().map(str::to_owned),
+            district: c["district"]["code"].as_str().map(str::to_owned),
+            value: c["value"].as_str().map(|v| v.parse().unwrap()),
+            reason: c["suppressionReason"].as_str().map(str::to_owned),
+        })
+        .collect()
+}
+
+/// A value the attack estimates for one institution, and what it really is.
+struct Estimate {
+    institution: i64,
+    metric: String,
+    estimate: f64,
+}
+
+/// Every estimate an attacker gets by differencing two released cells of the same metric
+/// whose contributors differ by exactly one institution; ratios turned back into their
+/// numerators with a released total over the same contributors (the issue's narrowing).
+fn differences(truth: &Truth, seen: &[Seen]) -> Vec<Estimate> {
+    // (metric, contributors) -> released value, sums and numerators recovered from ratios.
+    let mut released: BTreeMap<(String, BTreeSet<i64>), f64> = BTreeMap::new();
+    for c in seen.iter().filter(|c| c.value.is_some()) {
+        if SUMS.contains(&c.metric.as_str()) {
+            let who = truth.members(c, &[&c.metric]);
+            released.insert((c.metric.clone(), who), c.value.unwrap_or_default());
+        }
+    }
+    for c in seen.iter().filter(|c| c.value.is_some()) {
+        if let Some((_, num, den)) = RATIOS.iter().find(|(r, ..)| *r == c.metric) {
+            let who = truth.members(c, &[num, den]);
+            if let Some(total) = released.get(&((*den).to_owned(), who.clone())) {
+                let numerator = c.value.unwrap_or_default() * total;
+                released
+                    .entry(((*num).to_owned(), who))
+                    .or_insert(numerator);
+            }
+        }
+    }
+    let mut out = vec![];
+    for ((m, big), v_big) in &released {
+        for ((m2, small), v_small) in &released {
+            if m != m2 || big.len() != small.len() + 1 || !small.is_subset(big) {
+                continue;
+            }
+            let institution = *big.difference(small).next().unwrap();
+            out.push(Estimate {
+                institution,
+                metric: m.clone(),
+                estimate: v_big - v_small,
+            });
+        }
+    }
+    out
+}
+
+/// The estimates that came within 10% of the truth.
+fn recovered<'a>(truth: &Truth, estimates: &'a [Estimate]) -> Vec<(&'a Estimate, f64)> {
+    estimates
+        .iter()
+        .filter_map(|e| {
+            let real = truth.values[&(e.institution, e.metric.clone())];
+            ((e.estimate - real).abs() <= 0.1 * real.abs()).then_some((e, real))
+        })
+        .collect()
+}
+
+/// Released cells of the same metric whose contributors differ by one or two.
+fn near_pairs(truth: &Truth, seen: &[Seen]) -> Vec<(String, BTreeSet<i64>, BTreeSet<i64>)> {
+    let mut sets: BTreeMap<String, BTreeSet<BTreeSet<i64>>> = BTreeMap::new();
+    for c in seen.iter().filter(|c| c.value.is_some()) {
+        for part in Truth::parts(&c.metric) {
+            let who = truth.members(c, &Truth::parts(&c.metric));
+            sets.entry(part.to_owned()).or_default().insert(who);
+        }
+    }
+    let mut out = vec![];
+    for (m, all) in &sets {
+        for a in all {
+            for b in all.range(a.clone()..).skip(1) {
+                let differ = a.symmetric_difference(b).count();
+                if (1..3).contains(&differ) {
+                    out.push((m.clone(), a.clone(), b.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn read_all(app: &TestApp, token: &str, truth: &Truth, shapes: &[Value]) -> Vec<Seen> {
+    let mut out = vec![];
+    for s in shapes {
+        out.extend(ask(app, Some(token), truth, s.clone()).await);
+    }
+    out
+}
+
+async fn demo_with_public_aggregates(backend: Backend) -> TestApp {
+    let app = with_demo_returns(backend).await;
+    let made = anchorfed::sharing::demo_grants(&app.db).await.unwrap();
+    assert!(made >= 5, "every demo network grants the public AGGREGATE");
+    app
+}
+
+fn input(networks: Option<Vec<&str>>, group_by: &[&str], metrics: &[&str]) -> Value {
+    let mut i = json!({"years": [YEAR], "metrics": metrics, "groupBy": group_by});
+    match networks {
+        Some(n) => i["networkIds"] = json!(n),
+        None => i["region"] = json!(WMCA),
+    }
+    i
+}
+
+fn all_metrics() -> Vec<&'static str> {
+    SUMS.iter()
+        .copied()
+        .chain(RATIOS.iter().map(|(r, ..)| *r))
+        .collect()
+}
+
+/// The attack measured on f3bde48: 31 sets of networks x 4 groupings, the spend metrics and
+/// shares, anonymously; then every pair of cells one institution apart differenced, with and
+/// without the ratio cells.
+async fn subset_differencing_recovers_nothing(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let truth = truth(&app).await;
+    let keys: Vec<&str> = truth.networks.keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 5, "the demo region's networks");
+    let metrics = all_metrics();
+    let mut seen = vec![];
+    let (mut scope_refusals, mut subsets_asked) = (0, 0);
+    for mask in 1u32..(1 << keys.len()) {
+        let subset: Vec<&str> = (0..keys.len())
+            .filter(|b| mask & (1 << b) != 0)
+            .map(|b| keys[b])
+            .collect();
+        for group_by in [&[][..], &["SECTOR"], &["DISTRICT"], &["NETWORK"]] {
+            let cells = ask(
+                &app,
+                None,
+                &truth,
+                input(Some(subset.clone()), group_by, &metrics),
+            )
+            .await;
+            subsets_asked += 1;
+            for c in &cells {
+                // A chosen set of networks is not a published dimension.
+                if c.networks.len() > 1 && c.networks.len() < keys.len() {
+                    assert!(c.value.is_none(), "a set of networks answered: {c:?}");
+                    scope_refusals += usize::from(
+                        c.reason
+                            .as_deref()
+                            .is_some_and(|r| r.contains("one network or a whole region")),
+                    );
+                }
+            }
+            seen.extend(cells);
+        }
+    }
+    for group_by in [
+        &[][..],
+        &["SECTOR"],
+        &["DISTRICT"],
+        &["NETWORK"],
+        &["SECTOR", "DISTRICT"],
+        &["NETWORK", "SECTOR"],
+        &["NETWORK", "DISTRICT"],
+    ] {
+        seen.extend(ask(&app, None, &truth, input(None, group_by, &metrics)).await);
+    }
+    // What the attack had to work with: pairs of cells one institution apart, had every cell
+    // been answered (the issue found 251).
+    let mut all = seen.clone();
+    for c in &mut all {
+        c.value = Some(0.0);
+    }
+    let material = near_pairs(&truth, &all).len();
+    let released = seen.iter().filter(|c| c.value.is_some()).count();
+    let guarded = seen
+        .iter()
+        .filter(|c| {
+            c.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("already released"))
+        })
+        .count();
+    let near = near_pairs(&truth, &seen);
+    assert!(
+        near.is_empty(),
+        "released cells one or two contributors apart: {:?}",
+        &near[..near.len().min(5)]
+    );
+    let estimates = differences(&truth, &seen);
+    let hits = recovered(&truth, &estimates);
+    assert!(
+        hits.is_empty(),
+        "recovered to within 10%: {:?}",
+        hits.iter()
+            .map(|(e, real)| (
+                &truth.insts[&e.institution].key,
+                &e.metric,
+                e.estimate,
+                real
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        subsets_asked == 124 && material > 50 && released > 100 && scope_refusals > 100,
+        "the attack did not reach the rules: {material} pairs one or two apart before \
+         control, {released} cells released, {scope_refusals} refused as sets of networks, \
+         {guarded} withheld by the guard"
+    );
+    eprintln!(
+        "subset differencing: {material} candidate pairs, {released} cells released, \
+         {scope_refusals} refused as sets of networks, {guarded} withheld by the guard, \
+         {} estimates, 0 within 10%",
+        estimates.len()
+    );
+
+    // Utility: the region's totals (every network, 10 or more contributors) stay within 2%.
+    let region = ask(&app, None, &truth, input(None, &[], &SUMS)).await;
+    for c in &region {
+        let who = truth.members(c, &[&c.metric]);
+        assert!(who.len() >= 10, "{c:?}");
+        let exact = truth.sum(&who, &c.metric);
+        let v = c
+            .value
+            .unwrap_or_else(|| panic!("the region total is shown: {c:?}"));
+        assert!(
+            (v - exact).abs() <= 0.02 * exact.abs() && v != exact,
+            "{}: {v} against {exact}",
+            c.metric
+        );
+    }
+}
+
+/// Asking again, in other shapes and with other groupings, gives the same noise for the same
+/// contributors: averaging repeated answers converges on the noised value, not the truth.
+async fn repeated_and_averaged_queries_recover_nothing(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let truth = truth(&app).await;
+    let shapes = [
+        input(None, &["SECTOR"], &SUMS),
+        input(None, &["SECTOR", "YEAR"], &SUMS),
+        input(None, &["SECTOR"], &["procurement_spend_total"]),
+        input(None, &["YEAR", "SECTOR"], &SUMS),
+    ];
+    let mut by_cell: BTreeMap<(String, Option<String>), Vec<Option<f64>>> = BTreeMap::new();
+    for _round in 0..5 {
+        for shape in &shapes {
+            for c in ask(&app, None, &truth, shape.clone()).await {
+                by_cell
+                    .entry((c.metric.clone(), c.sector.clone()))
+                    .or_default()
+                    .push(c.value);
+            }
+        }
+    }
+    let mut noised = 0;
+    for ((metric, sector), answers) in &by_cell {
+        let first = answers[0];
+        assert!(
+            answers.iter().all(|a| *a == first),
+            "{metric} {sector:?}: {answers:?}"
+        );
+        let Some(v) = first else { continue };
+        let cell = Seen {
+            metric: metric.clone(),
+            networks: truth.networks.values().copied().collect(),
+            sector: sector.clone(),
+            district: None,
+            value: Some(v),
+            reason: None,
+        };
+        let who = truth.members(&cell, &[metric]);
+        let exact = truth.sum(&who, metric);
+        let mean = answers.iter().flatten().sum::<f64>() / answers.len() as f64;
+        assert!(
+            (mean - v).abs() <= 1e-9 * v.abs(),
+            "the average of identical answers is the answer"
+        );
+        noised += usize::from(v != exact);
+    }
+    assert!(noised >= 5, "noise on the sector cells: {noised}");
+}
+
+/// The insider of the issue: a network admin sets its network to require approval, restates
+/// one of its own institutions with a huge spend (nobody outside sees it), reads the same
+/// cells before and after and at two `asOf` instants, and solves the equations.
+async fn an_insider_varying_its_own_values_learns_nothing(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let before = truth(&app).await;
+    let me = "sandwell";
+    let my_id = before.networks[me];
+    let admin = app.token(As::Admin(me), "").await;
+    app.query_as(
+        &admin,
+        "mutation { updateNetwork(id: \"sandwell\", input: {requiresApproval: true}) { key } }",
+        json!({}),
+    )
+    .await;
+    // What the insider sees in detail: its stewarded institutions and its members.
+    let detail: BTreeSet<i64> = before
+        .insts
+        .iter()
+        .filter(|(_, i)| i.steward == my_id || i.member_of.contains(&my_id))
+        .map(|(id, _)| *id)
+        .collect();
+    let metric = "procurement_spend_total";
+    let shapes = [
+        input(None, &[], &[metric]),
+        input(None, &["SECTOR"], &[metric]),
+        input(None, &["DISTRICT"], &[metric]),
+        input(None, &["NETWORK"], &[metric]),
+        input(None, &["SECTOR", "DISTRICT"], &[metric]),
+    ];
+    let first = read_all(&app, &admin, &before, &shapes).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // The probe: one of its own institutions, restated with a huge spend.
+    let (target, target_inst) = before
+        .insts
+        .iter()
+        .find(|(id, i)| {
+            i.steward == my_id && before.values.contains_key(&(**id, metric.to_owned()))
+        })
+        .unwrap();
+    let old = before.values[&(*target, metric.to_owned())];
+    let huge = 987_654_321.0;
+    app.query_as(
+        &admin,
+        "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
+        json!({"i": {"networkId": me, "idempotencyKey": "insider-probe", "returns": [
+            {"institution": target_inst.key, "period": YEAR,
+             "values": [{"metric": metric, "value": format!("{huge:.2}")}]}]}}),
+    )
+    .await;
+    let second = read_all(&app, &admin, &before, &shapes).await;
+    assert_eq!(first.len(), second.len());
+
+    let mut both_shown = 0;
+    let mut estimates = vec![];
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(
+            (&a.metric, &a.networks, &a.sector, &a.district),
+            (&b.metric, &b.networks, &b.sector, &b.district)
+        );
+        let who = before.members(a, &[metric]);
+        let aggregate_only: BTreeSet<i64> = who.difference(&detail).copied().collect();
+        let (Some(v1), Some(v2)) = (a.value, b.value) else {
+            continue;
+        };
+        // Values seen in detail enter exactly and never steer the noise.
+        let delta = if who.contains(target) {
+            huge - old
+        } else {
+            0.0
+        };
+        assert!(
+            ((v2 - v1) - delta).abs() < 0.005,
+            "the cell moved by {} for a restatement of {delta}: {a:?}",
+            v2 - v1
+        );
+        both_shown += usize::from(delta != 0.0);
+        if !aggregate_only.is_empty() {
+            assert!(
+                aggregate_only.len() >= 3,
+                "a cell with fewer than 3 contributors seen only in aggregate: {a:?}"
+            );
+        }
+        // The issue's solution, assuming the cell scaled by one factor k: k = Δv / ΔD, then
+        // the aggregate-only part S = v1 / k - D1, differenced between cells below.
+        let d1: f64 = who
+            .intersection(&detail)
+            .map(|id| before.values[&(*id, metric.to_owned())])
+            .sum();
+        let k = if delta != 0.0 { (v2 - v1) / delta } else { 1.0 };
+        estimates.push((aggregate_only, v1 / k - d1));
+    }
+    assert!(
+        both_shown > 0,
+        "no shown cell held the restated institution"
+    );
+    let mut hits = vec![];
+    for (big, s_big) in &estimates {
+        for (small, s_small) in &estimates {
+            if big.len() == small.len() + 1 && small.is_subset(big) {
+                let id = *big.difference(small).next().unwrap();
+                let real = before.values[&(id, metric.to_owned())];
+                if ((s_big - s_small) - real).abs() <= 0.1 * real.abs() {
+                    hits.push((before.insts[&id].key.clone(), real));
+                }
+            }
+            if small.len() == 1 {
+                let id = *small.iter().next().unwrap();
+                let real = before.values[&(id, metric.to_owned())];
+                assert!((s_small - real).abs() > 0.1 * real.abs(), "{id}: {s_small}");
+            }
+        }
+    }
+    assert!(hits.is_empty(), "the insider recovered {hits:?}");
+
+    // asOf before the probe: cells with contributors seen only in aggregate are not shown
+    // as they stood then, so the two instants cannot be set against each other.
+    let mut then =
+        json!({"region": WMCA, "years": [YEAR], "metrics": [metric], "groupBy": ["SECTOR"]});
+    then["asOf"] = json!(between.to_rfc3339());
+    let cells = ask(&app, Some(&admin), &before, then).await;
+    let mut as_of_refusals = 0;
+    for c in &cells {
+        let who = before.members(c, &[metric]);
+        if who.difference(&detail).next().is_some() {
+            assert!(c.value.is_none(), "shown at an earlier asOf: {c:?}");
+            as_of_refusals += usize::from(
+                c.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("as they stand now")),
+            );
+        }
+    }
+    assert!(as_of_refusals > 0, "{cells:?}");
+}
+
+/// The noise alone, without the published-dimension rule or the guard (the library's cells
+/// before release): every pair of cells over sets of networks one aggregate-only contributor
+/// apart, differenced. Under the utility cap (fewer than 10 such contributors), no estimate
+/// comes within 10%: the two cells' noise goes opposite ways.
+async fn the_noise_alone_defeats_one_apart_differencing(backend: Backend) {
+    use anchorfed::analytics::impact::{self, Spec, Value2};
+    let app = demo_with_public_aggregates(backend).await;
+    let truth = truth(&app).await;
+    let noise = anchorfed::analytics::release::noise_key(&app.db)
+        .await
+        .unwrap();
+    let catalogue = anchorfed::catalogue::load(&app.db)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    let ids: Vec<i64> = truth.networks.values().copied().collect();
+    // (metric, aggregate-only contributors) -> value in the metric's unit.
+    let mut cells: BTreeMap<(String, Vec<i64>), f64> = BTreeMap::new();
+    for mask in 1u32..(1 << ids.len()) {
+        let networks: Vec<i64> = (0..ids.len())
+            .filter(|b| mask & (1 << b) != 0)
+            .map(|b| ids[b])
+            .collect();
+        for (by_sector, by_district) in [(false, false), (true, false), (false, true)] {
+            let spec = Spec {
+                networks: networks.clone(),
+                years: vec![YEAR.parse().unwrap()],
+                metrics: SUMS.iter().map(|m| catalogue[*m].clone()).collect(),
+                ratio_parts: Default::default(),
+                by_network: false,
+                by_sector,
+                by_district,
+                as_of: chrono::Utc::now(),
+                panel: false,
+            };
+            let report = impact::run(&app.db, &anchorfed::auth::Caller::Anonymous, &spec, &noise)
+                .await
+                .unwrap_or_else(|e| panic!("{}", e.message()));
+            for c in report.cells {
+                if let Some(Value2::Sum(v)) = c.value {
+                    let scale = catalogue[&c.metric].scale;
+                    cells.insert((c.metric, c.members), v as f64 / 10f64.powi(scale.into()));
+                }
+            }
+        }
+    }
+    let (mut pairs, mut capped, mut capped_hits) = (0, 0, 0);
+    for ((m, big), v_big) in &cells {
+        for ((m2, small), v_small) in &cells {
+            if m != m2 || big.len() != small.len() + 1 || !small.iter().all(|i| big.contains(i)) {
+                continue;
+            }
+            let id = *big.iter().find(|i| !small.contains(i)).unwrap();
+            let real = truth.values[&(id, m.clone())];
+            let hit = ((v_big - v_small) - real).abs() <= 0.1 * real.abs();
+            if big.len() < 10 {
+                pairs += 1;
+                assert!(
+                    !hit,
+                    "{m}: {} recovered as {} (really {real})",
+                    truth.insts[&id].key,
+                    v_big - v_small
+                );
+            } else {
+                capped += 1;
+                capped_hits += usize::from(hit);
+            }
+        }
+    }
+    assert!(pairs > 20, "too few pairs one apart under the cap: {pairs}");
+    eprintln!(
+        "noise alone: {pairs} pairs one apart under the cap, none within 10%; {capped} pairs \
+         of 10 or more, {capped_hits} within 10% (the guard withholds those)"
+    );
+}
+
+both_databases!(
+    the_noise_alone_defeats_one_apart_differencing,
+    subset_differencing_recovers_nothing,
+    repeated_and_averaged_queries_recover_nothing,
+    an_insider_varying_its_own_values_learns_nothing,
+);
