@@ -378,20 +378,37 @@ pub fn scoped_networks(caller: &Caller, networks: Vec<(i64, String)>) -> Vec<i64
         .collect()
 }
 
-/// Approving, rejecting, and reading the chase list: the steward network's admins.
-pub fn may_administer_returns(caller: &Caller, network_id: i64) -> Result<&Principal, ApiError> {
+/// Approving, rejecting, and reading the chase list for `period`: the steward network's
+/// admins, within their token's scopes like every read: a `network:` scope must name the
+/// network and a `years:` scope the period, and a token that lists verbs cannot administer.
+pub fn may_administer_returns(
+    caller: &Caller,
+    network_id: i64,
+    period: FinancialYear,
+) -> Result<&Principal, ApiError> {
     let p = super::authenticated(caller)?;
-    match &p.network {
-        Some(n)
-            if n.id == network_id && p.role == Role::NetworkAdmin && p.scopes.verbs.is_none() =>
-        {
-            Ok(p)
-        }
-        _ => Err(forbid(
+    let refuse = |why: &str| {
+        forbid(
             p,
-            &format!("administer returns of network {network_id}"),
-        )),
+            &format!("administer returns of network {network_id}: {why}"),
+        )
+    };
+    let Some(n) = p.network.as_ref().filter(|n| n.id == network_id) else {
+        return Err(refuse("not its network"));
+    };
+    if p.role != Role::NetworkAdmin {
+        return Err(refuse("not an admin"));
     }
+    if p.scopes.verbs.is_some() {
+        return Err(refuse("token scopes list verbs only"));
+    }
+    if !p.scopes.allows_network(&n.key) {
+        return Err(refuse("token scopes leave out the network"));
+    }
+    if !p.scopes.allows_year(period) {
+        return Err(refuse(&format!("{period} is outside the token's years")));
+    }
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -441,9 +458,22 @@ mod tests {
 
     #[test]
     fn administering() {
-        assert!(may_administer_returns(&caller(Role::NetworkAdmin, Some(1), ""), 1).is_ok());
-        assert!(may_administer_returns(&caller(Role::NetworkAdmin, Some(1), ""), 2).is_err());
-        assert!(may_administer_returns(&caller(Role::NetworkSubmitter, Some(1), ""), 1).is_err());
-        assert!(may_administer_returns(&caller(Role::Operator, None, ""), 1).is_err());
+        let fy = |s: &str| s.parse::<FinancialYear>().unwrap();
+        let y = fy("2022/23");
+        let admin = |scopes| caller(Role::NetworkAdmin, Some(1), scopes);
+        assert!(may_administer_returns(&admin(""), 1, y).is_ok());
+        assert!(may_administer_returns(&admin(""), 2, y).is_err());
+        assert!(
+            may_administer_returns(&caller(Role::NetworkSubmitter, Some(1), ""), 1, y).is_err()
+        );
+        assert!(may_administer_returns(&caller(Role::Operator, None, ""), 1, y).is_err());
+        assert!(may_administer_returns(&Caller::Anonymous, 1, y).is_err());
+        // Scopes narrow administration like every read.
+        assert!(may_administer_returns(&admin("network:n1"), 1, y).is_ok());
+        assert!(may_administer_returns(&admin("network:n2"), 1, y).is_err());
+        assert!(may_administer_returns(&admin("years:2022/23"), 1, y).is_ok());
+        assert!(may_administer_returns(&admin("years:2021/22-2023/24"), 1, y).is_ok());
+        assert!(may_administer_returns(&admin("years:2022/23"), 1, fy("2020/21")).is_err());
+        assert!(may_administer_returns(&admin("read:returns"), 1, y).is_err());
     }
 }
