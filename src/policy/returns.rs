@@ -332,6 +332,18 @@ pub fn may_submit_returns(caller: &Caller, network_id: i64) -> Result<&Principal
     }
 }
 
+/// Sending a file of returns at all, decided from the token alone before a byte of the
+/// upload is read: the admins and submitters of a network, with `write:returns`, within their
+/// network scope. Which network the file is for is weighed again, by [`may_submit_returns`],
+/// before the file is parsed.
+pub fn may_upload_returns(caller: &Caller) -> Result<&Principal, ApiError> {
+    let p = super::authenticated(caller)?;
+    match &p.network {
+        Some(n) => may_submit_returns(caller, n.id),
+        None => Err(forbid(p, "upload returns: the token names no network")),
+    }
+}
+
 /// Whether a submitter's scopes allow a value of this group for this year.
 pub fn may_submit_value(p: &Principal, group: MetricGroup, year: FinancialYear) -> bool {
     p.scopes.allows_metric_group(group) && p.scopes.allows_year(year)
@@ -444,6 +456,25 @@ mod tests {
         );
         assert!(may_submit_returns(&caller(Role::Operator, None, ""), 1).is_err());
         assert!(may_submit_returns(&Caller::Anonymous, 1).is_err());
+        // Uploading at all, before the body is read.
+        assert!(may_upload_returns(&caller(Role::NetworkSubmitter, Some(1), "")).is_ok());
+        assert!(may_upload_returns(&caller(Role::NetworkAdmin, Some(1), "write:returns")).is_ok());
+        assert!(matches!(
+            may_upload_returns(&Caller::Anonymous),
+            Err(ApiError::Unauthenticated(_))
+        ));
+        for c in [
+            caller(Role::NetworkAdmin, Some(1), "read:returns"),
+            caller(Role::NetworkAdmin, Some(1), "network:n2"),
+            caller(Role::Operator, None, ""),
+            caller(Role::RegionAnalyst, None, ""),
+            caller(Role::Researcher, None, ""),
+        ] {
+            assert!(matches!(
+                may_upload_returns(&c),
+                Err(ApiError::Forbidden { .. })
+            ));
+        }
         let p = caller(
             Role::NetworkSubmitter,
             Some(1),

@@ -295,6 +295,60 @@ async fn from_post(
     }
 }
 
+/// Admits an upload (a multipart request) from its headers alone, before a byte of its body
+/// is read or buffered: the caller must be one who may submit returns, and a declared length
+/// must be within `limits.upload_bytes` (an undeclared one is counted as it streams). So a
+/// stranger cannot make the server read, hold or parse a file.
+fn admit_upload(req: &HttpRequest, caller: &Caller, limits: &Limits) -> Result<(), RequestFailure> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.type_() == mime::MULTIPART);
+    if *req.method() != Method::POST || !multipart {
+        return Ok(());
+    }
+    if let Err(e) = crate::policy::returns::may_upload_returns(caller) {
+        let status = match &e {
+            crate::error::ApiError::Forbidden { reason } => {
+                tracing::info!(refusal.reason = %reason, "upload refused before its body was read");
+                StatusCode::FORBIDDEN
+            }
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        return Err(RequestFailure::new(status, e.code(), e.message()));
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(len) = declared.filter(|len| *len > limits.upload_bytes) {
+        return Err(RequestFailure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "QUERY_TOO_COMPLEX",
+            format!(
+                "the upload is {len} bytes; the limit is {} bytes (limits.upload_bytes)",
+                limits.upload_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An upload turned away unread; an anonymous one gets the bearer challenge.
+fn refused_upload(state: &AppState, f: &RequestFailure, media: MediaType) -> HttpResponse {
+    let mut resp = unreadable(state, f, media);
+    if f.status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    resp
+}
+
 /// The GraphQL multipart request (file uploads). A browser can send `multipart/form-data`
 /// cross-site without a preflight, so uploads must carry a header no simple request can:
 /// `GraphQL-Require-Preflight` (any value), which turns a forged cross-site upload away.
@@ -616,6 +670,9 @@ pub async fn handle(
     };
     if let Some(p) = caller.principal() {
         tracing::Span::current().record("auth.subject", p.subject.as_str());
+    }
+    if let Err(f) = admit_upload(&req, &caller, &state.settings.limits) {
+        return refused_upload(&state, &f, media);
     }
     let batch = match read_request(&req, &mut payload, &state.settings.limits).await {
         Ok(b) => b,
