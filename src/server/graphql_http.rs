@@ -596,6 +596,15 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Req
         Ok(p) => Ok(Caller::Token(Box::new(p))),
         Err(e) => {
             if let auth::AuthError::Internal(cause) = &e {
+                if crate::error::is_unavailable(cause) {
+                    // A token that cannot be checked during an outage is not a bad token.
+                    tracing::warn!(error.cause_chain = ?cause, "token check failed: database unavailable");
+                    return Err(RequestFailure::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "UNAVAILABLE",
+                        "the database is unavailable; try again shortly",
+                    ));
+                }
                 tracing::error!(error.cause_chain = ?cause, "token check failed");
             } else {
                 tracing::info!(auth.refused = %e.detail(), "bearer token refused");
@@ -666,6 +675,9 @@ pub async fn handle(
     };
     let caller = match authenticate(&req, &state).await {
         Ok(c) => c,
+        Err(f) if f.status == StatusCode::SERVICE_UNAVAILABLE => {
+            return retry_later(unreadable(&state, &f, media));
+        }
         Err(f) => return unauthenticated(&state, &f, media),
     };
     if let Some(p) = caller.principal() {
@@ -766,12 +778,14 @@ impl Run<'_> {
             out.request_error,
             &out.codes,
         );
-        let status = if out.request_error && self.media == MediaType::GraphqlResponseJson {
+        let status = if outage(&out.codes) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else if out.request_error && self.media == MediaType::GraphqlResponseJson {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
         };
-        respond(self.media, status, &out.body, None)
+        retry_later(respond(self.media, status, &out.body, None))
     }
 
     /// A batch answers 200 with one result per operation, unless one of them may not be sent
@@ -798,12 +812,34 @@ impl Run<'_> {
             bodies.push(out.body);
         }
         record(self.state, label, self.started, any_request_error, &codes);
-        respond(self.media, StatusCode::OK, &Json::Array(bodies), None)
+        let status = if outage(&codes) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        retry_later(respond(self.media, status, &Json::Array(bodies), None))
     }
 
     async fn execute(&self, r: Request) -> Executed {
         execute_one(self.state, r, self.caller, self.request_id.as_deref()).await
     }
+}
+
+/// Whether an answer met a database outage: then it is the server's failure, not the client's.
+fn outage(codes: &[String]) -> bool {
+    codes.iter().any(|c| c == "UNAVAILABLE")
+}
+
+/// A 503 asks the client to come back (`Retry-After`), so a dashboard or a load balancer can
+/// tell an outage from a fault.
+fn retry_later(mut resp: HttpResponse) -> HttpResponse {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS),
+        );
+    }
+    resp
 }
 
 fn record(state: &AppState, label: &str, started: Instant, request_error: bool, codes: &[String]) {
