@@ -344,6 +344,19 @@ pub fn may_upload_returns(caller: &Caller) -> Result<&Principal, ApiError> {
     }
 }
 
+/// An upload whose `importReturns` names `named` (a network's key or id), weighed before the
+/// file is read: only the caller's own network, which they may submit for.
+pub fn may_upload_returns_to<'a>(
+    caller: &'a Caller,
+    named: &str,
+) -> Result<&'a Principal, ApiError> {
+    let p = may_upload_returns(caller)?;
+    match &p.network {
+        Some(n) if n.key == named || n.id.to_string() == named => Ok(p),
+        _ => Err(forbid(p, &format!("upload returns for network `{named}`"))),
+    }
+}
+
 /// Whether a submitter's scopes allow a value of this group for this year.
 pub fn may_submit_value(p: &Principal, group: MetricGroup, year: FinancialYear) -> bool {
     p.scopes.allows_metric_group(group) && p.scopes.allows_year(year)
@@ -463,6 +476,12 @@ mod tests {
             may_upload_returns(&Caller::Anonymous),
             Err(ApiError::Unauthenticated(_))
         ));
+        let sub = caller(Role::NetworkSubmitter, Some(1), "");
+        assert!(may_upload_returns_to(&sub, "n1").is_ok());
+        assert!(may_upload_returns_to(&sub, "1").is_ok());
+        assert!(may_upload_returns_to(&sub, "n2").is_err());
+        assert!(may_upload_returns_to(&sub, "2").is_err());
+        assert!(may_upload_returns_to(&Caller::Anonymous, "n1").is_err());
         for c in [
             caller(Role::NetworkAdmin, Some(1), "read:returns"),
             caller(Role::NetworkAdmin, Some(1), "network:n2"),

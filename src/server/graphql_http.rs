@@ -25,6 +25,8 @@ use crate::auth::{self, Caller};
 use crate::config::Limits;
 use crate::graphql::loaders::Loaders;
 
+mod uploads;
+
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,12 +230,6 @@ async fn from_post(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let mime: Option<mime::Mime> = ctype.parse().ok();
-    let is_multipart = mime
-        .as_ref()
-        .is_some_and(|m| m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA);
-    if is_multipart {
-        return from_multipart(req, payload, ctype, limits).await;
-    }
     let is_json = mime
         .as_ref()
         .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == mime::JSON);
@@ -293,83 +289,6 @@ async fn from_post(
         }
         v => Ok(BatchRequest::Single(one(v)?)),
     }
-}
-
-/// Admits an upload (a multipart request) from its headers alone, before a byte of its body
-/// is read or buffered: the caller must be one who may submit returns, and a declared length
-/// must be within `limits.upload_bytes` (an undeclared one is counted as it streams). So a
-/// stranger cannot make the server read, hold or parse a file.
-fn admit_upload(req: &HttpRequest, caller: &Caller, limits: &Limits) -> Result<(), RequestFailure> {
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| m.type_() == mime::MULTIPART);
-    if *req.method() != Method::POST || !multipart {
-        return Ok(());
-    }
-    if let Err(e) = crate::policy::returns::may_upload_returns(caller) {
-        let status = match &e {
-            crate::error::ApiError::Forbidden { reason } => {
-                tracing::info!(refusal.reason = %reason, "upload refused before its body was read");
-                StatusCode::FORBIDDEN
-            }
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        return Err(RequestFailure::new(status, e.code(), e.message()));
-    }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(len) = declared.filter(|len| *len > limits.upload_bytes) {
-        return Err(RequestFailure::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "QUERY_TOO_COMPLEX",
-            format!(
-                "the upload is {len} bytes; the limit is {} bytes (limits.upload_bytes)",
-                limits.upload_bytes
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// An upload turned away unread; an anonymous one gets the bearer challenge.
-fn refused_upload(state: &AppState, f: &RequestFailure, media: MediaType) -> HttpResponse {
-    let mut resp = unreadable(state, f, media);
-    if f.status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-    }
-    resp
-}
-
-/// The GraphQL multipart request (file uploads). A browser can send `multipart/form-data`
-/// cross-site without a preflight, so uploads must carry a header no simple request can:
-/// `GraphQL-Require-Preflight` (any value), which turns a forged cross-site upload away.
-async fn from_multipart(
-    req: &HttpRequest,
-    payload: &mut web::Payload,
-    ctype: &str,
-    limits: &Limits,
-) -> Result<BatchRequest, RequestFailure> {
-    if !req.headers().contains_key("graphql-require-preflight") {
-        return Err(RequestFailure::bad_input(
-            "uploads need the `GraphQL-Require-Preflight` header (any value), so a browser cannot send one cross-site",
-        ));
-    }
-    let body = read_body(payload, limits.upload_bytes).await?;
-    let opts = async_graphql::http::MultipartOptions::default()
-        .max_file_size(limits.upload_bytes)
-        .max_num_files(4);
-    async_graphql::http::receive_batch_body(Some(ctype), &body[..], opts)
-        .await
-        .map_err(|e| RequestFailure::bad_input(format!("not a GraphQL multipart request: {e}")))
 }
 
 /// Counts aliases in a selection set, following fragments (each spread counts again, since
@@ -683,10 +602,13 @@ pub async fn handle(
     if let Some(p) = caller.principal() {
         tracing::Span::current().record("auth.subject", p.subject.as_str());
     }
-    if let Err(f) = admit_upload(&req, &caller, &state.settings.limits) {
-        return refused_upload(&state, &f, media);
-    }
-    let batch = match read_request(&req, &mut payload, &state.settings.limits).await {
+    let limits = &state.settings.limits;
+    let read = match uploads::admit(&req, &caller, limits) {
+        Err(f) => return uploads::refused(&state, &f, media),
+        Ok(Some(ctype)) => uploads::read(&req, &mut payload, &ctype, &caller, limits).await,
+        Ok(None) => read_request(&req, &mut payload, limits).await,
+    };
+    let batch = match read {
         Ok(b) => b,
         Err(f) => return unreadable(&state, &f, media),
     };

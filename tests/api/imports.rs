@@ -274,9 +274,10 @@ fn partial_upload(
 
 /// Issue 12: an upload is authorised from its headers, before a byte of its body is read,
 /// buffered or parsed. Four anonymous 16 MB uploads at once are each answered 401 while the
-/// client has sent only the first 64 KB; a token that may not submit gets 403 the same way; an
-/// upload declared larger than the limit gets 413 unread, and one that does not declare its
-/// size is stopped as it streams past the limit.
+/// client has sent only the first 64 KB; a token that may not submit gets 403 the same way, and
+/// so does one that may submit, but not for the network the operations name; an upload
+/// declared larger than the limit gets 413 unread, and one that does not declare its size is
+/// stopped as it streams past the limit.
 async fn uploads_are_refused_before_their_bodies_are_read(backend: Backend) {
     let app = spawn_app(backend).await;
     let head = upload_head();
@@ -309,6 +310,17 @@ async fn uploads_are_refused_before_their_bodies_are_read(backend: Backend) {
         assert_eq!(status, 403, "{text}");
         assert!(text.contains("\"FORBIDDEN\""), "{text}");
     }
+    // Another network's submitter may upload, but not to Sandwell: refused once the
+    // operations are read, before a byte of the file.
+    let elsewhere = app.token(As::Submitter("birmingham"), "").await;
+    let (address, h) = (app.address.clone(), head.clone());
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        partial_upload(&address, Some(&elsewhere), Some(sixteen_mb), &h)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("\"FORBIDDEN\""), "{text}");
     let submitter = app.token(As::Submitter("sandwell"), "").await;
     let (address, h, t) = (app.address.clone(), head.clone(), submitter.clone());
     let (status, text) = tokio::task::spawn_blocking(move || {
@@ -351,7 +363,7 @@ async fn uploads_are_refused_before_their_bodies_are_read(backend: Backend) {
     );
     let elsewhere = app.token(As::Submitter("birmingham"), "").await;
     let (status, body) = upload(&app, &elsewhere, bad, true, false).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 403, "{body}");
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{body}"
