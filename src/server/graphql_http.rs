@@ -521,7 +521,10 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Req
                     return Err(RequestFailure::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "UNAVAILABLE",
-                        "the database is unavailable; try again shortly",
+                        format!(
+                            "the database is unavailable; try again in {} seconds",
+                            crate::error::RETRY_AFTER_SECONDS
+                        ),
                     ));
                 }
                 tracing::error!(error.cause_chain = ?cause, "token check failed");

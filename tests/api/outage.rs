@@ -127,6 +127,10 @@ async fn postgres_outage_is_503_and_recovers() {
             body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
             "{body}"
         );
+        assert_eq!(
+            body["errors"][0]["message"], "the database is unavailable; try again in 5 seconds",
+            "the same words, whether the token or the query met the outage"
+        );
         assert!(
             !body.to_string().contains("INTERNAL"),
             "an outage is not a fault: {body}"
