@@ -46,7 +46,9 @@ fn bad(flag: &str, e: impl std::fmt::Display) -> anyhow::Error {
 /// A refusal of the console's input, naming flags where the service names input fields.
 fn refused_flags(e: ApiError) -> anyhow::Error {
     match e {
-        ApiError::Internal(_) | ApiError::Forbidden { .. } => e.into_anyhow(),
+        ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::Forbidden { .. } => {
+            e.into_anyhow()
+        }
         other => anyhow::anyhow!("{}", other.message().replace("input.", "--")),
     }
 }

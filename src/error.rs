@@ -11,6 +11,11 @@
 //!   internal error (and the reason for a refusal) is logged, once, with the request id, and
 //!   where an `INTERNAL` error gets `extensions.requestId`, the reference an operator looks up
 //!   in the log (`request_id` on every line of the request).
+//! - The database being out of reach (a connection refused or lost, the pool timing out) is
+//!   not a bug: such an error becomes `Unavailable` wherever it passes through `?` (see
+//!   [`is_unavailable`]), the client is told `UNAVAILABLE`, and the HTTP handler answers 503
+//!   with `Retry-After`, so clients and load balancers can tell an outage from a fault and come
+//!   back. Every other database error stays `Internal`.
 //! - Outside GraphQL (the command line, start-up) an `ApiError` becomes an `anyhow::Error`
 //!   ([`ApiError::into_anyhow`]) that keeps an internal error's cause chain.
 
@@ -34,12 +39,61 @@ pub enum ApiError {
     },
     NotFound(String),
     Conflict(String),
+    /// The database could not be reached; the cause goes to the log.
+    Unavailable(anyhow::Error),
     Internal(anyhow::Error),
 }
 
+/// How long a client is asked to wait after `UNAVAILABLE` (`Retry-After`, in seconds).
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError::Internal(e)
+        if is_unavailable(&e) {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e)
+        }
+    }
+}
+
+/// Whether an error, anywhere in its chain, says the database is out of reach rather than
+/// that a statement failed: no connection could be had (refused, timed out, the pool closed),
+/// or the one in use was lost or its server is shutting down or starting.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<sea_orm::DbErr>()
+            .is_some_and(db_unavailable)
+            || c.downcast_ref::<sea_orm::SqlxError>()
+                .is_some_and(sqlx_unavailable)
+    })
+}
+
+fn db_unavailable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            sqlx_unavailable(e)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_unavailable(e: &sea_orm::SqlxError) -> bool {
+    use sea_orm::SqlxError;
+    match e {
+        SqlxError::Io(_)
+        | SqlxError::Tls(_)
+        | SqlxError::PoolTimedOut
+        | SqlxError::PoolClosed
+        | SqlxError::WorkerCrashed => true,
+        // PostgreSQL's connection exceptions (class 08), a server shutting down or starting
+        // (57P01-57P03), and no connection slots left (53300).
+        SqlxError::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 
@@ -58,6 +112,9 @@ impl ApiError {
             ApiError::Forbidden { .. } => "you are not allowed to do this".into(),
             ApiError::BadUserInput { field, reason } => format!("{field}: {reason}"),
             ApiError::NotFound(what) => format!("{what} was not found"),
+            ApiError::Unavailable(_) => {
+                format!("the database is unavailable; try again in {RETRY_AFTER_SECONDS} seconds")
+            }
             ApiError::Internal(_) => "internal error".into(),
         }
     }
@@ -69,6 +126,7 @@ impl ApiError {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Conflict(_) => "CONFLICT",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -77,7 +135,7 @@ impl ApiError {
     /// its cause with the whole chain, a refusal says why, anything else is its message.
     pub fn into_anyhow(self) -> anyhow::Error {
         match self {
-            ApiError::Internal(cause) => cause,
+            ApiError::Internal(cause) | ApiError::Unavailable(cause) => cause,
             ApiError::Forbidden { reason } => anyhow::anyhow!("not allowed: {reason}"),
             other => anyhow::anyhow!(other.message()),
         }
@@ -92,9 +150,12 @@ impl From<ApiError> for anyhow::Error {
 
 impl From<sea_orm::DbErr> for ApiError {
     /// Every database error is ours, unique violations included: a write that expects a
-    /// concurrent duplicate says so with `conflict_on_unique`.
+    /// concurrent duplicate says so with `conflict_on_unique`. One that says the database is
+    /// out of reach is an outage.
     fn from(e: sea_orm::DbErr) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("database operation failed"))
+        anyhow::Error::new(e)
+            .context("database operation failed")
+            .into()
     }
 }
 
@@ -169,6 +230,9 @@ pub fn report(errors: &mut [ServerError], request_id: Option<&str>) {
         match source.and_then(|s| s.downcast_ref::<ApiError>()) {
             Some(ApiError::Internal(cause)) => {
                 tracing::error!(request_id, graphql.path = %path, error.cause_chain = ?cause, "internal error");
+            }
+            Some(ApiError::Unavailable(cause)) => {
+                tracing::warn!(request_id, graphql.path = %path, error.cause_chain = ?cause, "database unavailable");
             }
             Some(ApiError::Forbidden { reason }) => {
                 tracing::info!(request_id, graphql.path = %path, refusal.reason = %reason, "refused");
@@ -273,6 +337,40 @@ mod tests {
         assert_eq!(format!("{e:#}"), "Failed to read the region: disk on fire");
         let e = anyhow::Error::from(ApiError::bad_input("--ttl", "too long"));
         assert_eq!(format!("{e:#}"), "--ttl: too long");
+    }
+
+    #[tokio::test]
+    async fn a_database_out_of_reach_is_unavailable_and_a_bad_statement_internal() {
+        // Nothing listens on port 1: the pool retries the refused connection until its
+        // acquire timeout, as it would with PostgreSQL stopped.
+        let mut opts = sea_orm::ConnectOptions::new("postgres://nobody@127.0.0.1:1/none");
+        opts.connect_lazy(true)
+            .acquire_timeout(std::time::Duration::from_millis(500));
+        let db = Database::connect(opts).await.unwrap();
+        let e = Err::<(), _>(db.execute_unprepared("SELECT 1").await.unwrap_err())
+            .context("Failed to read the region")
+            .map_err(ApiError::from)
+            .unwrap_err();
+        assert_eq!(e.code(), "UNAVAILABLE", "{e:?}");
+        assert!(e.message().contains("unavailable"), "{}", e.message());
+        let e = ApiError::from(sea_orm::DbErr::ConnectionAcquire(
+            sea_orm::ConnAcquireErr::Timeout,
+        ));
+        assert_eq!(e.code(), "UNAVAILABLE");
+        let mut errors = vec![server_error(e)];
+        let log = logged(|| report(&mut errors, Some("req-3")));
+        assert!(
+            log.contains("database unavailable") && log.contains("req-3"),
+            "{log}"
+        );
+        // A statement the database refuses is a fault, not an outage.
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        let e = ApiError::from(
+            db.execute_unprepared("SELECT * FROM nowhere")
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code(), "INTERNAL");
     }
 
     async fn duplicate_insert() -> sea_orm::DbErr {

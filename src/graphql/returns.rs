@@ -346,6 +346,15 @@ impl ReturnsMutation {
         idempotency_key: Option<String>,
         #[graphql(default_with = "Some(false)")] dry_run: Option<bool>,
     ) -> Result<SubmitReturnsPayload> {
+        // Whose file it is is settled before a byte of it is parsed: a caller who may not
+        // submit for this network learns nothing from the file's problems.
+        let network = directory::require_network(
+            db(ctx)?,
+            "networkId",
+            &id_or_key("networkId", &network_id)?,
+        )
+        .await?;
+        policy::returns::may_submit_returns(caller(ctx), network.id)?;
         let upload = file
             .value(ctx)
             .map_err(|e| ApiError::bad_input("file", e))?;

@@ -332,6 +332,31 @@ pub fn may_submit_returns(caller: &Caller, network_id: i64) -> Result<&Principal
     }
 }
 
+/// Sending a file of returns at all, decided from the token alone before a byte of the
+/// upload is read: the admins and submitters of a network, with `write:returns`, within their
+/// network scope. Which network the file is for is weighed again, by [`may_submit_returns`],
+/// before the file is parsed.
+pub fn may_upload_returns(caller: &Caller) -> Result<&Principal, ApiError> {
+    let p = super::authenticated(caller)?;
+    match &p.network {
+        Some(n) => may_submit_returns(caller, n.id),
+        None => Err(forbid(p, "upload returns: the token names no network")),
+    }
+}
+
+/// An upload whose `importReturns` names `named` (a network's key or id), weighed before the
+/// file is read: only the caller's own network, which they may submit for.
+pub fn may_upload_returns_to<'a>(
+    caller: &'a Caller,
+    named: &str,
+) -> Result<&'a Principal, ApiError> {
+    let p = may_upload_returns(caller)?;
+    match &p.network {
+        Some(n) if n.key == named || n.id.to_string() == named => Ok(p),
+        _ => Err(forbid(p, &format!("upload returns for network `{named}`"))),
+    }
+}
+
 /// Whether a submitter's scopes allow a value of this group for this year.
 pub fn may_submit_value(p: &Principal, group: MetricGroup, year: FinancialYear) -> bool {
     p.scopes.allows_metric_group(group) && p.scopes.allows_year(year)
@@ -378,20 +403,37 @@ pub fn scoped_networks(caller: &Caller, networks: Vec<(i64, String)>) -> Vec<i64
         .collect()
 }
 
-/// Approving, rejecting, and reading the chase list: the steward network's admins.
-pub fn may_administer_returns(caller: &Caller, network_id: i64) -> Result<&Principal, ApiError> {
+/// Approving, rejecting, and reading the chase list for `period`: the steward network's
+/// admins, within their token's scopes like every read: a `network:` scope must name the
+/// network and a `years:` scope the period, and a token that lists verbs cannot administer.
+pub fn may_administer_returns(
+    caller: &Caller,
+    network_id: i64,
+    period: FinancialYear,
+) -> Result<&Principal, ApiError> {
     let p = super::authenticated(caller)?;
-    match &p.network {
-        Some(n)
-            if n.id == network_id && p.role == Role::NetworkAdmin && p.scopes.verbs.is_none() =>
-        {
-            Ok(p)
-        }
-        _ => Err(forbid(
+    let refuse = |why: &str| {
+        forbid(
             p,
-            &format!("administer returns of network {network_id}"),
-        )),
+            &format!("administer returns of network {network_id}: {why}"),
+        )
+    };
+    let Some(n) = p.network.as_ref().filter(|n| n.id == network_id) else {
+        return Err(refuse("not its network"));
+    };
+    if p.role != Role::NetworkAdmin {
+        return Err(refuse("not an admin"));
     }
+    if p.scopes.verbs.is_some() {
+        return Err(refuse("token scopes list verbs only"));
+    }
+    if !p.scopes.allows_network(&n.key) {
+        return Err(refuse("token scopes leave out the network"));
+    }
+    if !p.scopes.allows_year(period) {
+        return Err(refuse(&format!("{period} is outside the token's years")));
+    }
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -427,6 +469,31 @@ mod tests {
         );
         assert!(may_submit_returns(&caller(Role::Operator, None, ""), 1).is_err());
         assert!(may_submit_returns(&Caller::Anonymous, 1).is_err());
+        // Uploading at all, before the body is read.
+        assert!(may_upload_returns(&caller(Role::NetworkSubmitter, Some(1), "")).is_ok());
+        assert!(may_upload_returns(&caller(Role::NetworkAdmin, Some(1), "write:returns")).is_ok());
+        assert!(matches!(
+            may_upload_returns(&Caller::Anonymous),
+            Err(ApiError::Unauthenticated(_))
+        ));
+        let sub = caller(Role::NetworkSubmitter, Some(1), "");
+        assert!(may_upload_returns_to(&sub, "n1").is_ok());
+        assert!(may_upload_returns_to(&sub, "1").is_ok());
+        assert!(may_upload_returns_to(&sub, "n2").is_err());
+        assert!(may_upload_returns_to(&sub, "2").is_err());
+        assert!(may_upload_returns_to(&Caller::Anonymous, "n1").is_err());
+        for c in [
+            caller(Role::NetworkAdmin, Some(1), "read:returns"),
+            caller(Role::NetworkAdmin, Some(1), "network:n2"),
+            caller(Role::Operator, None, ""),
+            caller(Role::RegionAnalyst, None, ""),
+            caller(Role::Researcher, None, ""),
+        ] {
+            assert!(matches!(
+                may_upload_returns(&c),
+                Err(ApiError::Forbidden { .. })
+            ));
+        }
         let p = caller(
             Role::NetworkSubmitter,
             Some(1),
@@ -441,9 +508,22 @@ mod tests {
 
     #[test]
     fn administering() {
-        assert!(may_administer_returns(&caller(Role::NetworkAdmin, Some(1), ""), 1).is_ok());
-        assert!(may_administer_returns(&caller(Role::NetworkAdmin, Some(1), ""), 2).is_err());
-        assert!(may_administer_returns(&caller(Role::NetworkSubmitter, Some(1), ""), 1).is_err());
-        assert!(may_administer_returns(&caller(Role::Operator, None, ""), 1).is_err());
+        let fy = |s: &str| s.parse::<FinancialYear>().unwrap();
+        let y = fy("2022/23");
+        let admin = |scopes| caller(Role::NetworkAdmin, Some(1), scopes);
+        assert!(may_administer_returns(&admin(""), 1, y).is_ok());
+        assert!(may_administer_returns(&admin(""), 2, y).is_err());
+        assert!(
+            may_administer_returns(&caller(Role::NetworkSubmitter, Some(1), ""), 1, y).is_err()
+        );
+        assert!(may_administer_returns(&caller(Role::Operator, None, ""), 1, y).is_err());
+        assert!(may_administer_returns(&Caller::Anonymous, 1, y).is_err());
+        // Scopes narrow administration like every read.
+        assert!(may_administer_returns(&admin("network:n1"), 1, y).is_ok());
+        assert!(may_administer_returns(&admin("network:n2"), 1, y).is_err());
+        assert!(may_administer_returns(&admin("years:2022/23"), 1, y).is_ok());
+        assert!(may_administer_returns(&admin("years:2021/22-2023/24"), 1, y).is_ok());
+        assert!(may_administer_returns(&admin("years:2022/23"), 1, fy("2020/21")).is_err());
+        assert!(may_administer_returns(&admin("read:returns"), 1, y).is_err());
     }
 }

@@ -193,8 +193,12 @@ async fn decidable(
         .ok_or_else(|| ApiError::NotFound(format!("id: return {id}")))?;
     let inst =
         inst.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("return {id} has no institution")))?;
-    // Only the steward's admins decide; to anyone else the return might as well not exist.
-    let p = policy::returns::may_administer_returns(caller, inst.steward_network_id)?;
+    let period: FinancialYear = r
+        .period
+        .parse()
+        .map_err(|e| anyhow::anyhow!("return {id} has a stored period {:?}: {e}", r.period))?;
+    // Only the steward's admins decide, within their scopes; a refusal shows nothing of it.
+    let p = policy::returns::may_administer_returns(caller, inst.steward_network_id, period)?;
     let network = networks::Entity::find_by_id(inst.steward_network_id)
         .one(db)
         .await
@@ -288,7 +292,7 @@ pub async fn submissions(
     network: &networks::Model,
     period: FinancialYear,
 ) -> ApiResult<Vec<Standing>> {
-    policy::returns::may_administer_returns(caller, network.id)?;
+    policy::returns::may_administer_returns(caller, network.id, period)?;
     let members = memberships::Entity::find()
         .filter(memberships::Column::NetworkId.eq(network.id))
         .filter(memberships::Column::Status.eq(MembershipStatus::Active))

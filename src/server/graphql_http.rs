@@ -25,6 +25,8 @@ use crate::auth::{self, Caller};
 use crate::config::Limits;
 use crate::graphql::loaders::Loaders;
 
+mod uploads;
+
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,12 +230,6 @@ async fn from_post(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let mime: Option<mime::Mime> = ctype.parse().ok();
-    let is_multipart = mime
-        .as_ref()
-        .is_some_and(|m| m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA);
-    if is_multipart {
-        return from_multipart(req, payload, ctype, limits).await;
-    }
     let is_json = mime
         .as_ref()
         .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == mime::JSON);
@@ -293,29 +289,6 @@ async fn from_post(
         }
         v => Ok(BatchRequest::Single(one(v)?)),
     }
-}
-
-/// The GraphQL multipart request (file uploads). A browser can send `multipart/form-data`
-/// cross-site without a preflight, so uploads must carry a header no simple request can:
-/// `GraphQL-Require-Preflight` (any value), which turns a forged cross-site upload away.
-async fn from_multipart(
-    req: &HttpRequest,
-    payload: &mut web::Payload,
-    ctype: &str,
-    limits: &Limits,
-) -> Result<BatchRequest, RequestFailure> {
-    if !req.headers().contains_key("graphql-require-preflight") {
-        return Err(RequestFailure::bad_input(
-            "uploads need the `GraphQL-Require-Preflight` header (any value), so a browser cannot send one cross-site",
-        ));
-    }
-    let body = read_body(payload, limits.upload_bytes).await?;
-    let opts = async_graphql::http::MultipartOptions::default()
-        .max_file_size(limits.upload_bytes)
-        .max_num_files(4);
-    async_graphql::http::receive_batch_body(Some(ctype), &body[..], opts)
-        .await
-        .map_err(|e| RequestFailure::bad_input(format!("not a GraphQL multipart request: {e}")))
 }
 
 /// Counts aliases in a selection set, following fragments (each spread counts again, since
@@ -542,6 +515,18 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Req
         Ok(p) => Ok(Caller::Token(Box::new(p))),
         Err(e) => {
             if let auth::AuthError::Internal(cause) = &e {
+                if crate::error::is_unavailable(cause) {
+                    // A token that cannot be checked during an outage is not a bad token.
+                    tracing::warn!(error.cause_chain = ?cause, "token check failed: database unavailable");
+                    return Err(RequestFailure::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "UNAVAILABLE",
+                        format!(
+                            "the database is unavailable; try again in {} seconds",
+                            crate::error::RETRY_AFTER_SECONDS
+                        ),
+                    ));
+                }
                 tracing::error!(error.cause_chain = ?cause, "token check failed");
             } else {
                 tracing::info!(auth.refused = %e.detail(), "bearer token refused");
@@ -612,12 +597,21 @@ pub async fn handle(
     };
     let caller = match authenticate(&req, &state).await {
         Ok(c) => c,
+        Err(f) if f.status == StatusCode::SERVICE_UNAVAILABLE => {
+            return retry_later(unreadable(&state, &f, media));
+        }
         Err(f) => return unauthenticated(&state, &f, media),
     };
     if let Some(p) = caller.principal() {
         tracing::Span::current().record("auth.subject", p.subject.as_str());
     }
-    let batch = match read_request(&req, &mut payload, &state.settings.limits).await {
+    let limits = &state.settings.limits;
+    let read = match uploads::admit(&req, &caller, limits) {
+        Err(f) => return uploads::refused(&state, &f, media),
+        Ok(Some(ctype)) => uploads::read(&req, &mut payload, &ctype, &caller, limits).await,
+        Ok(None) => read_request(&req, &mut payload, limits).await,
+    };
+    let batch = match read {
         Ok(b) => b,
         Err(f) => return unreadable(&state, &f, media),
     };
@@ -709,12 +703,14 @@ impl Run<'_> {
             out.request_error,
             &out.codes,
         );
-        let status = if out.request_error && self.media == MediaType::GraphqlResponseJson {
+        let status = if outage(&out.codes) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else if out.request_error && self.media == MediaType::GraphqlResponseJson {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
         };
-        respond(self.media, status, &out.body, None)
+        retry_later(respond(self.media, status, &out.body, None))
     }
 
     /// A batch answers 200 with one result per operation, unless one of them may not be sent
@@ -741,12 +737,34 @@ impl Run<'_> {
             bodies.push(out.body);
         }
         record(self.state, label, self.started, any_request_error, &codes);
-        respond(self.media, StatusCode::OK, &Json::Array(bodies), None)
+        let status = if outage(&codes) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        retry_later(respond(self.media, status, &Json::Array(bodies), None))
     }
 
     async fn execute(&self, r: Request) -> Executed {
         execute_one(self.state, r, self.caller, self.request_id.as_deref()).await
     }
+}
+
+/// Whether an answer met a database outage: then it is the server's failure, not the client's.
+fn outage(codes: &[String]) -> bool {
+    codes.iter().any(|c| c == "UNAVAILABLE")
+}
+
+/// A 503 asks the client to come back (`Retry-After`), so a dashboard or a load balancer can
+/// tell an outage from a fault.
+fn retry_later(mut resp: HttpResponse) -> HttpResponse {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS),
+        );
+    }
+    resp
 }
 
 fn record(state: &AppState, label: &str, started: Instant, request_error: bool, codes: &[String]) {

@@ -17,6 +17,7 @@ mod impact;
 mod impact_model;
 mod imports;
 mod migrations;
+mod outage;
 mod returns;
 mod schema;
 mod sharing;

@@ -588,3 +588,113 @@ both_databases!(
     approval_gates_what_fellow_networks_see,
     only_the_steward_submits,
 );
+
+/// Issue 12: a Sandwell admin's token scoped to another network, or to other years, cannot
+/// read the chase list or decide on returns outside its scopes, and a refusal shows nothing.
+async fn return_administration_honours_scopes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let op = app.token(As::Operator, "").await;
+    app.query_as(
+        &op,
+        "mutation { updateNetwork(id: \"sandwell\", input: {requiresApproval: true}) { key } }",
+        json!({}),
+    )
+    .await;
+    let sub = app.token(As::Submitter("sandwell"), "").await;
+    let d = app
+        .query_as(
+            &sub,
+            SUBMIT,
+            batch(
+                "sandwell",
+                "s1",
+                vec![
+                    spend("sandwell-college", "2020/21", "4321987.00", "1234.00"),
+                    spend("sandwell-college", "2022/23", "5432198.00", "2345.00"),
+                ],
+            ),
+        )
+        .await;
+    let ids: Vec<Value> = d["submitReturns"]["returns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    let (old, recent) = (ids[0].clone(), ids[1].clone());
+    let chase = |period: &str| {
+        format!(
+            "{{ network(id: \"sandwell\") {{ submissions(period: \"{period}\") {{ state institution {{ key }} \
+             return {{ values {{ value }} }} }} }} }}"
+        )
+    };
+    let approve = "mutation($id: ID!) { approveReturn(id: $id) { status values { value } } }";
+    let reject = "mutation($id: ID!, $r: String!) { rejectReturn(id: $id, reason: $r) { status values { value } } }";
+    let shows_nothing = |body: &Value| {
+        let text = body.to_string();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{text}"
+        );
+        assert!(
+            !text.contains("4321987")
+                && !text.contains("5432198")
+                && !text.contains("sandwell-college"),
+            "a refusal shows nothing: {text}"
+        );
+    };
+
+    // Scoped to another network: no administration of Sandwell's returns at all.
+    let elsewhere = app
+        .token(As::Admin("sandwell"), "network:black-country")
+        .await;
+    let (_, body) = app.post_as(&elsewhere, &chase("2022/23"), json!({})).await;
+    shows_nothing(&body);
+    let (_, body) = app
+        .post_as(&elsewhere, approve, json!({"id": recent}))
+        .await;
+    shows_nothing(&body);
+    let (_, body) = app
+        .post_as(&elsewhere, reject, json!({"id": old, "r": "no"}))
+        .await;
+    shows_nothing(&body);
+
+    // Scoped to 2022/23: that year's chase list and returns, and no others.
+    let this_year = app.token(As::Admin("sandwell"), "years:2022/23").await;
+    let (_, body) = app.post_as(&this_year, &chase("2020/21"), json!({})).await;
+    shows_nothing(&body);
+    let (_, body) = app
+        .post_as(&this_year, reject, json!({"id": old, "r": "wrong ledger"}))
+        .await;
+    shows_nothing(&body);
+    let (_, body) = app.post_as(&this_year, approve, json!({"id": old})).await;
+    shows_nothing(&body);
+    let list = app.query_as(&this_year, &chase("2022/23"), json!({})).await;
+    let college = list["network"]["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["institution"]["key"] == "sandwell-college")
+        .cloned()
+        .unwrap();
+    assert_eq!(college["state"], "SUBMITTED");
+    let d = app
+        .query_as(&this_year, approve, json!({"id": recent}))
+        .await;
+    assert_eq!(d["approveReturn"]["status"], "APPROVED");
+
+    // The refused decisions changed nothing: the unscoped admin still finds 2020/21 waiting.
+    let admin = app.token(As::Admin("sandwell"), "").await;
+    let d = app
+        .query_as(
+            &admin,
+            RETURNS,
+            json!({"f": {"institution": "sandwell-college", "period": "2020/21"}}),
+        )
+        .await;
+    assert_eq!(d["returns"]["edges"][0]["node"]["status"], "SUBMITTED");
+    app.query_as(&admin, reject, json!({"id": old, "r": "wrong ledger"}))
+        .await;
+}
+
+both_databases!(return_administration_honours_scopes);
