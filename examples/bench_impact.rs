@@ -300,6 +300,11 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "disclosure") {
+        disclosure(&db, backend).await;
+        return;
+    }
+
     // The reader: the admin of one network, as the policy stands (steward and fellow rules).
     let keys = Keys::load(&settings.auth, &settings.data_dir).unwrap();
     let token = common::token(&db, &keys, Role::NetworkAdmin, "r0-n0").await;
@@ -606,4 +611,216 @@ async fn main() {
         secs,
         n as f64 / secs
     );
+    disclosure(&db, backend).await;
+}
+
+/// Disclosure control on the national data, read by the public: every network grants the
+/// public AGGREGATE (added once), then each region's total and network totals are set against
+/// the exact totals from the tables, and the release step (published dimensions, the
+/// differencing guard) is timed cold (every cell new to the guard) and warm.
+async fn disclosure(db: &DatabaseConnection, backend: &str) {
+    use anchorfed::analytics::impact::{self, Spec, Value2};
+    use anchorfed::analytics::release::{self, Asked};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let all_networks = networks::Entity::find().all(db).await.unwrap();
+    // Removed again at the end, so a rerun on the same database measures the same rules.
+    let drop_public = "DELETE FROM grant_metric_groups WHERE grant_id IN \
+        (SELECT id FROM grants WHERE grantee_kind = 'PUBLIC'); \
+        DELETE FROM grants WHERE grantee_kind = 'PUBLIC'";
+    for statement in drop_public.split("; ") {
+        db.execute_unprepared(statement).await.unwrap();
+    }
+    {
+        let now = Utc::now();
+        for n in &all_networks {
+            let grant = grants::ActiveModel {
+                network_id: Set(n.id),
+                grantee_kind: Set(GranteeKind::Public),
+                level: Set(AccessLevel::Aggregate),
+                from_year: Set("2014/15".into()),
+                to_year: Set("2023/24".into()),
+                expires_at: Set(now + chrono::Duration::days(365)),
+                agreement_reference: Set("bench".into()),
+                lawful_basis: Set("bench".into()),
+                purpose: Set("bench".into()),
+                review_date: Set(now.date_naive()),
+                created_at: Set(now),
+                created_by: Set("bench".into()),
+                ..Default::default()
+            }
+            .insert(db)
+            .await
+            .unwrap();
+            db.execute_unprepared(&format!(
+                "INSERT INTO grant_metric_groups (grant_id, metric_group) VALUES ({0}, 'SPEND'), \
+                 ({0}, 'EMPLOYMENT'), ({0}, 'LAND_AND_ASSETS'), ({0}, 'EMISSIONS')",
+                grant.id
+            ))
+            .await
+            .unwrap();
+        }
+    }
+    db.execute_unprepared("DELETE FROM released_cells").await.unwrap();
+
+    // The truth, from the tables: members on the period's last day, the published values.
+    let year: FinancialYear = "2022/23".parse().unwrap();
+    let metric = "procurement_spend_total";
+    let insts: BTreeMap<i64, i16> = institutions::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.year_end_month))
+        .collect();
+    let mut member_of: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for m in memberships::Entity::find().all(db).await.unwrap() {
+        let end = year
+            .end_date(u8::try_from(insts[&m.institution_id]).unwrap())
+            .unwrap();
+        if m.status == MembershipStatus::Active
+            && m.from_date <= end
+            && m.to_date.is_none_or(|t| t >= end)
+        {
+            member_of.entry(m.network_id).or_default().insert(m.institution_id);
+        }
+    }
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT r.institution_id, v.value FROM returns r JOIN return_values v ON v.return_id = r.id \
+                 WHERE r.period = '2022/23' AND v.metric_code = '{metric}' AND v.breakdown = '' \
+                 AND v.value IS NOT NULL AND r.published_at IS NOT NULL AND r.version = \
+                 (SELECT MAX(r2.version) FROM returns r2 WHERE r2.institution_id = r.institution_id \
+                  AND r2.period = r.period AND r2.published_at IS NOT NULL)"
+            ),
+        ))
+        .await
+        .unwrap();
+    let values: BTreeMap<i64, i64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index::<i64>(0).unwrap(),
+                r.try_get_by_index::<i64>(1).unwrap(),
+            )
+        })
+        .collect();
+    let exact = |nets: &[i64]| -> (usize, i64) {
+        let who: BTreeSet<i64> = nets
+            .iter()
+            .flat_map(|n| member_of.get(n).into_iter().flatten().copied())
+            .filter(|i| values.contains_key(i))
+            .collect();
+        (who.len(), who.iter().map(|i| values[i]).sum())
+    };
+
+    let noise = release::noise_key(db).await.unwrap();
+    let catalogue = anchorfed::catalogue::load(db)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    let mut by_region: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for n in &all_networks {
+        by_region.entry(n.region_id).or_default().push(n.id);
+    }
+    let anonymous = Caller::Anonymous;
+    let asked = Asked {
+        published_scope: true,
+        past_as_of: false,
+    };
+    let mut deviations = vec![];
+    let (mut shown, mut withheld, mut small) = (0, 0, 0);
+    let (mut run_time, mut cold, mut warm) = (vec![], vec![], vec![]);
+    for (by_sector, by_network) in [(false, false), (false, true), (true, true)] {
+        for nets in by_region.values() {
+            let spec = Spec {
+                networks: nets.clone(),
+                years: vec![year],
+                metrics: vec![catalogue[metric].clone()],
+                ratio_parts: Default::default(),
+                by_network,
+                by_sector,
+                by_district: false,
+                as_of: Utc::now(),
+                panel: false,
+            };
+            let t = Instant::now();
+            let report = impact::run(db, &anonymous, &spec, &noise)
+                .await
+                .map_err(|e| e.message())
+                .unwrap();
+            run_time.push(t.elapsed());
+            let mut cells = report.cells.clone();
+            let t = Instant::now();
+            release::release(db, &anonymous, &spec, asked, &mut cells)
+                .await
+                .map_err(|e| e.message())
+                .unwrap();
+            cold.push(t.elapsed());
+            let mut again = report.cells;
+            let t = Instant::now();
+            release::release(db, &anonymous, &spec, asked, &mut again)
+                .await
+                .map_err(|e| e.message())
+                .unwrap();
+            warm.push(t.elapsed());
+            if by_sector {
+                continue;
+            }
+            for c in &cells {
+                let scope = if c.key.network == 0 {
+                    nets.clone()
+                } else {
+                    vec![c.key.network]
+                };
+                let (n, total) = exact(&scope);
+                match &c.value {
+                    Some(Value2::Sum(v)) if n >= 10 => {
+                        shown += 1;
+                        deviations.push((*v - total).abs() as f64 / total as f64 * 100.0);
+                    }
+                    Some(_) => small += 1,
+                    None => withheld += 1,
+                }
+            }
+        }
+    }
+    deviations.sort_by(f64::total_cmp);
+    run_time.sort();
+    cold.sort();
+    warm.sort();
+    let released: i64 = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) FROM released_cells",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    let q = |p: f64| deviations[((deviations.len() - 1) as f64 * p) as usize];
+    println!(
+        "{backend}: disclosure, public reader, {metric} 2022/23: {shown} region and network totals \
+         of 10 or more contributors shown, {withheld} withheld, {small} smaller shown; distance from \
+         the exact total: median {:.2}%, p90 {:.2}%, max {:.2}%, {} over 2%",
+        q(0.5),
+        q(0.9),
+        q(1.0),
+        deviations.iter().filter(|d| **d > 2.0).count()
+    );
+    println!(
+        "{backend}: disclosure, release step (published dimensions and the guard) per answer of \
+         {} region/network/sector answers: cold p50 {:.2} ms max {:.2} ms, warm p50 {:.2} ms \
+         max {:.2} ms; the statement itself p50 {:.2} ms; {released} releases remembered",
+        cold.len(),
+        pct(&cold, 0.5),
+        pct(&cold, 1.0),
+        pct(&warm, 0.5),
+        pct(&warm, 1.0),
+        pct(&run_time, 0.5),
+    );    for statement in drop_public.split("; ") {
+        db.execute_unprepared(statement).await.unwrap();
+    }
 }
