@@ -661,7 +661,9 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
             .unwrap();
         }
     }
-    db.execute_unprepared("DELETE FROM released_cells").await.unwrap();
+    db.execute_unprepared("DELETE FROM released_cells")
+        .await
+        .unwrap();
 
     // The truth, from the tables: members on the period's last day, the published values.
     let year: FinancialYear = "2022/23".parse().unwrap();
@@ -682,7 +684,10 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
             && m.from_date <= end
             && m.to_date.is_none_or(|t| t >= end)
         {
-            member_of.entry(m.network_id).or_default().insert(m.institution_id);
+            member_of
+                .entry(m.network_id)
+                .or_default()
+                .insert(m.institution_id);
         }
     }
     let rows = db
@@ -820,7 +825,8 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
         pct(&warm, 0.5),
         pct(&warm, 1.0),
         pct(&run_time, 0.5),
-    );    for statement in drop_public.split("; ") {
+    );
+    for statement in drop_public.split("; ") {
         db.execute_unprepared(statement).await.unwrap();
     }
 }

@@ -58,6 +58,9 @@ pub struct Cell {
     /// Contributors the reader sees only at AGGREGATE: disclosure control applies when any.
     pub aggregate_only: i64,
     pub eligible: i64,
+    /// Eligible institutions the reader may see only in aggregate, whether they reported or
+    /// not: when any, the counts are protected too.
+    pub eligible_aggregate_only: i64,
     /// The aggregate-only contributors' institution ids, ascending: the differencing guard
     /// compares them with released cells'. Never shown.
     pub members: Vec<i64>,
@@ -102,32 +105,36 @@ impl Row {
         }
     }
 
-    /// The aggregate-only contributions, from `agg_members`.
-    fn contributions(&self) -> ApiResult<Vec<Contribution>> {
+    /// The aggregate-only contributions, from `agg_members`: for a sum, each one's value;
+    /// for a ratio, each one's numerator and (second) denominator.
+    fn contributions(&self) -> ApiResult<(Vec<Contribution>, Vec<Contribution>)> {
+        let (mut first, mut second) = (vec![], vec![]);
         let Some(list) = self.agg_members.as_deref().filter(|l| !l.is_empty()) else {
-            return Ok(vec![]);
+            return Ok((first, second));
         };
-        let parse = |item: &str| -> Option<Contribution> {
-            let (institution, version) = item.split_once(':')?;
-            Some(Contribution {
-                institution: institution.trim().parse().ok()?,
-                version: version.trim().parse().ok()?,
-            })
-        };
-        let mut out = list
-            .split(',')
-            .map(|item| {
-                parse(item).ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!(
-                        "impact row {:?}: aggregate-only contributor `{item}`",
-                        self.key()
-                    ))
-                })
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+        for item in list.split(',') {
+            let fields: Vec<Option<i64>> = item.split(':').map(|f| f.trim().parse().ok()).collect();
+            let at = |k: usize| fields.get(k).copied().flatten();
+            let (Some(institution), Some(steward), Some(value)) = (at(0), at(1), at(2)) else {
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "impact row {:?}: aggregate-only contributor `{item}`",
+                    self.key()
+                )));
+            };
+            first.push(Contribution {
+                institution,
+                steward,
+                value,
+            });
+            if let Some(value) = at(3) {
+                second.push(Contribution {
+                    institution,
+                    steward,
+                    value,
+                });
+            }
+        }
+        Ok((first, second))
     }
 }
 
@@ -171,26 +178,30 @@ pub async fn run<C: ConnectionTrait>(
 
 /// The cells, withheld and touched networks from the statement's rows.
 fn report(s: &Spec, key: &NoiseKey, rows: Vec<Row>) -> ApiResult<Report> {
-    let mut eligible: BTreeMap<(String, Key), i64> = BTreeMap::new();
+    // Per cell: eligible institutions, and those of them seen only in aggregate.
+    let mut eligible: BTreeMap<(String, Key), (i64, i64)> = BTreeMap::new();
     let mut withheld = vec![];
     let mut touched = vec![];
     let mut values = vec![];
     for r in rows {
         match r.kind()? {
             Kind::Eligible => {
-                eligible.insert((r.metric.clone(), r.key()), r.contributors);
+                eligible.insert(
+                    (r.metric.clone(), r.key()),
+                    (r.contributors, r.aggregate_only),
+                );
             }
             Kind::Withheld => withheld.push(r.network),
             Kind::Touched => touched.push(r.network),
             Kind::Sum | Kind::Ratio => values.push(r),
         }
     }
-    let eligible_for = |metric: &str, key: &Key| -> i64 {
+    let eligible_for = |metric: &str, key: &Key| -> (i64, i64) {
         let m = if s.panel { metric } else { "" };
         eligible
             .get(&(m.to_owned(), key.clone()))
             .copied()
-            .unwrap_or(0)
+            .unwrap_or((0, 0))
     };
     let mut cells = vec![];
     for r in values {
@@ -199,8 +210,10 @@ fn report(s: &Spec, key: &NoiseKey, rows: Vec<Row>) -> ApiResult<Report> {
             _ => (false, sum_cell(s, key, r)?),
         };
         // A ratio's panel is the institutions in both its parts' panels: its contributors.
+        let (n, aggregate_only) = eligible_for(&cell.metric, &cell.key);
+        cell.eligible_aggregate_only = aggregate_only;
         if !(ratio && s.panel) {
-            cell.eligible = eligible_for(&cell.metric, &cell.key);
+            cell.eligible = n;
         }
         cells.push(cell);
     }
@@ -215,21 +228,50 @@ fn report(s: &Spec, key: &NoiseKey, rows: Vec<Row>) -> ApiResult<Report> {
     })
 }
 
+/// Where a cell sits, for its noise: the networks it covers (one when grouped by network,
+/// else the request's), its sector and district.
+fn coordinates(s: &Spec, key: &Key) -> String {
+    let networks = if key.network != 0 {
+        key.network.to_string()
+    } else {
+        let mut ids = s.networks.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    };
+    format!(
+        "networks:{networks}|sector:{}|district:{}",
+        key.sector, key.district
+    )
+}
+
 /// A sum cell, through disclosure control.
 fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
     let class = match s.metrics.iter().find(|m| m.code == r.metric) {
         Some(m) if m.disclosure == DisclosureClass::PeopleCount => disclosure::Class::PeopleCount,
         _ => disclosure::Class::Magnitude,
     };
-    let contributions = r.contributions()?;
+    let (contributions, _) = r.contributions()?;
+    let thresholds = r.thresholds();
+    let coordinates = coordinates(s, &r.key());
+    let place = disclosure::Place {
+        metric: &r.metric,
+        breakdown: &r.breakdown,
+        period: &r.period,
+        coordinates: &coordinates,
+    };
     let outcome = match r.total {
+        Some(_) if !disclosure::holds_against_each_steward(&contributions, class, thresholds) => {
+            disclosure::Outcome::Suppressed(disclosure::Reason::Protected)
+        }
         Some(total) => disclosure::sum_cell(
+            key,
+            place,
             class,
             total,
             r.aggregate_only,
             side(r.agg_sum, r.agg_largest, r.agg_second),
-            r.thresholds(),
-            key.draw(&r.metric, &r.breakdown, &r.period, &contributions),
+            thresholds,
         ),
         None => disclosure::Outcome::Exact,
     };
@@ -246,33 +288,47 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         contributors: r.contributors,
         aggregate_only: r.aggregate_only,
         eligible: 0,
+        eligible_aggregate_only: 0,
         members: institutions(&contributions),
-        thresholds: r.thresholds(),
+        thresholds,
         metric: r.metric,
     })
 }
 
 /// A ratio cell, through disclosure control: the ratio of its two protected parts, each
-/// drawn as its own metric's sum cell over the same contributors would be. `eligible` is its
+/// noised as its own metric's sum cell at the same place would be. `eligible` is its
 /// contributors' panel.
 fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
-    let contributions = r.contributions()?;
+    let (numerators, denominators) = r.contributions()?;
+    let thresholds = r.thresholds();
+    let coordinates = coordinates(s, &r.key());
+    let place = disclosure::Place {
+        metric: &r.metric,
+        breakdown: "",
+        period: &r.period,
+        coordinates: &coordinates,
+    };
+    let magnitude = disclosure::Class::Magnitude;
+    let holds = disclosure::holds_against_each_steward(&numerators, magnitude, thresholds)
+        && disclosure::holds_against_each_steward(&denominators, magnitude, thresholds);
     let (value, suppressed) = match (r.total, r.denominator, s.ratio_parts.get(&r.metric)) {
+        (Some(_), Some(_), Some(_)) if !holds => (None, Some(disclosure::Reason::Protected)),
         (Some(n), Some(d), Some((num, den))) => {
-            let part = |total, side, metric: &str| disclosure::RatioSide {
-                total,
-                side,
-                draw: key.draw(metric, "", &r.period, &contributions),
-            };
             match disclosure::ratio_cell(
+                key,
+                place,
                 r.aggregate_only,
-                part(n, side(r.agg_sum, r.agg_largest, r.agg_second), num),
-                part(
-                    d,
-                    side(r.agg_den_sum, r.agg_den_largest, r.agg_den_second),
-                    den,
-                ),
-                r.thresholds(),
+                disclosure::RatioSide {
+                    metric: num,
+                    total: n,
+                    side: side(r.agg_sum, r.agg_largest, r.agg_second),
+                },
+                disclosure::RatioSide {
+                    metric: den,
+                    total: d,
+                    side: side(r.agg_den_sum, r.agg_den_largest, r.agg_den_second),
+                },
+                thresholds,
             ) {
                 Ok((n, d)) => (Some(Value2::Ratio(i128::from(n), i128::from(d))), None),
                 Err(why) => (None, Some(why)),
@@ -288,20 +344,25 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         contributors: r.contributors,
         aggregate_only: r.aggregate_only,
         eligible: r.contributors,
-        members: institutions(&contributions),
-        thresholds: r.thresholds(),
+        eligible_aggregate_only: 0,
+        members: institutions(&numerators),
+        thresholds,
         metric: r.metric,
     })
 }
 
 /// Cells with eligible institutions but no contributors still answer: nothing seen.
-fn answer_empty_cells(s: &Spec, eligible: &BTreeMap<(String, Key), i64>, cells: &mut Vec<Cell>) {
+fn answer_empty_cells(
+    s: &Spec,
+    eligible: &BTreeMap<(String, Key), (i64, i64)>,
+    cells: &mut Vec<Cell>,
+) {
     let answered: std::collections::BTreeSet<(String, Key)> = cells
         .iter()
         .map(|c| (c.metric.clone(), c.key.clone()))
         .collect();
     for m in s.metrics.iter().map(|m| &m.code) {
-        for ((em, key), n) in eligible {
+        for ((em, key), (n, aggregate_only)) in eligible {
             if s.panel && em != m {
                 continue;
             }
@@ -315,6 +376,7 @@ fn answer_empty_cells(s: &Spec, eligible: &BTreeMap<(String, Key), i64>, cells: 
                     contributors: 0,
                     aggregate_only: 0,
                     eligible: *n,
+                    eligible_aggregate_only: *aggregate_only,
                     members: vec![],
                     thresholds: disclosure::DEFAULT,
                 });

@@ -102,7 +102,10 @@ pub async fn release<C: ConnectionTrait>(
         }
     }
     guard(db, &Audience::of(caller), spec, cells).await?;
-    for c in cells.iter_mut().filter(|c| c.aggregate_only > 0) {
+    for c in cells
+        .iter_mut()
+        .filter(|c| c.aggregate_only > 0 || c.eligible_aggregate_only > 0)
+    {
         c.contributors = disclosure::round_count(c.contributors);
         c.eligible = disclosure::round_count(c.eligible);
     }

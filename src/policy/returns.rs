@@ -1,11 +1,12 @@
 //! Who reads and writes returns (DESIGN.md's rules 1, 2 and 4), as SQL. The data layer puts
 //! these predicates inside its statements; nothing filters rows after reading them.
 //!
-//! The predicates read two relations that the statement names: `r`, a row of `returns` (or
-//! any relation with its `period`, `period_end`, `version`, `status` and times), and `i`,
-//! its institution (any relation with the institution's `id` and `steward_network_id`). The
-//! grant predicates also read the [`Reach`] common table expression: they take the `Reach`
-//! as an argument, so a statement cannot use them without having one to define.
+//! The predicates read relations that this module names and the statement puts in its `FROM`
+//! clause: `r`, a row of `returns`, and `i`, its institution ([`ReturnRows`],
+//! [`ChosenReturns`], [`InstitutionRows`]), and the [`Reach`] common table expression. Each
+//! predicate takes the value that defines what it reads by reference, so a statement cannot
+//! use one without the `FROM` clause or the `WITH` entry it needs, and every alias is defined
+//! here, next to the predicates that read it.
 
 use std::collections::BTreeSet;
 
@@ -118,6 +119,70 @@ impl Reach {
     }
 }
 
+/// Rows of `returns` with their institutions, as the predicates read them: `r` (every column
+/// of `returns`) and `i` (the institution's `id` and `steward_network_id`). The statement
+/// puts [`ReturnRows::from`] in its `FROM` clause and may read `r` and `i` itself.
+pub struct ReturnRows(Sql);
+
+impl ReturnRows {
+    /// Every return: `returns r JOIN institutions i`.
+    pub fn all() -> Self {
+        Self(Sql::raw(
+            "returns r JOIN institutions i ON i.id = r.institution_id",
+        ))
+    }
+
+    /// The returns of the institutions in `institutions`, a relation the statement defines
+    /// with the columns `id` and `steward_network_id`.
+    pub fn of_institutions(institutions: &'static str) -> Self {
+        Self(Sql::format(
+            "{} i JOIN returns r ON r.institution_id = i.id",
+            [Sql::raw(institutions)],
+        ))
+    }
+
+    pub fn from(&self) -> Sql {
+        self.0.clone()
+    }
+}
+
+/// Versions already chosen by [`visible_returns`], in a relation the statement defines with
+/// the columns `institution_id`, `period` and `period_end` (`r`), and their institutions (`i`,
+/// as in [`ReturnRows::of_institutions`]): what [`value_level`] reads.
+pub struct ChosenReturns(Sql);
+
+impl ChosenReturns {
+    pub fn new(returns: &'static str, institutions: &'static str) -> Self {
+        Self(Sql::format(
+            "{} r JOIN {} i ON i.id = r.institution_id",
+            [Sql::raw(returns), Sql::raw(institutions)],
+        ))
+    }
+
+    pub fn from(&self) -> Sql {
+        self.0.clone()
+    }
+}
+
+/// Institutions alone, as [`has_access`] reads them: `i`, from a relation the statement
+/// defines with the columns `id` and `steward_network_id`.
+pub struct InstitutionRows(Sql);
+
+impl InstitutionRows {
+    pub fn of(institutions: &'static str) -> Self {
+        Self(Sql::format("{} i", [Sql::raw(institutions)]))
+    }
+
+    pub fn from(&self) -> Sql {
+        self.0.clone()
+    }
+}
+
+/// What [`value_level`] can read a value's return from.
+pub trait ReturnPeriods {}
+impl ReturnPeriods for ReturnRows {}
+impl ReturnPeriods for ChosenReturns {}
+
 pub fn reach(caller: &Caller) -> Reach {
     Reach(Sql::format(
         "reach AS MATERIALIZED (SELECT g.id AS id, g.network_id AS network_id, g.level AS level, \
@@ -156,7 +221,13 @@ fn granted(_reach: &Reach, period: Sql, groups: Groups<'_>, levels: &[AccessLeve
 /// `period`, ending on `period_end` (expressions): the steward rule, the fellow-member rule
 /// for admins, or a grant in force. Impact uses it to tell withheld institutions from those
 /// that simply did not report.
-pub fn has_access(caller: &Caller, reach: &Reach, period: Sql, period_end: Sql) -> Sql {
+pub fn has_access(
+    caller: &Caller,
+    reach: &Reach,
+    _institutions: &InstitutionRows,
+    period: Sql,
+    period_end: Sql,
+) -> Sql {
     let grant = granted(reach, period, Groups::Any, &AccessLevel::ALL);
     let Some(network) = caller.principal().and_then(reading_network) else {
         return grant;
@@ -169,6 +240,30 @@ pub fn has_access(caller: &Caller, reach: &Reach, period: Sql, period_end: Sql) 
         rules = rules.or(member_on(network, period_end));
     }
     rules.or(grant)
+}
+
+/// Whether the caller may see institution `i`'s data for the period only in aggregate: no
+/// steward or fellow-member rule gives it, and a grant at AGGREGATE covers some group. Then
+/// whether the institution reported at all is protected like its values.
+pub fn seen_only_in_aggregate(
+    caller: &Caller,
+    reach: &Reach,
+    _institutions: &InstitutionRows,
+    period: Sql,
+    period_end: Sql,
+) -> Sql {
+    let aggregate = granted(reach, period, Groups::Any, &[AccessLevel::Aggregate]);
+    let Some(network) = caller.principal().and_then(reading_network) else {
+        return aggregate;
+    };
+    let mut own = Sql::format("i.steward_network_id = {}", [Sql::value(network)]);
+    if caller
+        .principal()
+        .is_some_and(|p| p.role == Role::NetworkAdmin)
+    {
+        own = own.or(member_on(network, period_end));
+    }
+    Sql::format("NOT ({}) AND {}", [own, aggregate])
 }
 
 /// The token's year and network scopes, as a condition on `r` and `i`.
@@ -196,8 +291,13 @@ fn scope_narrowing(p: &Principal) -> Option<Sql> {
 /// The condition under which the caller sees a row of `returns` at DETAIL, as of `at`.
 /// Anyone else sees nothing (deny by default); a token whose verbs leave out `read:returns`
 /// is refused.
-pub fn returns_visible(caller: &Caller, reach: &Reach, at: DateTime<Utc>) -> Result<Sql, ApiError> {
-    visible_returns(caller, reach, at, Verb::ReadReturns)
+pub fn returns_visible(
+    caller: &Caller,
+    reach: &Reach,
+    rows: &ReturnRows,
+    at: DateTime<Utc>,
+) -> Result<Sql, ApiError> {
+    visible_returns(caller, reach, rows, at, Verb::ReadReturns)
 }
 
 /// The versions of returns the caller may use at `at` for `verb`: to see them (`read:returns`,
@@ -210,6 +310,7 @@ pub fn returns_visible(caller: &Caller, reach: &Reach, at: DateTime<Utc>) -> Res
 pub fn visible_returns(
     caller: &Caller,
     reach: &Reach,
+    _rows: &ReturnRows,
     at: DateTime<Utc>,
     verb: Verb,
 ) -> Result<Sql, ApiError> {
@@ -258,7 +359,7 @@ pub fn visible_returns(
 /// DETAIL, 1 for AGGREGATE, 0 for nothing. The token's metric scopes narrow it; the steward
 /// and fellow-member rules give every group at DETAIL; grants give the groups they name at
 /// their level.
-pub fn value_level(caller: &Caller, reach: &Reach, group: Sql) -> Sql {
+pub fn value_level(caller: &Caller, reach: &Reach, _rows: &impl ReturnPeriods, group: Sql) -> Sql {
     let principal = caller.principal();
     let mut cases: Vec<Sql> = vec![];
     if let Some(set) = principal.and_then(|p| p.scopes.metrics.as_ref()) {
@@ -449,9 +550,18 @@ mod tests {
     #[test]
     fn a_token_without_the_verb_is_refused() {
         let c = caller(Role::NetworkAdmin, Some(1), "read:impact");
-        assert!(returns_visible(&c, &reach(&c), Utc::now()).is_err());
+        assert!(returns_visible(&c, &reach(&c), &ReturnRows::all(), Utc::now()).is_err());
         let c = caller(Role::Researcher, None, "read:returns");
-        assert!(visible_returns(&c, &reach(&c), Utc::now(), Verb::ReadImpact).is_err());
+        assert!(
+            visible_returns(
+                &c,
+                &reach(&c),
+                &ReturnRows::all(),
+                Utc::now(),
+                Verb::ReadImpact
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -40,7 +40,8 @@ fn visible(
     more: Option<Sql>,
 ) -> ApiResult<Sql> {
     let reach = policy::returns::reach(caller);
-    let mut conditions = vec![policy::returns::returns_visible(caller, &reach, at)?];
+    let rows = policy::returns::ReturnRows::all();
+    let mut conditions = vec![policy::returns::returns_visible(caller, &reach, &rows, at)?];
     if let Some(i) = f.institution {
         conditions.push(Sql::format("r.institution_id = {}", [Sql::value(i)]));
     }
@@ -60,9 +61,10 @@ fn visible(
     }
     conditions.extend(more);
     Ok(reach.with(Sql::format(
-        "SELECT {} FROM returns r JOIN institutions i ON i.id = r.institution_id WHERE {}",
+        "SELECT {} FROM {} WHERE {}",
         [
             Sql::raw(columns),
+            rows.from(),
             Sql::join(
                 conditions.into_iter().map(|c| Sql::format("({})", [c])),
                 " AND ",
@@ -161,12 +163,13 @@ pub async fn values_of<C: ConnectionTrait>(
         return Ok(HashMap::new());
     }
     let reach = policy::returns::reach(caller);
-    let level = policy::returns::value_level(caller, &reach, Sql::raw("m.metric_group"));
+    let rows = policy::returns::ReturnRows::all();
+    let level = policy::returns::value_level(caller, &reach, &rows, Sql::raw("m.metric_group"));
     let statement = reach.with(Sql::format(
-        "SELECT v.* FROM return_values v JOIN metrics m ON m.code = v.metric_code \
-         JOIN returns r ON r.id = v.return_id JOIN institutions i ON i.id = r.institution_id \
+        "SELECT v.* FROM {} JOIN return_values v ON v.return_id = r.id \
+         JOIN metrics m ON m.code = v.metric_code \
          WHERE ({}) = 2 AND v.return_id IN ({}) ORDER BY v.return_id, m.position, v.breakdown",
-        [level, Sql::list(return_ids.iter().copied())],
+        [rows.from(), level, Sql::list(return_ids.iter().copied())],
     ));
     let rows =
         return_values::Model::find_by_statement(statement.statement(db.get_database_backend()))

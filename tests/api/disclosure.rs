@@ -7,6 +7,8 @@
 //! - repetition and averaging: the same cells asked again and in other shapes;
 //! - the insider: a network admin who hides a huge restatement of its own institution behind
 //!   approval, reads before and after (and at two `asOf` instants), and solves for the rest.
+//! - the red team's insider: a network admin who plants institutions of its own next to
+//!   another network's and resubmits their returns to redraw the noise.
 //!
 //! The truth (who was a member on the period's last day, who reported what) is read from the
 //! tables directly, not through the code under test.
@@ -651,83 +653,85 @@ async fn an_insider_varying_its_own_values_learns_nothing(backend: Backend) {
     assert!(as_of_refusals > 0, "{cells:?}");
 }
 
-/// The noise alone, without the published-dimension rule or the guard (the library's cells
-/// before release): every pair of cells over sets of networks one aggregate-only contributor
-/// apart, differenced. Under the utility cap (fewer than 10 such contributors), no estimate
-/// comes within 10%: the two cells' noise goes opposite ways.
-async fn the_noise_alone_defeats_one_apart_differencing(backend: Backend) {
-    use anchorfed::analytics::impact::{self, Spec, Value2};
+/// The red team's insider (finding A): a network admin creates institutions stewarded by its
+/// own network next to another network's institution (two NHS trusts homed in Dudley, next to
+/// Dudley's one), submits known values for them, reads the crossing anonymously, and
+/// resubmits the same values again and again to redraw the noise and average it away.
+async fn an_insider_planting_institutions_learns_nothing(backend: Backend) {
     let app = demo_with_public_aggregates(backend).await;
+    let me = "sandwell";
+    let admin = app.token(As::Admin(me), "").await;
+    let metric = "procurement_spend_total";
+    let (sector, district) = ("NHS_TRUST", "E08000027");
+    let planted = [("planted-a", "50000000.00"), ("planted-b", "45000000.00")];
+    for (key, _) in planted {
+        app.query_as(
+            &admin,
+            "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
+            json!({"in": {"key": key, "name": format!("Fictional {key}"), "sector": sector,
+                "homeDistrict": district, "steward": me, "memberFrom": "2020-04-01"}}),
+        )
+        .await;
+    }
+    let submit = |key: &str, value: &str, round: usize| {
+        json!({"i": {"networkId": me, "idempotencyKey": format!("plant-{key}-{round}"),
+            "returns": [{"institution": key, "period": YEAR,
+                "values": [{"metric": metric, "value": value}]}]}})
+    };
+    const SUBMIT: &str =
+        "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }";
+    for (key, value) in planted {
+        app.query_as(&admin, SUBMIT, submit(key, value, 0)).await;
+    }
     let truth = truth(&app).await;
-    let noise = anchorfed::analytics::release::noise_key(&app.db)
+    let crossing = input(None, &["SECTOR", "DISTRICT"], &[metric]);
+    let mut rounds = vec![];
+    for round in 0..4 {
+        if round > 0 {
+            // The same values again: a new version each time.
+            app.query_as(&admin, SUBMIT, submit(planted[0].0, planted[0].1, round))
+                .await;
+        }
+        rounds.push(ask(&app, None, &truth, crossing.clone()).await);
+    }
+    let mine = truth.networks[me];
+    let target = ask(&app, None, &truth, crossing.clone())
         .await
+        .into_iter()
+        .find(|c| c.sector.as_deref() == Some(sector) && c.district.as_deref() == Some(district))
         .unwrap();
-    let catalogue = anchorfed::catalogue::load(&app.db)
-        .await
-        .unwrap_or_else(|e| panic!("{}", e.message()));
-    let ids: Vec<i64> = truth.networks.values().copied().collect();
-    // (metric, aggregate-only contributors) -> value in the metric's unit.
-    let mut cells: BTreeMap<(String, Vec<i64>), f64> = BTreeMap::new();
-    for mask in 1u32..(1 << ids.len()) {
-        let networks: Vec<i64> = (0..ids.len())
-            .filter(|b| mask & (1 << b) != 0)
-            .map(|b| ids[b])
-            .collect();
-        for (by_sector, by_district) in [(false, false), (true, false), (false, true)] {
-            let spec = Spec {
-                networks: networks.clone(),
-                years: vec![YEAR.parse().unwrap()],
-                metrics: SUMS.iter().map(|m| catalogue[*m].clone()).collect(),
-                ratio_parts: Default::default(),
-                by_network: false,
-                by_sector,
-                by_district,
-                as_of: chrono::Utc::now(),
-                panel: false,
-            };
-            let report = impact::run(&app.db, &anchorfed::auth::Caller::Anonymous, &spec, &noise)
-                .await
-                .unwrap_or_else(|e| panic!("{}", e.message()));
-            for c in report.cells {
-                if let Some(Value2::Sum(v)) = c.value {
-                    let scale = catalogue[&c.metric].scale;
-                    cells.insert((c.metric, c.members), v as f64 / 10f64.powi(scale.into()));
-                }
-            }
-        }
-    }
-    let (mut pairs, mut capped, mut capped_hits) = (0, 0, 0);
-    for ((m, big), v_big) in &cells {
-        for ((m2, small), v_small) in &cells {
-            if m != m2 || big.len() != small.len() + 1 || !small.iter().all(|i| big.contains(i)) {
-                continue;
-            }
-            let id = *big.iter().find(|i| !small.contains(i)).unwrap();
-            let real = truth.values[&(id, m.clone())];
-            let hit = ((v_big - v_small) - real).abs() <= 0.1 * real.abs();
-            if big.len() < 10 {
-                pairs += 1;
-                assert!(
-                    !hit,
-                    "{m}: {} recovered as {} (really {real})",
-                    truth.insts[&id].key,
-                    v_big - v_small
-                );
-            } else {
-                capped += 1;
-                capped_hits += usize::from(hit);
-            }
-        }
-    }
-    assert!(pairs > 20, "too few pairs one apart under the cap: {pairs}");
-    eprintln!(
-        "noise alone: {pairs} pairs one apart under the cap, none within 10%; {capped} pairs \
-         of 10 or more, {capped_hits} within 10% (the guard withholds those)"
+    let who = truth.members(&target, &[metric]);
+    let others: Vec<&i64> = who
+        .iter()
+        .filter(|id| truth.insts[*id].steward != mine)
+        .collect();
+    assert_eq!(
+        others.len(),
+        1,
+        "the crossing holds one institution of another network"
     );
+    assert!(
+        who.len() >= 3 && target.value.is_none(),
+        "a cell one network knows all but one of is withheld: {target:?}"
+    );
+    // Resubmitting redraws nothing: every cell the same in every round.
+    for r in &rounds[1..] {
+        let values = |cells: &[Seen]| cells.iter().map(|c| c.value).collect::<Vec<_>>();
+        assert_eq!(values(r), values(&rounds[0]));
+    }
+    // No shown cell leaves the planting network one or two institutions it does not know.
+    for c in rounds[0].iter().filter(|c| c.value.is_some()) {
+        let unknown = truth
+            .members(c, &[metric])
+            .into_iter()
+            .filter(|id| truth.insts[id].steward != mine)
+            .count();
+        assert!(unknown == 0 || unknown >= 3, "{c:?}");
+    }
 }
 
 both_databases!(
-    the_noise_alone_defeats_one_apart_differencing,
+    an_insider_planting_institutions_learns_nothing,
     subset_differencing_recovers_nothing,
     repeated_and_averaged_queries_recover_nothing,
     an_insider_varying_its_own_values_learns_nothing,

@@ -98,8 +98,9 @@ pub struct Row {
     pub dominance_percent: Option<i64>,
     pub people_count_min: Option<i64>,
     pub people_count_round: Option<i64>,
-    /// The aggregate-only contributors as `institution:return`, comma-separated, in no
-    /// particular order (the noise key and the differencing guard need who they are).
+    /// The aggregate-only contributors as `institution:steward:value` (a ratio's:
+    /// `institution:steward:numerator:denominator`), comma-separated, in no particular order:
+    /// the differencing guard needs who they are, the steward rule whose they are.
     pub agg_members: Option<String>,
 }
 
@@ -207,7 +208,7 @@ pub fn build(
     let reach = policy::returns::reach(caller);
     let withheld = withheld(caller, &reach);
     let ctes = ctes(caller, &reach, s, value_metrics)?;
-    let mut parts = vec![eligible(s)];
+    let mut parts = vec![eligible(caller, &reach, s)];
     let members = AggregateOnlyMembers(backend);
     if !sums.is_empty() {
         parts.push(sum_cells(s, sums, members));
@@ -259,8 +260,16 @@ fn ctes(
     } else {
         "CAST(0 AS BIGINT)"
     });
-    let visible = policy::returns::visible_returns(caller, reach, s.as_of, Verb::ReadImpact)?;
-    let level = policy::returns::value_level(caller, reach, Sql::raw("mt.metric_group"));
+    let eligible_returns = policy::returns::ReturnRows::of_institutions("ei");
+    let visible = policy::returns::visible_returns(
+        caller,
+        reach,
+        &eligible_returns,
+        s.as_of,
+        Verb::ReadImpact,
+    )?;
+    let chosen = policy::returns::ChosenReturns::new("vis", "ei");
+    let level = policy::returns::value_level(caller, reach, &chosen, Sql::raw("mt.metric_group"));
     let by_residence = value_metrics.iter().any(|m| m == "employees_by_residence");
     let mut out = vec![
         Sql::format(
@@ -281,21 +290,26 @@ fn ctes(
             "ei AS MATERIALIZED (SELECT DISTINCT inst AS id, steward AS steward_network_id FROM elig)",
         ),
         Sql::format(
-            "vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS inst, r.period AS period, \
-               r.period_end AS period_end \
-             FROM ei i JOIN returns r ON r.institution_id = i.id WHERE ({}) AND r.period IN ({}))",
-            [visible, Sql::list(s.years.iter().map(|y| y.to_string()))],
+            "vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS institution_id, \
+               r.period AS period, r.period_end AS period_end \
+             FROM {} WHERE ({}) AND r.period IN ({}))",
+            [
+                eligible_returns.from(),
+                visible,
+                Sql::list(s.years.iter().map(|y| y.to_string())),
+            ],
         ),
         Sql::format(
-            "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl, rid FROM ( \
-               SELECT r.inst AS inst, r.period AS period, v.metric_code AS metric, r.rid AS rid, \
+            "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM ( \
+               SELECT r.institution_id AS inst, r.period AS period, v.metric_code AS metric, \
                  v.breakdown AS breakdown, v.value AS value, {} AS lvl \
-               FROM vis r JOIN ei i ON i.id = r.inst \
+               FROM {} \
                JOIN return_values v ON v.return_id = r.rid JOIN metrics mt ON mt.code = v.metric_code \
                WHERE v.metric_code IN ({}) AND v.value IS NOT NULL) x WHERE x.lvl > 0)",
             [
                 Sql::raw(if by_residence { "lv" } else { "vals" }),
                 level,
+                chosen.from(),
                 Sql::list(value_metrics.iter().cloned()),
             ],
         ),
@@ -303,8 +317,8 @@ fn ctes(
     if by_residence {
         // The share in the two most deprived deciles, as its own breakdown.
         out.push(Sql::raw(
-            "vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl, rid FROM lv \
-               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl), MIN(rid) FROM lv \
+            "vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM lv \
+               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl) FROM lv \
                WHERE metric = 'employees_by_residence' AND breakdown IN ('imd_decile:1', 'imd_decile:2') \
                GROUP BY inst, period, metric)",
         ));
@@ -320,31 +334,44 @@ fn ctes(
 }
 
 /// Eligible institutions per cell (per metric only under `panel`).
-fn eligible(s: &Spec) -> Sql {
+/// With, as `aggregate_only`, the eligible institutions the reader may see only in aggregate.
+fn eligible(caller: &Caller, reach: &policy::returns::Reach, s: &Spec) -> Sql {
+    let institutions = policy::returns::InstitutionRows::of("ei");
+    let only_aggregate = policy::returns::seen_only_in_aggregate(
+        caller,
+        reach,
+        &institutions,
+        Sql::raw("e.period"),
+        Sql::raw("e.pend"),
+    );
     let mut cols = dimensions(s, Source::Elig);
     cols.push(("contributors", Sql::raw("COUNT(DISTINCT e.inst)")));
-    if s.panel {
+    cols.push((
+        "aggregate_only",
+        Sql::format(
+            "COUNT(DISTINCT CASE WHEN {} THEN e.inst END)",
+            [only_aggregate],
+        ),
+    ));
+    let panel = if s.panel {
         cols.push(("metric", Sql::raw("pan.metric")));
-        part(
-            Kind::Eligible,
-            cols,
-            Sql::format(
-                "FROM elig e JOIN pan ON pan.inst = e.inst{}",
-                [Sql::raw(CELL)],
-            ),
-        )
+        Sql::raw("JOIN pan ON pan.inst = e.inst")
     } else {
-        part(
-            Kind::Eligible,
-            cols,
-            Sql::format("FROM elig e{}", [Sql::raw(CELL)]),
-        )
-    }
+        Sql::raw("")
+    };
+    part(
+        Kind::Eligible,
+        cols,
+        Sql::format(
+            "FROM elig e JOIN {} ON i.id = e.inst {}{}",
+            [institutions.from(), panel, Sql::raw(CELL)],
+        ),
+    )
 }
 
 /// Per cell, over the aggregate-only contributors (`x.agg = 1`): the strictest thresholds
-/// among their stewards, and who they are with the version of their value (`x.rid`).
-fn thresholds(members: AggregateOnlyMembers) -> Vec<(&'static str, Sql)> {
+/// among their stewards, and who they are, whose, with which values (`values`).
+fn thresholds(members: AggregateOnlyMembers, values: &'static str) -> Vec<(&'static str, Sql)> {
     vec![
         (
             "min_contributors",
@@ -362,7 +389,7 @@ fn thresholds(members: AggregateOnlyMembers) -> Vec<(&'static str, Sql)> {
             "people_count_round",
             Sql::raw("CAST(MAX(CASE WHEN x.agg = 1 THEN x.pr END) AS BIGINT)"),
         ),
-        ("agg_members", members.column()),
+        ("agg_members", members.column(values)),
     ]
 }
 
@@ -371,17 +398,17 @@ fn thresholds(members: AggregateOnlyMembers) -> Vec<(&'static str, Sql)> {
 struct AggregateOnlyMembers(DbBackend);
 
 impl AggregateOnlyMembers {
-    fn column(self) -> Sql {
-        Sql::raw(match self.0 {
-            DbBackend::Postgres => {
-                "STRING_AGG(CASE WHEN x.agg = 1 \
-                   THEN CAST(x.inst AS TEXT) || ':' || CAST(x.rid AS TEXT) END, ',')"
-            }
-            _ => {
-                "GROUP_CONCAT(CASE WHEN x.agg = 1 \
-                   THEN CAST(x.inst AS TEXT) || ':' || CAST(x.rid AS TEXT) END, ',')"
-            }
-        })
+    /// `values`: the text of the value columns after the institution and its steward, such as
+    /// `':' || CAST(x.value AS TEXT)`.
+    fn column(self, values: &'static str) -> Sql {
+        let each = Sql::format(
+            "CASE WHEN x.agg = 1 THEN CAST(x.inst AS TEXT) || ':' || CAST(x.steward AS TEXT) {} END",
+            [Sql::raw(values)],
+        );
+        match self.0 {
+            DbBackend::Postgres => Sql::format("STRING_AGG({}, ',')", [each]),
+            _ => Sql::format("GROUP_CONCAT({}, ',')", [each]),
+        }
     }
 }
 
@@ -453,7 +480,7 @@ fn sum_cells(s: &Spec, sums: &[String], members: AggregateOnlyMembers) -> Sql {
         "x.value",
         "x.rk",
     ));
-    cols.extend(thresholds(members));
+    cols.extend(thresholds(members, "|| ':' || CAST(x.value AS TEXT)"));
     let (sector, district) = grouped_sector_district(s);
     // The inner select names the cell's dimensions as the outer one reads them (`x.…`).
     let inner_dims = Sql::format(
@@ -469,7 +496,7 @@ fn sum_cells(s: &Spec, sums: &[String], members: AggregateOnlyMembers) -> Sql {
         cols,
         Sql::format(
             "FROM (SELECT v.metric AS metric, v.breakdown AS breakdown, {}, e.inst AS inst, \
-                 v.rid AS rid, v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
+                 e.steward AS steward, v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
                  ROW_NUMBER() OVER (PARTITION BY v.metric, v.breakdown, {}, v.lvl \
                    ORDER BY v.value DESC) AS rk \
                FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} {} \
@@ -508,7 +535,10 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
         "x.dv",
         "x.rd",
     ));
-    cols.extend(thresholds(members));
+    cols.extend(thresholds(
+        members,
+        "|| ':' || CAST(x.nv AS TEXT) || ':' || CAST(x.dv AS TEXT)",
+    ));
     let (sector, district) = grouped_sector_district(s);
     part(
         Kind::Ratio,
@@ -520,13 +550,13 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
                  ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
                    ORDER BY y.dv DESC) AS rd \
                FROM (SELECT e.period AS period, e.network AS network, {} AS sector, {} AS district, \
-                   e.inst AS inst, {}, MAX(v.rid) AS rid, \
+                   e.inst AS inst, e.steward AS steward, {}, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS nv, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS dv, \
                    CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg \
                  FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period \
                    AND v.breakdown = '' AND v.metric IN ({}, {}) {} {} \
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 \
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 \
                  HAVING COUNT(DISTINCT v.metric) = 2) y) x{}",
             [
                 Sql::raw(sector),
@@ -546,14 +576,20 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
 
 /// Steward networks of eligible institutions that no rule lets this reader see.
 fn withheld(caller: &Caller, reach: &policy::returns::Reach) -> Sql {
-    let access =
-        policy::returns::has_access(caller, reach, Sql::raw("e.period"), Sql::raw("e.pend"));
+    let institutions = policy::returns::InstitutionRows::of("ei");
+    let access = policy::returns::has_access(
+        caller,
+        reach,
+        &institutions,
+        Sql::raw("e.period"),
+        Sql::raw("e.pend"),
+    );
     part(
         Kind::Withheld,
         vec![("network", Sql::raw("e.steward"))],
         Sql::format(
-            "FROM elig e JOIN ei i ON i.id = e.inst WHERE NOT ({}) GROUP BY e.steward",
-            [access],
+            "FROM elig e JOIN {} ON i.id = e.inst WHERE NOT ({}) GROUP BY e.steward",
+            [institutions.from(), access],
         ),
     )
 }
