@@ -107,31 +107,40 @@ impl Row {
 
     /// The aggregate-only contributions, from `agg_members`: for a sum, each one's value;
     /// for a ratio, each one's numerator and (second) denominator.
-    fn contributions(&self) -> ApiResult<(Vec<Contribution>, Vec<Contribution>)> {
+    fn contributions(&self, ratio: bool) -> ApiResult<(Vec<Contribution>, Vec<Contribution>)> {
         let (mut first, mut second) = (vec![], vec![]);
         let Some(list) = self.agg_members.as_deref().filter(|l| !l.is_empty()) else {
             return Ok((first, second));
         };
+        let bad = |item: &str| {
+            ApiError::Internal(anyhow::anyhow!(
+                "impact row {:?}: aggregate-only contributor `{item}`",
+                self.key()
+            ))
+        };
         for item in list.split(',') {
-            let fields: Vec<Option<i64>> = item.split(':').map(|f| f.trim().parse().ok()).collect();
-            let at = |k: usize| fields.get(k).copied().flatten();
-            let (Some(institution), Some(steward), Some(value)) = (at(0), at(1), at(2)) else {
-                return Err(ApiError::Internal(anyhow::anyhow!(
-                    "impact row {:?}: aggregate-only contributor `{item}`",
-                    self.key()
-                )));
+            let fields: Vec<&str> = item.split(':').map(str::trim).collect();
+            let number = |k: usize| fields.get(k).and_then(|f| f.parse::<i64>().ok());
+            let values = if ratio { 2 } else { 1 };
+            let (Some(institution), Some(steward)) = (number(0), number(1)) else {
+                return Err(bad(item));
             };
-            first.push(Contribution {
+            let mut known_by = vec![steward];
+            for n in fields.get(2 + values).copied().unwrap_or("").split(';') {
+                if !n.is_empty() {
+                    known_by.push(n.parse().map_err(|_| bad(item))?);
+                }
+            }
+            known_by.sort_unstable();
+            known_by.dedup();
+            let contribution = |value| Contribution {
                 institution,
-                steward,
+                known_by: known_by.clone(),
                 value,
-            });
-            if let Some(value) = at(3) {
-                second.push(Contribution {
-                    institution,
-                    steward,
-                    value,
-                });
+            };
+            first.push(contribution(number(2).ok_or_else(|| bad(item))?));
+            if ratio {
+                second.push(contribution(number(3).ok_or_else(|| bad(item))?));
             }
         }
         Ok((first, second))
@@ -251,7 +260,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         Some(m) if m.disclosure == DisclosureClass::PeopleCount => disclosure::Class::PeopleCount,
         _ => disclosure::Class::Magnitude,
     };
-    let (contributions, _) = r.contributions()?;
+    let (contributions, _) = r.contributions(false)?;
     let thresholds = r.thresholds();
     let coordinates = coordinates(s, &r.key());
     let place = disclosure::Place {
@@ -299,7 +308,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
 /// noised as its own metric's sum cell at the same place would be. `eligible` is its
 /// contributors' panel.
 fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
-    let (numerators, denominators) = r.contributions()?;
+    let (numerators, denominators) = r.contributions(true)?;
     let thresholds = r.thresholds();
     let coordinates = coordinates(s, &r.key());
     let place = disclosure::Place {

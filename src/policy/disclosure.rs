@@ -101,11 +101,12 @@ impl std::fmt::Debug for NoiseKey {
     }
 }
 
-/// One aggregate-only contribution: the institution, its steward network, and its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One aggregate-only contribution: the institution, the networks whose admins see it in
+/// detail (its steward and the networks it belonged to), and its value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Contribution {
     pub institution: i64,
-    pub steward: i64,
+    pub known_by: Vec<i64>,
     pub value: i64,
 }
 
@@ -219,8 +220,9 @@ pub fn noise(key: &NoiseKey, place: Place<'_>, side: Side, aggregate_only: i64) 
     if draw.negative { -n } else { n }
 }
 
-/// Whether a cell's aggregate-only contributors stay protected from each steward network
-/// among them: the network's admins see its own institutions in detail, so what it does not
+/// Whether a cell's aggregate-only contributors stay protected from each network that sees
+/// some of them in detail (its admins see the institutions it stewards and its members, and a
+/// network can create institutions and submit values for them): what the network does not
 /// see must be nothing, or at least `min_contributors` institutions passing the dominance rule
 /// (for magnitudes). Otherwise one network, knowing all but one or two values (its own, or
 /// institutions it created for the purpose), would read the rest off the total.
@@ -229,12 +231,14 @@ pub fn holds_against_each_steward(
     class: Class,
     t: Thresholds,
 ) -> bool {
-    let stewards: std::collections::BTreeSet<i64> =
-        contributions.iter().map(|c| c.steward).collect();
-    stewards.iter().all(|&x| {
+    let networks: std::collections::BTreeSet<i64> = contributions
+        .iter()
+        .flat_map(|c| c.known_by.iter().copied())
+        .collect();
+    networks.iter().all(|x| {
         let mut unknown: Vec<i64> = contributions
             .iter()
-            .filter(|c| c.steward != x)
+            .filter(|c| !c.known_by.contains(x))
             .map(|c| c.value)
             .collect();
         if unknown.is_empty() {
@@ -452,7 +456,7 @@ mod tests {
     fn from(steward: i64, value: i64) -> Contribution {
         Contribution {
             institution: value,
-            steward,
+            known_by: vec![steward],
             value,
         }
     }
@@ -545,7 +549,35 @@ mod tests {
             &dominated,
             Class::PeopleCount,
             DEFAULT
-        ));
+        )); // Network 1's members stewarded elsewhere are known to it too.
+        let fellow: Vec<_> = [from(1, 10), from(1, 11), from(2, 300), from(3, 310)]
+            .into_iter()
+            .map(|mut c| {
+                if c.value == 300 {
+                    c.known_by.push(1);
+                }
+                c
+            })
+            .collect();
+        assert!(
+            !holds_against_each_steward(&fellow, m, DEFAULT),
+            "1 knows all but one"
+        );
+        // A network total: every member known to the network, whoever stewards it; but each
+        // steward faces the two others.
+        let total: Vec<_> = [from(1, 10), from(2, 11), from(3, 12)]
+            .into_iter()
+            .map(|mut c| {
+                c.known_by.push(9);
+                c
+            })
+            .collect();
+        assert!(
+            !holds_against_each_steward(&total, m, DEFAULT),
+            "2 faces two"
+        );
+        let all_known: Vec<_> = (1..=4).map(|v| from(9, v * 10)).collect();
+        assert!(holds_against_each_steward(&all_known, m, DEFAULT));
     }
 
     #[test]

@@ -730,7 +730,33 @@ async fn an_insider_planting_institutions_learns_nothing(backend: Backend) {
     }
 }
 
+/// README's regional example, asked anonymously of the demo's public AGGREGATE grants: every
+/// total shown, close to the exact total.
+async fn the_readme_example_answers_with_useful_totals(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let truth = truth(&app).await;
+    let metrics = [
+        "procurement_spend_total",
+        "procurement_spend_region",
+        "headcount",
+        "land_owned",
+    ];
+    let cells = ask(&app, None, &truth, input(None, &[], &metrics)).await;
+    assert_eq!(cells.len(), metrics.len(), "{cells:?}");
+    for c in &cells {
+        let who = truth.members(c, &[&c.metric]);
+        let exact = truth.sum(&who, &c.metric);
+        let v = c.value.unwrap_or_else(|| panic!("shown: {c:?}"));
+        let allowed = if who.len() >= 10 { 0.02 } else { 0.4 };
+        assert!(
+            (v - exact).abs() <= allowed * exact,
+            "{c:?} against {exact}"
+        );
+    }
+}
+
 both_databases!(
+    the_readme_example_answers_with_useful_totals,
     an_insider_planting_institutions_learns_nothing,
     subset_differencing_recovers_nothing,
     repeated_and_averaged_queries_recover_nothing,

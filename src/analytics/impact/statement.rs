@@ -98,9 +98,10 @@ pub struct Row {
     pub dominance_percent: Option<i64>,
     pub people_count_min: Option<i64>,
     pub people_count_round: Option<i64>,
-    /// The aggregate-only contributors as `institution:steward:value` (a ratio's:
-    /// `institution:steward:numerator:denominator`), comma-separated, in no particular order:
-    /// the differencing guard needs who they are, the steward rule whose they are.
+    /// The aggregate-only contributors as `institution:steward:value:networks` (a ratio's:
+    /// `institution:steward:numerator:denominator:networks`), comma-separated, in no
+    /// particular order, `networks` being those it belonged to, `;`-separated: the
+    /// differencing guard needs who they are, the rule for each network's view who knows them.
     pub agg_members: Option<String>,
 }
 
@@ -207,9 +208,9 @@ pub fn build(
 ) -> ApiResult<Sql> {
     let reach = policy::returns::reach(caller);
     let withheld = withheld(caller, &reach);
-    let ctes = ctes(caller, &reach, s, value_metrics)?;
-    let mut parts = vec![eligible(caller, &reach, s)];
     let members = AggregateOnlyMembers(backend);
+    let ctes = ctes(caller, &reach, s, value_metrics, members)?;
+    let mut parts = vec![eligible(caller, &reach, s)];
     if !sums.is_empty() {
         parts.push(sum_cells(s, sums, members));
     }
@@ -253,6 +254,7 @@ fn ctes(
     reach: &policy::returns::Reach,
     s: &Spec,
     value_metrics: &[String],
+    members: AggregateOnlyMembers,
 ) -> ApiResult<Vec<Sql>> {
     let period_ends = period_ends(s)?;
     let network = Sql::raw(if s.by_network {
@@ -323,6 +325,16 @@ fn ctes(
                GROUP BY inst, period, metric)",
         ));
     }
+    // Which networks' admins see each eligible institution in detail for its period: its
+    // steward and the networks it belonged to on the period's last day (rules 1 and 2).
+    out.push(Sql::format(
+        "kn AS MATERIALIZED (SELECT k.inst AS inst, k.period AS period, {} AS nets FROM ( \
+           SELECT DISTINCT e.inst AS inst, e.period AS period, m.network_id AS net \
+           FROM (SELECT DISTINCT inst, period, pend FROM elig) e JOIN memberships m \
+             ON m.institution_id = e.inst AND m.status = 'ACTIVE' AND m.from_date <= e.pend \
+             AND (m.to_date IS NULL OR m.to_date >= e.pend)) k GROUP BY k.inst, k.period)",
+        [members.networks()],
+    ));
     if s.panel {
         out.push(Sql::format(
             "pan AS MATERIALIZED (SELECT inst, metric FROM vals GROUP BY inst, metric \
@@ -402,12 +414,26 @@ impl AggregateOnlyMembers {
     /// `':' || CAST(x.value AS TEXT)`.
     fn column(self, values: &'static str) -> Sql {
         let each = Sql::format(
-            "CASE WHEN x.agg = 1 THEN CAST(x.inst AS TEXT) || ':' || CAST(x.steward AS TEXT) {} END",
+            "CASE WHEN x.agg = 1 THEN CAST(x.inst AS TEXT) || ':' || CAST(x.steward AS TEXT) {} \
+               || ':' || COALESCE(x.nets, '') END",
             [Sql::raw(values)],
         );
+        self.aggregate(each, ",")
+    }
+
+    /// `kn`'s list of networks, `;`-separated.
+    fn networks(self) -> Sql {
+        self.aggregate(Sql::raw("CAST(k.net AS TEXT)"), ";")
+    }
+
+    fn aggregate(self, each: Sql, separator: &'static str) -> Sql {
+        let separator = Sql::raw(match separator {
+            ";" => "';'",
+            _ => "','",
+        });
         match self.0 {
-            DbBackend::Postgres => Sql::format("STRING_AGG({}, ',')", [each]),
-            _ => Sql::format("GROUP_CONCAT({}, ',')", [each]),
+            DbBackend::Postgres => Sql::format("STRING_AGG({}, {})", [each, separator]),
+            _ => Sql::format("GROUP_CONCAT({}, {})", [each, separator]),
         }
     }
 }
@@ -496,10 +522,11 @@ fn sum_cells(s: &Spec, sums: &[String], members: AggregateOnlyMembers) -> Sql {
         cols,
         Sql::format(
             "FROM (SELECT v.metric AS metric, v.breakdown AS breakdown, {}, e.inst AS inst, \
-                 e.steward AS steward, v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
+                 e.steward AS steward, kn.nets AS nets, v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
                  ROW_NUMBER() OVER (PARTITION BY v.metric, v.breakdown, {}, v.lvl \
                    ORDER BY v.value DESC) AS rk \
                FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} {} \
+               LEFT JOIN kn ON kn.inst = e.inst AND kn.period = e.period \
                WHERE v.metric IN ({})) x{}",
             [
                 inner_dims,
@@ -550,13 +577,14 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
                  ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
                    ORDER BY y.dv DESC) AS rd \
                FROM (SELECT e.period AS period, e.network AS network, {} AS sector, {} AS district, \
-                   e.inst AS inst, e.steward AS steward, {}, \
+                   e.inst AS inst, e.steward AS steward, kn.nets AS nets, {}, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS nv, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS dv, \
                    CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg \
                  FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period \
                    AND v.breakdown = '' AND v.metric IN ({}, {}) {} {} \
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 \
+                 LEFT JOIN kn ON kn.inst = e.inst AND kn.period = e.period \
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 \
                  HAVING COUNT(DISTINCT v.metric) = 2) y) x{}",
             [
                 Sql::raw(sector),
