@@ -263,11 +263,13 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
     let (contributions, _) = r.contributions(false)?;
     let thresholds = r.thresholds();
     let coordinates = coordinates(s, &r.key());
+    let members = institutions(&contributions);
     let place = disclosure::Place {
         metric: &r.metric,
         breakdown: &r.breakdown,
         period: &r.period,
         coordinates: &coordinates,
+        members: &members,
     };
     let outcome = match r.total {
         Some(_) if !disclosure::holds_against_each_steward(&contributions, class, thresholds) => {
@@ -298,7 +300,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         aggregate_only: r.aggregate_only,
         eligible: 0,
         eligible_aggregate_only: 0,
-        members: institutions(&contributions),
+        members,
         thresholds,
         metric: r.metric,
     })
@@ -311,11 +313,13 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
     let (numerators, denominators) = r.contributions(true)?;
     let thresholds = r.thresholds();
     let coordinates = coordinates(s, &r.key());
+    let members = institutions(&numerators);
     let place = disclosure::Place {
         metric: &r.metric,
         breakdown: "",
         period: &r.period,
         coordinates: &coordinates,
+        members: &members,
     };
     let magnitude = disclosure::Class::Magnitude;
     let holds = disclosure::holds_against_each_steward(&numerators, magnitude, thresholds)
@@ -354,7 +358,7 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         aggregate_only: r.aggregate_only,
         eligible: r.contributors,
         eligible_aggregate_only: 0,
-        members: institutions(&numerators),
+        members,
         thresholds,
         metric: r.metric,
     })

@@ -10,9 +10,11 @@
 //! - **The differencing guard.** Every released cell's aggregate-only contributors are kept
 //!   per audience (`released_cells`); a new cell whose contributors differ from a released
 //!   one's (same metric, breakdown and period) by at least one and fewer than the threshold
-//!   is withheld. An audience is checked against its own releases and the public's, and the
-//!   public against everyone's, since any reader can also read as the public.
-//! - **Counts.** Such a cell's `contributors` and `eligible` are rounded.
+//!   is withheld. Every audience is checked against every audience's releases: one person
+//!   can read as the public and hold tokens of more than one audience.
+//! - **Counts.** Such a cell's `contributors` and `eligible` are rounded; one that shows no
+//!   value shows no contributors either and reads as withheld, so an empty cell and a
+//!   withheld one look alike.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -106,8 +108,13 @@ pub async fn release<C: ConnectionTrait>(
         .iter_mut()
         .filter(|c| c.aggregate_only > 0 || c.eligible_aggregate_only > 0)
     {
-        c.contributors = disclosure::round_count(c.contributors);
         c.eligible = disclosure::round_count(c.eligible);
+        if c.value.is_none() {
+            c.contributors = 0;
+            c.suppressed = c.suppressed.or(Some(Reason::Protected));
+        } else {
+            c.contributors = disclosure::round_count(c.contributors);
+        }
     }
     Ok(())
 }
@@ -169,7 +176,7 @@ async fn guard<C: ConnectionTrait>(
         }
     };
     let _deciding = DECIDING.lock().await;
-    let mut released = remembered(db, audience, spec, cells, &order).await?;
+    let mut released = remembered(db, spec, cells, &order).await?;
     let mut new_rows = vec![];
     for &i in &order {
         let c = &cells[i];
@@ -200,10 +207,9 @@ async fn guard<C: ConnectionTrait>(
 }
 
 /// The releases a new cell of `order` could clash with: same slot, size within its threshold,
-/// of this audience and the public's (of everyone's, for the public).
+/// of any audience.
 async fn remembered<C: ConnectionTrait>(
     db: &C,
-    audience: &Audience,
     spec: &Spec,
     cells: &[Cell],
     order: &[usize],
@@ -219,7 +225,7 @@ async fn remembered<C: ConnectionTrait>(
         })
         .collect();
     let periods: BTreeSet<String> = order.iter().map(|&i| cells[i].key.period.clone()).collect();
-    let mut q = released_cells::Entity::find()
+    let q = released_cells::Entity::find()
         .select_only()
         .columns([
             released_cells::Column::Id,
@@ -230,11 +236,6 @@ async fn remembered<C: ConnectionTrait>(
         ])
         .filter(released_cells::Column::Metric.is_in(metrics))
         .filter(released_cells::Column::Period.is_in(periods));
-    if *audience != Audience::Public {
-        q = q.filter(
-            released_cells::Column::Audience.is_in([audience.stored(), Audience::Public.stored()]),
-        );
-    }
     let light: Vec<(i64, String, String, String, i32)> = q
         .into_tuple()
         .all(db)

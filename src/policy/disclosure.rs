@@ -110,8 +110,10 @@ pub struct Contribution {
     pub value: i64,
 }
 
-/// Where a cell sits, as the noise key sees it: never who contributes or with which values,
-/// so neither planting institutions in a cell nor restating one redraws its noise.
+/// What the noise key sees of a cell: where it sits and who contributes in aggregate, never
+/// with which values or versions, so resubmitting or restating a return does not redraw it,
+/// while two cells of different contributors at one place (`panel`, a late reporter) do not
+/// share their noise.
 #[derive(Debug, Clone, Copy)]
 pub struct Place<'a> {
     pub metric: &'a str,
@@ -119,6 +121,8 @@ pub struct Place<'a> {
     pub period: &'a str,
     /// The networks the cell covers (one, or a region's), its sector and district.
     pub coordinates: &'a str,
+    /// The aggregate-only contributors' institution ids, ascending.
+    pub members: &'a [i64],
 }
 
 /// A draw from the keyed hash: a direction and a size between one half and one.
@@ -163,6 +167,9 @@ impl NoiseKey {
         ] {
             mac.update(part);
             mac.update(&[0]);
+        }
+        for m in place.members {
+            mac.update(&m.to_be_bytes());
         }
         let tag = mac.finalize().into_bytes();
         let mut first = [0u8; 8];
@@ -442,6 +449,7 @@ mod tests {
             breakdown: "",
             period: "2022/23",
             coordinates: "networks:1,2",
+            members: &[4, 5, 6],
         }
     }
 
@@ -600,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn the_noise_is_keyed_by_place_and_scale_only() {
+    fn the_noise_is_keyed_by_place_contributors_and_scale_only() {
         let k = key();
         let s = side(5000, 1000, 900);
         let n = noise(&k, place("m"), s, 6);
@@ -616,8 +624,13 @@ mod tests {
             coordinates: "network:3",
             ..place("m")
         };
+        let others_at_once = Place {
+            members: &[4, 5, 7],
+            ..place("m")
+        };
         let others = [
             noise(&k, elsewhere, s, 6),
+            noise(&k, others_at_once, s, 6),
             noise(&k, place("n"), s, 6),
             noise(&NoiseKey::new(vec![8; 32]).unwrap(), place("m"), s, 6),
             noise(&k, place("m"), side(9000, 3000, 900), 6),
