@@ -47,8 +47,8 @@ const RATIOS: [(&str, &str, &str); 2] = [
     ),
 ];
 const IMPACT: &str = "query($i: ImpactInput!) { impact(input: $i) { cells { metric { code } \
-    network { key } sector district { code } value suppressed suppressionReason contributors \
-    eligible } } }";
+    year network { key } sector district { code } value suppressed suppressionReason \
+    contributors eligible } } }";
 
 /// What the tables say, for one period.
 struct Truth {
@@ -69,6 +69,10 @@ struct Inst {
 }
 
 async fn truth(app: &TestApp) -> Truth {
+    truth_for(app, YEAR).await
+}
+
+async fn truth_for(app: &TestApp, period: &str) -> Truth {
     let db = &app.db;
     let region = regions::Entity::find()
         .filter(regions::Column::Code.eq(WMCA))
@@ -84,7 +88,7 @@ async fn truth(app: &TestApp) -> Truth {
         .into_iter()
         .map(|n| (n.key, n.id))
         .collect();
-    let year: FinancialYear = YEAR.parse().unwrap();
+    let year: FinancialYear = period.parse().unwrap();
     let ms = memberships::Entity::find().all(db).await.unwrap();
     let mut insts = BTreeMap::new();
     for i in institutions::Entity::find().all(db).await.unwrap() {
@@ -122,7 +126,7 @@ async fn truth(app: &TestApp) -> Truth {
     // The published version of each institution's return: the latest published, not rejected.
     let mut latest: BTreeMap<i64, returns::Model> = BTreeMap::new();
     for r in returns::Entity::find()
-        .filter(returns::Column::Period.eq(YEAR))
+        .filter(returns::Column::Period.eq(period))
         .all(db)
         .await
         .unwrap()
@@ -163,6 +167,7 @@ async fn truth(app: &TestApp) -> Truth {
 #[derive(Debug, Clone)]
 struct Seen {
     metric: String,
+    year: String,
     networks: BTreeSet<i64>,
     sector: Option<String>,
     district: Option<String>,
@@ -224,6 +229,7 @@ async fn ask(app: &TestApp, token: Option<&str>, truth: &Truth, input: Value) ->
         .iter()
         .map(|c| Seen {
             metric: c["metric"]["code"].as_str().unwrap().to_owned(),
+            year: c["year"].as_str().unwrap().to_owned(),
             networks: match c["network"]["key"].as_str() {
                 Some(k) => BTreeSet::from([truth.networks[k]]),
                 None => scope.clone(),
@@ -496,6 +502,7 @@ async fn repeated_and_averaged_queries_recover_nothing(backend: Backend) {
         let Some(v) = first else { continue };
         let cell = Seen {
             metric: metric.clone(),
+            year: YEAR.to_owned(),
             networks: truth.networks.values().copied().collect(),
             sector: sector.clone(),
             district: None,
@@ -755,7 +762,57 @@ async fn the_readme_example_answers_with_useful_totals(backend: Backend) {
     }
 }
 
+/// The second red team's subtraction: two cells at one place whose contributors differ
+/// (with and without `panel`) must not share their noise, or their difference is an exact sum.
+async fn cells_at_one_place_do_not_share_noise(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let (now, before) = (truth(&app).await, truth_for(&app, "2021/22").await);
+    let metric = "procurement_spend_total";
+    let ask_year = |panel: bool, group_by: &'static [&'static str]| {
+        let mut i = json!({"region": WMCA, "years": ["2021/22", YEAR], "metrics": [metric],
+            "groupBy": group_by});
+        i["panel"] = json!(panel);
+        i
+    };
+    let (mut compared, mut exact) = (0, 0);
+    for group_by in [&[][..], &["SECTOR"], &["DISTRICT"]] {
+        let plain = ask(&app, None, &now, ask_year(false, group_by)).await;
+        let panel = ask(&app, None, &now, ask_year(true, group_by)).await;
+        for p in plain.iter().filter(|c| c.year == YEAR && c.value.is_some()) {
+            let Some(q) = panel.iter().find(|q| {
+                q.year == YEAR
+                    && q.value.is_some()
+                    && (&q.sector, &q.district) == (&p.sector, &p.district)
+            }) else {
+                continue;
+            };
+            let all = now.members(p, &[metric]);
+            let kept: BTreeSet<i64> = all
+                .iter()
+                .copied()
+                .filter(|id| before.values.contains_key(&(*id, metric.to_owned())))
+                .collect();
+            if kept == all {
+                continue;
+            }
+            compared += 1;
+            let difference = p.value.unwrap() - q.value.unwrap();
+            let truth = now.sum(&all, metric) - now.sum(&kept, metric);
+            exact += usize::from((difference - truth).abs() < 0.01);
+        }
+    }
+    assert!(
+        compared > 0,
+        "no pair of cells at one place with different contributors"
+    );
+    assert_eq!(
+        exact, 0,
+        "{exact} of {compared} differences were exact sums"
+    );
+}
+
 both_databases!(
+    cells_at_one_place_do_not_share_noise,
     the_readme_example_answers_with_useful_totals,
     an_insider_planting_institutions_learns_nothing,
     subset_differencing_recovers_nothing,
