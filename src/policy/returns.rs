@@ -229,17 +229,10 @@ pub fn has_access(
     period_end: Sql,
 ) -> Sql {
     let grant = granted(reach, period, Groups::Any, &AccessLevel::ALL);
-    let Some(network) = caller.principal().and_then(reading_network) else {
-        return grant;
-    };
-    let mut rules = Sql::format("i.steward_network_id = {}", [Sql::value(network)]);
-    if caller
-        .principal()
-        .is_some_and(|p| p.role == Role::NetworkAdmin)
-    {
-        rules = rules.or(member_on(network, period_end));
+    match network_rules(caller, period_end) {
+        Some(own) => own.or(grant),
+        None => grant,
     }
-    rules.or(grant)
 }
 
 /// Whether the caller may see institution `i`'s data for the period only in aggregate: no
@@ -253,17 +246,27 @@ pub fn seen_only_in_aggregate(
     period_end: Sql,
 ) -> Sql {
     let aggregate = granted(reach, period, Groups::Any, &[AccessLevel::Aggregate]);
-    let Some(network) = caller.principal().and_then(reading_network) else {
-        return aggregate;
-    };
-    let mut own = Sql::format("i.steward_network_id = {}", [Sql::value(network)]);
-    if caller
-        .principal()
-        .is_some_and(|p| p.role == Role::NetworkAdmin)
-    {
-        own = own.or(member_on(network, period_end));
+    match network_rules(caller, period_end) {
+        Some(own) => Sql::format("NOT ({}) AND {}", [own, aggregate]),
+        None => aggregate,
     }
-    Sql::format("NOT ({}) AND {}", [own, aggregate])
+}
+
+/// Rules 1 and 2 for institution `i` as a condition: its steward network's readers, and for
+/// admins the networks it belonged to on `period_end`; `None` for callers outside networks.
+fn network_rules(caller: &Caller, period_end: Sql) -> Option<Sql> {
+    let network = caller.principal().and_then(reading_network)?;
+    let steward = Sql::format("i.steward_network_id = {}", [Sql::value(network)]);
+    Some(
+        if caller
+            .principal()
+            .is_some_and(|p| p.role == Role::NetworkAdmin)
+        {
+            steward.or(member_on(network, period_end))
+        } else {
+            steward
+        },
+    )
 }
 
 /// The token's year and network scopes, as a condition on `r` and `i`.
