@@ -36,6 +36,8 @@ pub struct Limits {
     pub complexity: usize,
     pub aliases: usize,
     pub root_fields: usize,
+    /// Fragment definitions in one document.
+    pub fragments: usize,
     pub batch: usize,
     pub body_bytes: usize,
     /// Multipart (file upload) request bodies; larger files go through `anchorfed import`.
@@ -49,6 +51,7 @@ impl Default for Limits {
             complexity: 20_000,
             aliases: 30,
             root_fields: 20,
+            fragments: 100,
             batch: 10,
             body_bytes: 1 << 20,
             upload_bytes: 16 << 20,
@@ -236,6 +239,7 @@ impl Settings {
             ("limits.complexity", l.complexity),
             ("limits.aliases", l.aliases),
             ("limits.root_fields", l.root_fields),
+            ("limits.fragments", l.fragments),
             ("limits.batch", l.batch),
             ("limits.body_bytes", l.body_bytes),
             ("limits.upload_bytes", l.upload_bytes),

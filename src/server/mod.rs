@@ -2,6 +2,7 @@
 //! `Application::build` binds before it returns, so tests can bind port 0 and read the
 //! real port back.
 
+mod document;
 mod graphql_http;
 
 use std::net::TcpListener;

@@ -15,6 +15,7 @@ mod identity;
 mod impact;
 mod impact_model;
 mod imports;
+mod limits;
 mod migrations;
 mod returns;
 mod schema;
