@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -18,9 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tracing_actix_web::RequestId;
 
-use super::{AppState, document};
+use super::{AppState, document, rate_limit};
 use crate::auth::{self, Caller};
 use crate::config::Limits;
+use crate::graphql::cost::PriceOnly;
 use crate::graphql::loaders::Loaders;
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -316,6 +317,14 @@ async fn from_multipart(
         .map_err(|e| RequestFailure::bad_input(format!("not a GraphQL multipart request: {e}")))
 }
 
+/// What `precheck` learnt of the operation that will run.
+struct Checked {
+    name: Option<String>,
+    /// A query's answer is bounded by `limits.response_bytes`; a mutation's is bounded by its
+    /// input, and it has already written when its answer is known.
+    is_query: bool,
+}
+
 /// Parses the request's document and applies the checks that come before execution:
 /// `GET` only for queries, and the limits counted in one pass over the document
 /// (`document`), which must refuse a fragment explosion before async-graphql expands it. Returns the name of the
@@ -324,7 +333,7 @@ fn precheck(
     req: &mut Request,
     method: &Method,
     limits: &Limits,
-) -> Result<Option<String>, RequestFailure> {
+) -> Result<Checked, RequestFailure> {
     let op_name = req.operation_name.clone();
     let doc = match req.parsed_query() {
         Ok(doc) => doc,
@@ -343,7 +352,12 @@ fn precheck(
         (DocumentOperations::Multiple(_), None) => (None, None),
     };
     // An undeterminable operation is reported by execution, which knows the exact reason.
-    let Some(op) = op else { return Ok(name) };
+    let Some(op) = op else {
+        return Ok(Checked {
+            name,
+            is_query: true,
+        });
+    };
     if *method == Method::GET && op.node.ty != OperationType::Query {
         return Err(RequestFailure::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -370,7 +384,10 @@ fn precheck(
             r.message(&bounds),
         ));
     }
-    Ok(name)
+    Ok(Checked {
+        name,
+        is_query: op.node.ty == OperationType::Query,
+    })
 }
 
 fn error_json(code: &str, message: &str) -> Json {
@@ -427,6 +444,10 @@ async fn execute_one(
     caller: &Caller,
     request_id: Option<&str>,
 ) -> Executed {
+    let mut req = req;
+    if !state.settings.introspection_anonymous && caller.principal().is_none() {
+        req = req.disable_introspection();
+    }
     let req = req
         .data(DataLoader::new(
             Loaders::new(state.db.clone(), caller.clone()),
@@ -533,6 +554,15 @@ impl OperationLabels {
 }
 
 fn respond(media: MediaType, status: StatusCode, body: &Json, allow: Option<&str>) -> HttpResponse {
+    respond_text(media, status, body.to_string(), allow)
+}
+
+fn respond_text(
+    media: MediaType,
+    status: StatusCode,
+    body: String,
+    allow: Option<&str>,
+) -> HttpResponse {
     let mut b = HttpResponse::build(status);
     b.insert_header((
         header::CONTENT_TYPE,
@@ -541,7 +571,7 @@ fn respond(media: MediaType, status: StatusCode, body: &Json, allow: Option<&str
     if let Some(allow) = allow {
         b.insert_header((header::ALLOW, allow));
     }
-    b.body(body.to_string())
+    b.body(body)
 }
 
 /// `GET /graphql` and `POST /graphql`: negotiate, authenticate, read the request, then run
@@ -573,6 +603,7 @@ pub async fn handle(
     };
     let run = Run {
         state: &state,
+        http: &req,
         caller: &caller,
         method: req.method(),
         media,
@@ -630,6 +661,7 @@ async fn read_request(
 /// What running a request's operations needs to know about it.
 struct Run<'a> {
     state: &'a AppState,
+    http: &'a HttpRequest,
     caller: &'a Caller,
     method: &'a Method,
     media: MediaType,
@@ -642,16 +674,44 @@ impl Run<'_> {
         // Method-not-allowed must be answered as such, before anything runs.
         let checked = precheck(&mut r, self.method, &self.state.settings.limits);
         let name = match &checked {
-            Ok(name) => name.clone(),
+            Ok(c) => c.name.clone(),
             Err(_) => r.operation_name.clone(),
         };
         let label = self.state.operation_labels.label(name.as_deref());
         tracing::Span::current().record("graphql.operation", label.as_str());
-        if let Err(f) = checked {
+        let checked = match checked {
+            Ok(c) => c,
+            Err(f) => {
+                record(self.state, &label, self.started, true, &[f.code.to_owned()]);
+                return f.respond(self.media);
+            }
+        };
+        let budget = match self.admit(&[&r], false).await {
+            Ok(b) => b,
+            Err((code, resp)) => {
+                record(self.state, &label, self.started, true, &[code.to_owned()]);
+                return resp;
+            }
+        };
+        let out = match self.within_time(self.execute(r)).await {
+            Ok(out) => out,
+            Err(f) => {
+                record(self.state, &label, self.started, true, &[f.code.to_owned()]);
+                return f.respond(self.media);
+            }
+        };
+        let status = if out.request_error && self.media == MediaType::GraphqlResponseJson {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let text = out.body.to_string();
+        if checked.is_query
+            && let Err(f) = self.within_size(&text)
+        {
             record(self.state, &label, self.started, true, &[f.code.to_owned()]);
             return f.respond(self.media);
         }
-        let out = self.execute(r).await;
         record(
             self.state,
             &label,
@@ -659,44 +719,191 @@ impl Run<'_> {
             out.request_error,
             &out.codes,
         );
-        let status = if out.request_error && self.media == MediaType::GraphqlResponseJson {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
-        respond(self.media, status, &out.body, None)
+        with_budget(respond_text(self.media, status, text, None), budget)
     }
 
     /// A batch answers 200 with one result per operation, unless one of them may not be sent
-    /// with this method, which refuses the whole batch.
+    /// with this method, which refuses the whole batch, or the batch costs more than one
+    /// operation may, or more than the caller has left: those refuse it before any runs.
     async fn batch(&self, rs: Vec<Request>) -> HttpResponse {
         let label = "batch";
         tracing::Span::current().record("graphql.operation", label);
-        let mut bodies = Vec::with_capacity(rs.len());
-        let mut codes = vec![];
-        let mut any_request_error = false;
+        let mut slots: Vec<Result<Request, RequestFailure>> = Vec::with_capacity(rs.len());
+        let mut all_queries = true;
         for mut r in rs {
-            if let Err(f) = precheck(&mut r, self.method, &self.state.settings.limits) {
-                if f.status == StatusCode::METHOD_NOT_ALLOWED {
+            match precheck(&mut r, self.method, &self.state.settings.limits) {
+                Ok(c) => {
+                    all_queries &= c.is_query;
+                    slots.push(Ok(r));
+                }
+                Err(f) if f.status == StatusCode::METHOD_NOT_ALLOWED => {
                     return f.respond(self.media);
                 }
-                any_request_error = true;
-                codes.push(f.code.to_owned());
-                bodies.push(f.body());
-                continue;
+                Err(f) => slots.push(Err(f)),
             }
-            let out = self.execute(r).await;
-            any_request_error |= out.request_error;
-            codes.extend(out.codes);
-            bodies.push(out.body);
+        }
+        let runnable: Vec<&Request> = slots.iter().filter_map(|s| s.as_ref().ok()).collect();
+        let budget = match self.admit(&runnable, true).await {
+            Ok(b) => b,
+            Err((code, resp)) => {
+                record(self.state, label, self.started, true, &[code.to_owned()]);
+                return resp;
+            }
+        };
+        let run_all = async {
+            let mut bodies = Vec::with_capacity(slots.len());
+            let mut codes = vec![];
+            let mut any_request_error = false;
+            for slot in slots {
+                match slot {
+                    Ok(r) => {
+                        let out = self.execute(r).await;
+                        any_request_error |= out.request_error;
+                        codes.extend(out.codes);
+                        bodies.push(out.body);
+                    }
+                    Err(f) => {
+                        any_request_error = true;
+                        codes.push(f.code.to_owned());
+                        bodies.push(f.body());
+                    }
+                }
+            }
+            (bodies, codes, any_request_error)
+        };
+        let (bodies, codes, any_request_error) = match self.within_time(run_all).await {
+            Ok(v) => v,
+            Err(f) => {
+                record(self.state, label, self.started, true, &[f.code.to_owned()]);
+                return f.respond(self.media);
+            }
+        };
+        let text = Json::Array(bodies).to_string();
+        if all_queries && let Err(f) = self.within_size(&text) {
+            record(self.state, label, self.started, true, &[f.code.to_owned()]);
+            return f.respond(self.media);
         }
         record(self.state, label, self.started, any_request_error, &codes);
-        respond(self.media, StatusCode::OK, &Json::Array(bodies), None)
+        with_budget(respond_text(self.media, StatusCode::OK, text, None), budget)
     }
 
     async fn execute(&self, r: Request) -> Executed {
         execute_one(self.state, r, self.caller, self.request_id.as_deref()).await
     }
+
+    /// Prices the operations without running them (a batch by their sum), refuses what costs
+    /// more than the complexity limit, and charges the rest to the caller's rate limit.
+    async fn admit(
+        &self,
+        ops: &[&Request],
+        batch: bool,
+    ) -> Result<Option<rate_limit::Budget>, (&'static str, HttpResponse)> {
+        let limit = self.state.settings.limits.complexity;
+        let mut total = 0usize;
+        for r in ops {
+            let cost = price(self.state, r, self.caller).await;
+            if cost > limit {
+                let e = crate::graphql::cost::too_complex(cost, limit);
+                let f =
+                    RequestFailure::new(StatusCode::BAD_REQUEST, "QUERY_TOO_COMPLEX", e.message);
+                return Err((f.code, f.respond(self.media)));
+            }
+            total = total.saturating_add(cost);
+        }
+        if batch && total > limit {
+            let f = RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "QUERY_TOO_COMPLEX",
+                format!(
+                    "the batch's operations cost {total} together; the limit is {limit} (send fewer or smaller operations)"
+                ),
+            );
+            return Err((f.code, f.respond(self.media)));
+        }
+        let Some(limiter) = &self.state.rate_limiter else {
+            return Ok(None);
+        };
+        match limiter.charge(self.caller, self.http, total) {
+            rate_limit::Decision::Allowed(b) => Ok(Some(b)),
+            rate_limit::Decision::Limited {
+                budget,
+                retry_after,
+            } => {
+                let f = RequestFailure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RATE_LIMITED",
+                    format!(
+                        "this caller has spent its budget of query cost ({} at once, {} a minute); retry in {retry_after} s",
+                        budget.limit,
+                        self.state
+                            .settings
+                            .rate_limit_per_minute(self.caller.principal().is_some()),
+                    ),
+                );
+                let mut resp = f.respond(self.media);
+                budget.write(resp.headers_mut());
+                if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                Err((f.code, resp))
+            }
+        }
+    }
+
+    /// Runs `work` within the request time limit; work still running then is dropped, which
+    /// stops it (PostgreSQL's `statement_timeout` ends a statement already sent).
+    async fn within_time<T>(&self, work: impl Future<Output = T>) -> Result<T, RequestFailure> {
+        let secs = self.state.settings.limits.request_timeout_seconds;
+        tokio::time::timeout(Duration::from_secs(secs), work)
+            .await
+            .map_err(|_| {
+                tracing::warn!(limit.seconds = secs, "request stopped at the time limit");
+                RequestFailure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TIMEOUT",
+                    format!(
+                        "the request ran longer than the limit of {secs} s and was stopped (ask for less, or split it)"
+                    ),
+                )
+            })
+    }
+
+    fn within_size(&self, text: &str) -> Result<(), RequestFailure> {
+        let limit = self.state.settings.limits.response_bytes;
+        if text.len() <= limit {
+            return Ok(());
+        }
+        Err(RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TOO_COMPLEX",
+            format!(
+                "the answer would be {} bytes; the limit is {limit} (ask for fewer fields, cells or smaller pages)",
+                text.len()
+            ),
+        ))
+    }
+}
+
+/// An operation's cost, found by validating it without running it. One that does not
+/// validate costs nothing here: running it reports why, and runs nothing.
+async fn price(state: &AppState, r: &Request, caller: &Caller) -> usize {
+    let priced = PriceOnly::default();
+    let mut probe = Request::new(r.query.clone()).variables(r.variables.clone());
+    if let Some(name) = &r.operation_name {
+        probe = probe.operation_name(name.clone());
+    }
+    let _ = state
+        .schema
+        .execute(probe.data(priced.clone()).data(caller.clone()))
+        .await;
+    priced.cost().unwrap_or(0)
+}
+
+fn with_budget(mut resp: HttpResponse, budget: Option<rate_limit::Budget>) -> HttpResponse {
+    if let Some(b) = budget {
+        b.write(resp.headers_mut());
+    }
+    resp
 }
 
 fn record(state: &AppState, label: &str, started: Instant, request_error: bool, codes: &[String]) {

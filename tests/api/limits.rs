@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{Backend, spawn_with};
+use crate::helpers::{As, Backend, TestApp, spawn_with};
 
 /// `levels` fragments, each spreading the next twice: 2^levels `__typename`s once expanded.
 fn fragment_explosion(levels: usize) -> String {
@@ -55,4 +55,257 @@ async fn fragment_explosion_is_refused(backend: Backend) {
     assert_eq!(d["__typename"], "Query");
 }
 
-both_databases!(fragment_explosion_is_refused);
+const METRICS: [&str; 15] = [
+    "procurement_spend_total",
+    "procurement_spend_local",
+    "procurement_spend_region",
+    "spend_sme",
+    "spend_vcse",
+    "local_spend_share",
+    "region_spend_share",
+    "headcount",
+    "fte",
+    "apprentices",
+    "living_wage_employees",
+    "land_owned",
+    "emissions_scope1",
+    "emissions_scope2",
+    "employees_by_residence",
+];
+
+/// One operation of the batch: `fields` aliased `impact`s of `years` years and all
+/// 15 metrics, grouped by NETWORK, SECTOR and DISTRICT.
+fn impact_operation(fields: usize, years: usize, group_by: &str) -> String {
+    let years: Vec<String> = (0..years)
+        .map(|i| format!("\"{}/{:02}\"", 2003 + i, (4 + i) % 100))
+        .collect();
+    let metrics: Vec<String> = METRICS.iter().map(|m| format!("\"{m}\"")).collect();
+    let input = format!(
+        "{{ region: \"E47000007\", years: [{}], metrics: [{}], groupBy: [{group_by}] }}",
+        years.join(", "),
+        metrics.join(", ")
+    );
+    let body: String = (0..fields)
+        .map(|i| {
+            format!(
+                "i{i}: impact(input: {input}) {{ withheldNetworks {{ key }} cells {{ metric {{ code }} year network {{ key }} sector district {{ code }} value suppressed contributors eligible coverage }} }} "
+            )
+        })
+        .collect();
+    format!("{{ {body} }}")
+}
+
+async fn post_raw(app: &TestApp, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.json().await.unwrap())
+}
+
+/// The 19 KB request: a batch of 10 operations, each 20 aliased `impact`s of 20 years
+/// x 15 metrics by NETWORK, SECTOR and DISTRICT. Priced by its cells, it is refused whole
+/// before any of it runs; so is one such operation alone, and a batch of cheap operations
+/// whose sum passes the limit.
+async fn unpriced_impact_is_priced(backend: Backend) {
+    let app = spawn_with(backend, true, |_| {}).await;
+    let op = json!({"query": impact_operation(20, 20, "NETWORK, SECTOR, DISTRICT")});
+    let batch = Value::Array(vec![op.clone(); 10]);
+    let (status, _, body) = post_raw(&app, &batch).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    let (status, _, body) = post_raw(&app, &op).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("the limit is 20000"), "{message}");
+    // One modest impact runs; ten of a size that fits alone do not fit together.
+    let modest = json!({"query": impact_operation(1, 3, "NETWORK")});
+    let (status, _, body) = post_raw(&app, &modest).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["i0"]["cells"].is_array(), "{body}");
+    let fits_alone = json!({"query": impact_operation(1, 4, "NETWORK")});
+    let (status, _, body) = post_raw(&app, &fits_alone).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = post_raw(&app, &Value::Array(vec![fits_alone; 10])).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("together"),
+        "{body}"
+    );
+}
+
+const NETWORKS: &str = "{ networks(first: 100) { edges { node { key } } } }";
+
+/// Each caller spends from its own budget of cost: an anonymous caller by its address (and
+/// `X-Forwarded-For` only from a trusted proxy), a token by itself.
+async fn callers_are_rate_limited_by_cost(backend: Backend) {
+    let app = spawn_with(backend, true, |s| {
+        s.limits.complexity = 700;
+        s.rate_limit.enabled = true;
+        s.rate_limit.anonymous_burst = 700;
+        s.rate_limit.anonymous_per_minute = 60;
+        s.rate_limit.token_burst = 700;
+        s.rate_limit.token_per_minute = 60;
+    })
+    .await;
+    let q = json!({"query": NETWORKS});
+    // 301 each: two fit in 700, the third does not.
+    let (status, headers, body) = post_raw(&app, &q).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["ratelimit-limit"], "700");
+    assert_eq!(headers["ratelimit-remaining"], "399");
+    assert!(headers.contains_key("ratelimit-reset"));
+    assert_eq!(post_raw(&app, &q).await.0, 200);
+    let (status, headers, body) = post_raw(&app, &q).await;
+    assert_eq!((status, code(&body)), (429, Some("RATE_LIMITED")), "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=301).contains(&retry), "{retry}");
+    assert_eq!(headers["ratelimit-remaining"], "0");
+    // X-Forwarded-For from an untrusted peer changes nothing.
+    let r = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&q)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    // A token has its own budget.
+    let token = app.token(As::Operator, "").await;
+    let (status, body) = app.post_as(&token, NETWORKS, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn forwarded_for_is_believed_from_a_trusted_proxy(backend: Backend) {
+    let app = spawn_with(backend, true, |s| {
+        s.limits.complexity = 400;
+        s.rate_limit.enabled = true;
+        s.rate_limit.anonymous_burst = 400;
+        s.rate_limit.anonymous_per_minute = 60;
+        s.rate_limit.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let from = |client: &'static str| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .header("x-forwarded-for", client)
+            .json(&json!({"query": NETWORKS}))
+            .send()
+    };
+    assert_eq!(from("198.51.100.7").await.unwrap().status().as_u16(), 200);
+    assert_eq!(from("198.51.100.7").await.unwrap().status().as_u16(), 429);
+    // Behind the proxy, another client has its own bucket.
+    assert_eq!(from("198.51.100.8").await.unwrap().status().as_u16(), 200);
+}
+
+/// The answer size is bounded; a query over it is refused, not sent.
+async fn answers_are_bounded(backend: Backend) {
+    let app = spawn_with(backend, true, |s| s.limits.response_bytes = 300).await;
+    let (status, body) = app
+        .post_graphql(
+            "{ regions { code name districts { code name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    app.query("{ regions { code } }", json!({})).await;
+}
+
+/// Introspection can be off for anonymous callers and on for tokens.
+async fn introspection_for_tokens_only(backend: Backend) {
+    let app = spawn_with(backend, false, |s| s.introspection_anonymous = false).await;
+    let q = "{ __schema { queryType { name } } }";
+    let (_, body) = app.post_graphql(q, json!({})).await;
+    assert!(body["data"]["__schema"].is_null(), "{body}");
+    let token = app.token(As::Operator, "").await;
+    let d = app.query_as(&token, q, json!({})).await;
+    assert_eq!(d["__schema"]["queryType"]["name"], "Query");
+}
+
+/// `/metrics` names clients' operations: off by default, behind a token on the main address,
+/// or alone on an address of its own.
+async fn metrics_are_not_public(backend: Backend) {
+    let off = spawn_with(backend, false, |s| {
+        s.metrics = anchorfed::config::MetricsSettings::default();
+    })
+    .await;
+    assert_eq!(off.get("/metrics").await.status().as_u16(), 404);
+
+    let tokened = spawn_with(backend, false, |_| {}).await;
+    assert_eq!(tokened.get("/metrics").await.status().as_u16(), 401);
+    let wrong = tokened
+        .client
+        .get(format!("{}/metrics", tokened.address))
+        .bearer_auth("not-the-metrics-token-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(
+        tokened
+            .metrics()
+            .await
+            .contains("anchorfed_db_statements_total")
+    );
+
+    let separate = spawn_with(backend, false, |s| {
+        s.metrics = anchorfed::config::MetricsSettings {
+            enabled: true,
+            bind: Some("127.0.0.1:0".parse().unwrap()),
+            token: None,
+        };
+    })
+    .await;
+    assert_eq!(separate.get("/metrics").await.status().as_u16(), 404);
+    let own = separate.metrics_address.clone().unwrap();
+    let r = separate
+        .client
+        .get(format!("{own}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = separate
+        .client
+        .post(format!("{own}/graphql"))
+        .json(&json!({"query": "{ regions { code } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
+
+both_databases!(
+    metrics_are_not_public,
+    fragment_explosion_is_refused,
+    unpriced_impact_is_priced,
+    callers_are_rate_limited_by_cost,
+    forwarded_for_is_believed_from_a_trusted_proxy,
+    answers_are_bounded,
+    introspection_for_tokens_only,
+);
