@@ -324,6 +324,12 @@ impl Settings {
             }
         }
         self.validate_rate_limits()?;
+        if self.trusted_documents.anonymous_only && self.trusted_documents.file.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "trusted_documents.anonymous_only",
+                reason: "needs trusted_documents.file: without it, callers without a token could run nothing".into(),
+            });
+        }
         self.validate_metrics()?;
         if self.db_max_connections == 0 {
             return Err(ConfigError::Invalid {

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tracing_actix_web::RequestId;
 
+use super::documents::TrustedDocuments;
 use super::{AppState, document, rate_limit};
 use crate::auth::{self, Caller};
 use crate::config::Limits;
@@ -136,6 +137,8 @@ fn negotiate(req: &HttpRequest) -> Option<MediaType> {
 #[derive(Debug, Deserialize)]
 struct GetParams {
     query: Option<String>,
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
@@ -146,20 +149,62 @@ struct GetParams {
 #[serde(deny_unknown_fields)]
 struct PostParams {
     query: Option<String>,
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<Json>,
     extensions: Option<Json>,
 }
 
+/// Where a request's document may come from: its own `query`, or a trusted document by id.
+#[derive(Clone, Copy)]
+struct Sources<'a> {
+    trusted: &'a TrustedDocuments,
+    /// The caller may run trusted documents only.
+    trusted_only: bool,
+}
+
+impl Sources<'_> {
+    fn document(
+        &self,
+        query: Option<String>,
+        document_id: Option<String>,
+    ) -> Result<String, RequestFailure> {
+        match (query.filter(|q| !q.trim().is_empty()), document_id) {
+            (Some(_), Some(_)) => Err(RequestFailure::bad_input(
+                "send either `query` or `documentId`, not both",
+            )),
+            (None, Some(id)) => self.trusted.get(&id).map(str::to_owned).ok_or_else(|| {
+                RequestFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "NOT_FOUND",
+                    format!("no trusted document is registered as `{id}`"),
+                )
+            }),
+            (Some(_), None) if self.trusted_only => Err(trusted_only()),
+            (Some(q), None) => Ok(q),
+            (None, None) => Err(RequestFailure::bad_input("the request has no `query`")),
+        }
+    }
+}
+
+fn trusted_only() -> RequestFailure {
+    RequestFailure::new(
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+        "without a token, this server runs registered operations only: send {\"documentId\": …}, or a bearer token",
+    )
+}
+
 fn to_request(
+    sources: Sources<'_>,
     query: Option<String>,
+    document_id: Option<String>,
     operation_name: Option<String>,
     variables: Option<Json>,
 ) -> Result<Request, RequestFailure> {
-    let Some(query) = query.filter(|q| !q.trim().is_empty()) else {
-        return Err(RequestFailure::bad_input("the request has no `query`"));
-    };
+    let query = sources.document(query, document_id)?;
     let mut r = Request::new(query);
     if let Some(name) = operation_name {
         r = r.operation_name(name);
@@ -176,7 +221,7 @@ fn to_request(
     Ok(r)
 }
 
-fn from_get(req: &HttpRequest) -> Result<BatchRequest, RequestFailure> {
+fn from_get(req: &HttpRequest, sources: Sources<'_>) -> Result<BatchRequest, RequestFailure> {
     let params = web::Query::<GetParams>::from_query(req.query_string())
         .map_err(|e| RequestFailure::bad_input(format!("bad query string: {e}")))?;
     let params = params.into_inner();
@@ -190,7 +235,9 @@ fn from_get(req: &HttpRequest) -> Result<BatchRequest, RequestFailure> {
             .map_err(|e| RequestFailure::bad_input(format!("`extensions` is not JSON: {e}")))?;
     }
     Ok(BatchRequest::Single(to_request(
+        sources,
         params.query,
+        params.document_id,
         params.operation_name,
         variables,
     )?))
@@ -220,6 +267,7 @@ async fn from_post(
     req: &HttpRequest,
     payload: &mut web::Payload,
     limits: &Limits,
+    sources: Sources<'_>,
 ) -> Result<BatchRequest, RequestFailure> {
     let ctype = req
         .headers()
@@ -230,6 +278,10 @@ async fn from_post(
     let is_multipart = mime
         .as_ref()
         .is_some_and(|m| m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA);
+    // A multipart request carries its own document, never a registered one.
+    if is_multipart && sources.trusted_only {
+        return Err(trusted_only());
+    }
     if is_multipart {
         return from_multipart(req, payload, ctype, limits).await;
     }
@@ -268,7 +320,13 @@ async fn from_post(
         let p: PostParams = serde_json::from_value(v)
             .map_err(|e| RequestFailure::bad_input(format!("not a GraphQL request: {e}")))?;
         let _ = p.extensions;
-        to_request(p.query, p.operation_name, p.variables)
+        to_request(
+            sources,
+            p.query,
+            p.document_id,
+            p.operation_name,
+            p.variables,
+        )
     };
     match json {
         Json::Array(items) => {
@@ -597,7 +655,7 @@ pub async fn handle(
     if let Some(p) = caller.principal() {
         tracing::Span::current().record("auth.subject", p.subject.as_str());
     }
-    let batch = match read_request(&req, &mut payload, &state.settings.limits).await {
+    let batch = match read_request(&req, &mut payload, &state, &caller).await {
         Ok(b) => b,
         Err(f) => return unreadable(&state, &f, media),
     };
@@ -649,12 +707,18 @@ fn unreadable(state: &AppState, f: &RequestFailure, media: MediaType) -> HttpRes
 async fn read_request(
     req: &HttpRequest,
     payload: &mut web::Payload,
-    limits: &Limits,
+    state: &AppState,
+    caller: &Caller,
 ) -> Result<BatchRequest, RequestFailure> {
+    let sources = Sources {
+        trusted: &state.trusted_documents,
+        trusted_only: state.settings.trusted_documents.anonymous_only
+            && caller.principal().is_none(),
+    };
     if *req.method() == Method::GET {
-        from_get(req)
+        from_get(req, sources)
     } else {
-        from_post(req, payload, limits).await
+        from_post(req, payload, &state.settings.limits, sources).await
     }
 }
 

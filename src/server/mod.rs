@@ -3,6 +3,7 @@
 //! real port back.
 
 mod document;
+pub mod documents;
 mod graphql_http;
 mod rate_limit;
 
@@ -36,6 +37,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub metrics: Metrics,
     rate_limiter: Option<rate_limit::RateLimiter>,
+    trusted_documents: documents::TrustedDocuments,
     operation_labels: graphql_http::OperationLabels,
 }
 
@@ -81,6 +83,14 @@ impl Application {
         let schema = graphql::build(&settings, db.clone(), keys.clone(), access_log.clone());
         let shutdown = settings.shutdown_timeout_seconds;
         let rate_limiter = rate_limit::RateLimiter::new(&settings.rate_limit);
+        let trusted_documents =
+            documents::TrustedDocuments::load(settings.trusted_documents.file.as_deref())?;
+        if !trusted_documents.is_empty() {
+            tracing::info!(
+                trusted_documents = trusted_documents.len(),
+                "trusted documents registered"
+            );
+        }
         let state = web::Data::new(AppState {
             settings,
             keys,
@@ -88,6 +98,7 @@ impl Application {
             schema,
             metrics,
             rate_limiter,
+            trusted_documents,
             operation_labels: Default::default(),
         });
         let metrics_server = match state.settings.metrics.bind {

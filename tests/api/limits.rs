@@ -300,7 +300,65 @@ async fn metrics_are_not_public(backend: Backend) {
     assert_eq!(r.status().as_u16(), 404);
 }
 
+/// Registered operations run by id; with `anonymous_only`, callers without a token run
+/// nothing else, while tokens still send their own documents.
+async fn trusted_documents(backend: Backend) {
+    let registry = tempfile::tempdir().unwrap();
+    let file = registry.path().join("trusted.json");
+    let regions = "query Regions { regions { code } }";
+    let by_hash = anchorfed::server::documents::register(&file, regions, None).unwrap();
+    let named = anchorfed::server::documents::register(
+        &file,
+        "query Network($id: ID!) { network(id: $id) { key } }",
+        Some("dashboard-network"),
+    )
+    .unwrap();
+    let app = spawn_with(backend, true, |s| {
+        s.trusted_documents.file = Some(file.clone());
+        s.trusted_documents.anonymous_only = true;
+    })
+    .await;
+    let (status, _, body) = post_raw(&app, &json!({"documentId": by_hash})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["regions"].is_array(), "{body}");
+    let (status, _, body) = post_raw(
+        &app,
+        &json!({"documentId": named, "variables": {"id": "sandwell"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["data"]["network"]["key"]),
+        (200, &json!("sandwell")),
+        "{body}"
+    );
+    // By GET too.
+    let r = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .query(&[("documentId", by_hash.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // An unknown id, both at once, and a document of the caller's own.
+    let (status, _, body) = post_raw(&app, &json!({"documentId": "sha256:00"})).await;
+    assert_eq!((status, code(&body)), (400, Some("NOT_FOUND")), "{body}");
+    let (status, _, body) = post_raw(&app, &json!({"documentId": by_hash, "query": regions})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+    let (status, _, body) = post_raw(&app, &json!({"query": regions})).await;
+    assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+    // A token sends what it likes.
+    let token = app.token(As::Operator, "").await;
+    let d = app.query_as(&token, regions, json!({})).await;
+    assert!(d["regions"].is_array());
+}
+
 both_databases!(
+    trusted_documents,
     metrics_are_not_public,
     fragment_explosion_is_refused,
     unpriced_impact_is_priced,
