@@ -659,6 +659,16 @@ pub async fn handle(
         Ok(b) => b,
         Err(f) => return unreadable(&state, &f, media),
     };
+    if let Some(limiter) = &state.rate_limiter
+        && let rate_limit::Decision::Limited {
+            budget,
+            retry_after,
+        } = limiter.charge(&caller, &req, parse_fee(&batch))
+    {
+        let resp = rate_limited(&state, &caller, media, &budget, retry_after);
+        record(&state, "none", started, true, &["RATE_LIMITED".to_owned()]);
+        return resp;
+    }
     let run = Run {
         state: &state,
         http: &req,
@@ -750,7 +760,7 @@ impl Run<'_> {
                 return f.respond(self.media);
             }
         };
-        let budget = match self.admit(&[&r], false).await {
+        let budget = match self.admit(&mut [&mut r], false).await {
             Ok(b) => b,
             Err((code, resp)) => {
                 record(self.state, &label, self.started, true, &[code.to_owned()]);
@@ -806,8 +816,9 @@ impl Run<'_> {
                 Err(f) => slots.push(Err(f)),
             }
         }
-        let runnable: Vec<&Request> = slots.iter().filter_map(|s| s.as_ref().ok()).collect();
-        let budget = match self.admit(&runnable, true).await {
+        let mut runnable: Vec<&mut Request> =
+            slots.iter_mut().filter_map(|s| s.as_mut().ok()).collect();
+        let budget = match self.admit(&mut runnable, true).await {
             Ok(b) => b,
             Err((code, resp)) => {
                 record(self.state, label, self.started, true, &[code.to_owned()]);
@@ -859,12 +870,12 @@ impl Run<'_> {
     /// more than the complexity limit, and charges the rest to the caller's rate limit.
     async fn admit(
         &self,
-        ops: &[&Request],
+        ops: &mut [&mut Request],
         batch: bool,
     ) -> Result<Option<rate_limit::Budget>, (&'static str, HttpResponse)> {
         let limit = self.state.settings.limits.complexity;
         let mut total = 0usize;
-        for r in ops {
+        for r in ops.iter_mut() {
             let cost = price(self.state, r, self.caller).await;
             if cost > limit {
                 let e = crate::graphql::cost::too_complex(cost, limit);
@@ -892,25 +903,10 @@ impl Run<'_> {
             rate_limit::Decision::Limited {
                 budget,
                 retry_after,
-            } => {
-                let f = RequestFailure::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "RATE_LIMITED",
-                    format!(
-                        "this caller has spent its budget of query cost ({} at once, {} a minute); retry in {retry_after} s",
-                        budget.limit,
-                        self.state
-                            .settings
-                            .rate_limit_per_minute(self.caller.principal().is_some()),
-                    ),
-                );
-                let mut resp = f.respond(self.media);
-                budget.write(resp.headers_mut());
-                if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                Err((f.code, resp))
-            }
+            } => Err((
+                "RATE_LIMITED",
+                rate_limited(self.state, self.caller, self.media, &budget, retry_after),
+            )),
         }
     }
 
@@ -950,9 +946,13 @@ impl Run<'_> {
 
 /// An operation's cost, found by validating it without running it. One that does not
 /// validate costs nothing here: running it reports why, and runs nothing.
-async fn price(state: &AppState, r: &Request, caller: &Caller) -> usize {
+async fn price(state: &AppState, r: &mut Request, caller: &Caller) -> usize {
     let priced = PriceOnly::default();
     let mut probe = Request::new(r.query.clone()).variables(r.variables.clone());
+    // The document precheck parsed, not a second parse: parsing is most of a refusal's cost.
+    if let Ok(doc) = r.parsed_query() {
+        probe.set_parsed_query(doc.clone());
+    }
     if let Some(name) = &r.operation_name {
         probe = probe.operation_name(name.clone());
     }
@@ -961,6 +961,45 @@ async fn price(state: &AppState, r: &Request, caller: &Caller) -> usize {
         .execute(probe.data(priced.clone()).data(caller.clone()))
         .await;
     priced.cost().unwrap_or(0)
+}
+
+/// 429, with when to retry and the caller's budget.
+fn rate_limited(
+    state: &AppState,
+    caller: &Caller,
+    media: MediaType,
+    budget: &rate_limit::Budget,
+    retry_after: u64,
+) -> HttpResponse {
+    let f = RequestFailure::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        format!(
+            "this caller has spent its budget of query cost ({} at once, {} a minute); retry in {retry_after} s",
+            budget.limit,
+            state
+                .settings
+                .rate_limit_per_minute(caller.principal().is_some()),
+        ),
+    );
+    let mut resp = f.respond(media);
+    budget.write(resp.headers_mut());
+    if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// What reading a request's documents costs before they are priced: parsing is work a
+/// refused request does too, so it is paid for first, and a caller whose budget is spent is
+/// turned away before anything is parsed. 1 for each 100 bytes of document (a full 1 MB
+/// body: 10,486), at least 1.
+fn parse_fee(batch: &BatchRequest) -> usize {
+    let bytes: usize = match batch {
+        BatchRequest::Single(r) => r.query.len(),
+        BatchRequest::Batch(rs) => rs.iter().map(|r| r.query.len()).sum(),
+    };
+    (bytes / 100).max(1)
 }
 
 fn with_budget(mut resp: HttpResponse, budget: Option<rate_limit::Budget>) -> HttpResponse {

@@ -168,11 +168,12 @@ async fn callers_are_rate_limited_by_cost(backend: Backend) {
     })
     .await;
     let q = json!({"query": NETWORKS});
-    // 301 each: two fit in 700, the third does not.
+    // 302 each: two fit in 700, the third does not.
     let (status, headers, body) = post_raw(&app, &q).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["ratelimit-limit"], "700");
-    assert_eq!(headers["ratelimit-remaining"], "399");
+    // 1 for its 52 bytes of document, 301 for its fields.
+    assert_eq!(headers["ratelimit-remaining"], "398");
     assert!(headers.contains_key("ratelimit-reset"));
     assert_eq!(post_raw(&app, &q).await.0, 200);
     let (status, headers, body) = post_raw(&app, &q).await;
@@ -367,3 +368,24 @@ both_databases!(
     answers_are_bounded,
     introspection_for_tokens_only,
 );
+
+/// On PostgreSQL every statement of the serving pool is bounded by the request time limit,
+/// so a statement whose request was dropped stops too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statements_are_bounded_by_the_request_time_limit() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_with(Backend::Postgres, false, |s| {
+        s.limits.request_timeout_seconds = 7;
+    })
+    .await;
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SHOW statement_timeout",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "7s");
+}
