@@ -220,6 +220,23 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy(backend: Backend) {
     assert_eq!(from("198.51.100.8").await.unwrap().status().as_u16(), 200);
 }
 
+/// With pricing out of the way (a complexity limit no request reaches), the batch
+/// runs until the request time limit stops it, and the server answers the next request.
+async fn the_time_limit_stops_a_request(backend: Backend) {
+    let app = spawn_with(backend, true, |s| {
+        s.limits.complexity = usize::MAX / 2;
+        s.limits.request_timeout_seconds = 1;
+    })
+    .await;
+    anchorfed::ingest::demo::load(&app.db)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    let op = json!({"query": impact_operation(20, 20, "NETWORK, SECTOR, DISTRICT")});
+    let (status, _, body) = post_raw(&app, &Value::Array(vec![op; 10])).await;
+    assert_eq!((status, code(&body)), (503, Some("TIMEOUT")), "{body}");
+    app.query("{ regions { code } }", json!({})).await;
+}
+
 /// The answer size is bounded; a query over it is refused, not sent.
 async fn answers_are_bounded(backend: Backend) {
     let app = spawn_with(backend, true, |s| s.limits.response_bytes = 300).await;
@@ -359,6 +376,7 @@ async fn trusted_documents(backend: Backend) {
 }
 
 both_databases!(
+    the_time_limit_stops_a_request,
     trusted_documents,
     metrics_are_not_public,
     fragment_explosion_is_refused,
