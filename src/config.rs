@@ -36,10 +36,17 @@ pub struct Limits {
     pub complexity: usize,
     pub aliases: usize,
     pub root_fields: usize,
+    /// Fragment definitions in one document.
+    pub fragments: usize,
     pub batch: usize,
     pub body_bytes: usize,
     /// Multipart (file upload) request bodies; larger files go through `anchorfed import`.
     pub upload_bytes: usize,
+    /// How long one request's operations may run before they are stopped (and, on
+    /// PostgreSQL, each statement's `statement_timeout`).
+    pub request_timeout_seconds: u64,
+    /// The largest answer a query may have, serialized.
+    pub response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,11 +56,65 @@ impl Default for Limits {
             complexity: 20_000,
             aliases: 30,
             root_fields: 20,
+            fragments: 100,
             batch: 10,
             body_bytes: 1 << 20,
             upload_bytes: 16 << 20,
+            request_timeout_seconds: 30,
+            response_bytes: 8 << 20,
         }
     }
+}
+
+/// Per-caller budgets of query cost (the complexity async-graphql counts, `impact` priced by
+/// its cells), refilled continuously: a caller may spend `burst` at once and `per_minute`
+/// over a minute. Token callers are keyed by token, anonymous callers by client address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    pub enabled: bool,
+    pub anonymous_per_minute: u32,
+    pub anonymous_burst: u32,
+    pub token_per_minute: u32,
+    pub token_burst: u32,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed; from anyone else the
+    /// header is ignored and the connection's own address is the client's.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            anonymous_per_minute: 60_000,
+            anonymous_burst: 40_000,
+            token_per_minute: 600_000,
+            token_burst: 100_000,
+            trusted_proxies: vec![],
+        }
+    }
+}
+
+/// Registered operations (persisted documents) that clients run by id.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustedDocuments {
+    /// A JSON object from document id to document text (`anchorfed documents add` writes it).
+    pub file: Option<PathBuf>,
+    /// Anonymous callers may run registered documents only.
+    pub anonymous_only: bool,
+}
+
+/// Where `/metrics` is served: nowhere (the default), on its own address, or on the main
+/// address behind a bearer token (or both: its own address and a token).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    /// Serve `/metrics` here only, such as an address that only the scraper can reach.
+    pub bind: Option<SocketAddr>,
+    /// The bearer token a scraper must send.
+    pub token: Option<SecretString>,
 }
 
 /// How this service signs the tokens it issues.
@@ -174,7 +235,12 @@ pub struct Settings {
     pub log_level: String,
     pub graphiql: bool,
     pub introspection: bool,
+    /// With `introspection` on, whether callers without a token may introspect too.
+    pub introspection_anonymous: bool,
     pub limits: Limits,
+    pub rate_limit: RateLimits,
+    pub trusted_documents: TrustedDocuments,
+    pub metrics: MetricsSettings,
     pub shutdown_timeout_seconds: u64,
     pub auth: AuthSettings,
 }
@@ -190,7 +256,11 @@ impl Default for Settings {
             log_level: "info".into(),
             graphiql: true,
             introspection: true,
+            introspection_anonymous: true,
             limits: Limits::default(),
+            rate_limit: RateLimits::default(),
+            trusted_documents: TrustedDocuments::default(),
+            metrics: MetricsSettings::default(),
             shutdown_timeout_seconds: 30,
             auth: AuthSettings::default(),
         }
@@ -236,9 +306,15 @@ impl Settings {
             ("limits.complexity", l.complexity),
             ("limits.aliases", l.aliases),
             ("limits.root_fields", l.root_fields),
+            ("limits.fragments", l.fragments),
             ("limits.batch", l.batch),
             ("limits.body_bytes", l.body_bytes),
             ("limits.upload_bytes", l.upload_bytes),
+            ("limits.response_bytes", l.response_bytes),
+            (
+                "limits.request_timeout_seconds",
+                usize::try_from(l.request_timeout_seconds).unwrap_or(usize::MAX),
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid {
@@ -247,6 +323,14 @@ impl Settings {
                 });
             }
         }
+        self.validate_rate_limits()?;
+        if self.trusted_documents.anonymous_only && self.trusted_documents.file.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "trusted_documents.anonymous_only",
+                reason: "needs trusted_documents.file: without it, callers without a token could run nothing".into(),
+            });
+        }
+        self.validate_metrics()?;
         if self.db_max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "db_max_connections",
@@ -304,6 +388,77 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_rate_limits(&self) -> Result<(), ConfigError> {
+        let r = &self.rate_limit;
+        if !r.enabled {
+            return Ok(());
+        }
+        let complexity = self.limits.complexity;
+        for (key, per_minute, burst) in [
+            (
+                "rate_limit.anonymous_burst",
+                r.anonymous_per_minute,
+                r.anonymous_burst,
+            ),
+            ("rate_limit.token_burst", r.token_per_minute, r.token_burst),
+        ] {
+            if per_minute == 0 {
+                return Err(ConfigError::Invalid {
+                    key: if key == "rate_limit.token_burst" {
+                        "rate_limit.token_per_minute"
+                    } else {
+                        "rate_limit.anonymous_per_minute"
+                    },
+                    reason: "must be at least 1 (or set rate_limit.enabled = false)".into(),
+                });
+            }
+            // A request the complexity limit admits must be able to pass a full bucket.
+            if (burst as usize) < complexity {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("must be at least limits.complexity ({complexity})"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_metrics(&self) -> Result<(), ConfigError> {
+        let m = &self.metrics;
+        if let Some(t) = &m.token
+            && t.expose_secret().trim().len() < 16
+        {
+            return Err(ConfigError::Invalid {
+                key: "metrics.token",
+                reason: "must be at least 16 characters".into(),
+            });
+        }
+        if m.enabled && m.bind.is_none() && m.token.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "metrics.enabled",
+                reason: "on the main address, /metrics needs metrics.token; or give it its own \
+                         address with metrics.bind"
+                    .into(),
+            });
+        }
+        if m.bind.is_some_and(|b| b == self.bind && b.port() != 0) {
+            return Err(ConfigError::Invalid {
+                key: "metrics.bind",
+                reason: "must differ from bind".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The cost a caller may spend a minute.
+    pub fn rate_limit_per_minute(&self, with_token: bool) -> u32 {
+        if with_token {
+            self.rate_limit.token_per_minute
+        } else {
+            self.rate_limit.anonymous_per_minute
+        }
+    }
+
     /// The database to use: the configured URL, or a SQLite file in the data directory.
     pub fn database_url(&self) -> SecretString {
         match &self.database_url {
@@ -331,6 +486,24 @@ mod tests {
         s.limits.aliases = 0;
         let err = s.validate().map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("limits.aliases"), "{err}");
+    }
+
+    #[test]
+    fn public_metrics_on_the_main_address_are_refused() {
+        let mut s = Settings::default();
+        s.metrics.enabled = true;
+        let err = s.validate().map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("metrics.enabled"), "{err}");
+        s.metrics.token = Some(SecretString::from("a-long-enough-scraper-token"));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn a_burst_below_the_complexity_limit_is_refused() {
+        let mut s = Settings::default();
+        s.rate_limit.anonymous_burst = 10;
+        let err = s.validate().map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("rate_limit.anonymous_burst"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,18 @@ pub async fn connect(
     max_connections: u32,
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<DatabaseConnection> {
+    connect_limited(url, max_connections, metrics, None).await
+}
+
+/// `connect`, with every statement on PostgreSQL ended by the server after
+/// `statement_timeout` (the server's: a statement whose request was dropped stops too). On
+/// SQLite a statement runs to its end.
+pub async fn connect_limited(
+    url: &SecretString,
+    max_connections: u32,
+    metrics: Option<&Metrics>,
+    statement_timeout: Option<Duration>,
+) -> anyhow::Result<DatabaseConnection> {
     let raw = url.expose_secret();
     if let Some(path) = sqlite_path(raw)
         && let Some(dir) = std::path::Path::new(path).parent()
@@ -34,7 +46,13 @@ pub async fn connect(
         // parameters' values (ids, keys, dates, the reader's network): plan each once per
         // connection instead of on every execution. For the impact statement, planning cost
         // as much as running it (BENCHMARKS.md).
-        .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_generic_plan")]));
+        .map_sqlx_postgres_opts(move |o| {
+            let o = o.options([("plan_cache_mode", "force_generic_plan")]);
+            match statement_timeout {
+                Some(t) => o.options([("statement_timeout", format!("{}ms", t.as_millis()))]),
+                None => o,
+            }
+        });
     let mut db = Database::connect(opts)
         .await
         .context("Failed to connect to the database (check database_url / DATABASE_URL)")?;

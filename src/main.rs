@@ -52,6 +52,23 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Register trusted documents: operations clients run by id (trusted_documents.file).
+    Documents {
+        #[command(subcommand)]
+        command: DocumentsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DocumentsCommand {
+    /// Register the operation(s) in FILE (GraphQL) and print the id clients send as
+    /// `documentId`; servers read the registry when they start.
+    Add {
+        file: PathBuf,
+        /// A name for it, such as `dashboard-regional-impact` (default: sha256:<hex of the text>).
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,8 +128,10 @@ fn settings_for(
     command: &Command,
 ) -> Result<Settings, anchorfed::config::ConfigError> {
     let mut settings = Settings::load(config)?;
-    if matches!(command, Command::Token { .. } | Command::Import { .. })
-        && std::env::var_os("ANCHORFED_LOG_LEVEL").is_none()
+    if matches!(
+        command,
+        Command::Token { .. } | Command::Import { .. } | Command::Documents { .. }
+    ) && std::env::var_os("ANCHORFED_LOG_LEVEL").is_none()
     {
         // A console command's output is its answer; routine progress would bury it.
         settings.log_level = "warn".into();
@@ -143,6 +162,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Command::Import {
                 command: ImportCommand::Returns(i),
             } => import_returns(&settings, i).await,
+            Command::Documents {
+                command: DocumentsCommand::Add { file, id },
+            } => documents_add(&settings, &file, id.as_deref()),
         }
     })
 }
@@ -162,6 +184,23 @@ async fn serve(mut settings: Settings, demo: bool, bind: Option<SocketAddr>) -> 
     app.run_until_stopped()
         .await
         .context("The server stopped with an error")
+}
+
+fn documents_add(settings: &Settings, file: &Path, id: Option<&str>) -> anyhow::Result<()> {
+    let Some(registry) = &settings.trusted_documents.file else {
+        anyhow::bail!(
+            "set trusted_documents.file (or ANCHORFED_TRUSTED_DOCUMENTS__FILE) to the registry's path first"
+        );
+    };
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("Failed to read {}", file.display()))?;
+    let id = anchorfed::server::documents::register(registry, &text, id)?;
+    eprintln!(
+        "registered in {}; servers read it when they start",
+        registry.display()
+    );
+    println!("{id}");
+    Ok(())
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {

@@ -175,6 +175,9 @@ pub struct ImpactQuery;
 impl ImpactQuery {
     /// Aggregates across networks: each institution counted once per cell, every cell saying
     /// how much of the eligible institutions it covers.
+    #[graphql(
+        complexity = "super::cost::impact(input.years.len(), input.metrics.len(), input.network_ids.as_ref().map(Vec::len), input.group_by.as_deref().unwrap_or_default(), child_complexity)"
+    )]
     async fn impact(&self, ctx: &Context<'_>, input: ImpactInput) -> Result<ImpactReport> {
         let db = db(ctx)?;
         let caller = caller(ctx);

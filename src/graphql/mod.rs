@@ -4,6 +4,7 @@
 pub mod catalogue;
 pub mod connection;
 pub mod context;
+pub mod cost;
 pub mod directory;
 pub mod directory_writes;
 pub mod enums;
@@ -54,10 +55,11 @@ pub fn build(
 ) -> AppSchema {
     let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.limits.depth)
-        .limit_complexity(settings.limits.complexity)
+        // The complexity limit is enforced by `cost::Pricing`, which says by how much.
         .limit_recursive_depth(64)
         .limit_directives(10)
         .extension(extensions::Tracing)
+        .extension(cost::Pricing::new(settings.limits.complexity))
         .data(db)
         .data(keys)
         .data(access_log)

@@ -6,23 +6,23 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use async_graphql::dataloader::DataLoader;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, Request, ServerError, Variables};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tracing_actix_web::RequestId;
 
-use super::AppState;
+use super::documents::TrustedDocuments;
+use super::{AppState, document, rate_limit};
 use crate::auth::{self, Caller};
 use crate::config::Limits;
+use crate::graphql::cost::PriceOnly;
 use crate::graphql::loaders::Loaders;
 
 mod uploads;
@@ -139,6 +139,8 @@ fn negotiate(req: &HttpRequest) -> Option<MediaType> {
 #[derive(Debug, Deserialize)]
 struct GetParams {
     query: Option<String>,
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
@@ -149,20 +151,62 @@ struct GetParams {
 #[serde(deny_unknown_fields)]
 struct PostParams {
     query: Option<String>,
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<Json>,
     extensions: Option<Json>,
 }
 
+/// Where a request's document may come from: its own `query`, or a trusted document by id.
+#[derive(Clone, Copy)]
+struct Sources<'a> {
+    trusted: &'a TrustedDocuments,
+    /// The caller may run trusted documents only.
+    trusted_only: bool,
+}
+
+impl Sources<'_> {
+    fn document(
+        &self,
+        query: Option<String>,
+        document_id: Option<String>,
+    ) -> Result<String, RequestFailure> {
+        match (query.filter(|q| !q.trim().is_empty()), document_id) {
+            (Some(_), Some(_)) => Err(RequestFailure::bad_input(
+                "send either `query` or `documentId`, not both",
+            )),
+            (None, Some(id)) => self.trusted.get(&id).map(str::to_owned).ok_or_else(|| {
+                RequestFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "NOT_FOUND",
+                    format!("no trusted document is registered as `{id}`"),
+                )
+            }),
+            (Some(_), None) if self.trusted_only => Err(trusted_only()),
+            (Some(q), None) => Ok(q),
+            (None, None) => Err(RequestFailure::bad_input("the request has no `query`")),
+        }
+    }
+}
+
+fn trusted_only() -> RequestFailure {
+    RequestFailure::new(
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+        "without a token, this server runs registered operations only: send {\"documentId\": …}, or a bearer token",
+    )
+}
+
 fn to_request(
+    sources: Sources<'_>,
     query: Option<String>,
+    document_id: Option<String>,
     operation_name: Option<String>,
     variables: Option<Json>,
 ) -> Result<Request, RequestFailure> {
-    let Some(query) = query.filter(|q| !q.trim().is_empty()) else {
-        return Err(RequestFailure::bad_input("the request has no `query`"));
-    };
+    let query = sources.document(query, document_id)?;
     let mut r = Request::new(query);
     if let Some(name) = operation_name {
         r = r.operation_name(name);
@@ -179,7 +223,7 @@ fn to_request(
     Ok(r)
 }
 
-fn from_get(req: &HttpRequest) -> Result<BatchRequest, RequestFailure> {
+fn from_get(req: &HttpRequest, sources: Sources<'_>) -> Result<BatchRequest, RequestFailure> {
     let params = web::Query::<GetParams>::from_query(req.query_string())
         .map_err(|e| RequestFailure::bad_input(format!("bad query string: {e}")))?;
     let params = params.into_inner();
@@ -193,7 +237,9 @@ fn from_get(req: &HttpRequest) -> Result<BatchRequest, RequestFailure> {
             .map_err(|e| RequestFailure::bad_input(format!("`extensions` is not JSON: {e}")))?;
     }
     Ok(BatchRequest::Single(to_request(
+        sources,
         params.query,
+        params.document_id,
         params.operation_name,
         variables,
     )?))
@@ -223,6 +269,7 @@ async fn from_post(
     req: &HttpRequest,
     payload: &mut web::Payload,
     limits: &Limits,
+    sources: Sources<'_>,
 ) -> Result<BatchRequest, RequestFailure> {
     let ctype = req
         .headers()
@@ -265,7 +312,13 @@ async fn from_post(
         let p: PostParams = serde_json::from_value(v)
             .map_err(|e| RequestFailure::bad_input(format!("not a GraphQL request: {e}")))?;
         let _ = p.extensions;
-        to_request(p.query, p.operation_name, p.variables)
+        to_request(
+            sources,
+            p.query,
+            p.document_id,
+            p.operation_name,
+            p.variables,
+        )
     };
     match json {
         Json::Array(items) => {
@@ -291,59 +344,23 @@ async fn from_post(
     }
 }
 
-/// Counts aliases in a selection set, following fragments (each spread counts again, since
-/// each spread is executed again), with a guard against cyclic fragments.
-fn count_aliases(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
-    if depth > 64 {
-        return 0;
-    }
-    set.items
-        .iter()
-        .map(|sel| match &sel.node {
-            Selection::Field(f) => {
-                usize::from(f.node.alias.is_some())
-                    + count_aliases(doc, &f.node.selection_set.node, depth + 1)
-            }
-            Selection::InlineFragment(i) => {
-                count_aliases(doc, &i.node.selection_set.node, depth + 1)
-            }
-            Selection::FragmentSpread(s) => doc
-                .fragments
-                .get(&s.node.fragment_name.node)
-                .map(|f| count_aliases(doc, &f.node.selection_set.node, depth + 1))
-                .unwrap_or(0),
-        })
-        .sum()
-}
-
-fn count_root_fields(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
-    if depth > 64 {
-        return 0;
-    }
-    set.items
-        .iter()
-        .map(|sel| match &sel.node {
-            Selection::Field(_) => 1,
-            Selection::InlineFragment(i) => {
-                count_root_fields(doc, &i.node.selection_set.node, depth + 1)
-            }
-            Selection::FragmentSpread(s) => doc
-                .fragments
-                .get(&s.node.fragment_name.node)
-                .map(|f| count_root_fields(doc, &f.node.selection_set.node, depth + 1))
-                .unwrap_or(0),
-        })
-        .sum()
+/// What `precheck` learnt of the operation that will run.
+struct Checked {
+    name: Option<String>,
+    /// A query's answer is bounded by `limits.response_bytes`; a mutation's is bounded by its
+    /// input, and it has already written when its answer is known.
+    is_query: bool,
 }
 
 /// Parses the request's document and applies the checks that come before execution:
-/// `GET` only for queries, and the alias and root-field limits. Returns the name of the
+/// `GET` only for queries, and the limits counted in one pass over the document
+/// (`document`), which must refuse a fragment explosion before async-graphql expands it. Returns the name of the
 /// operation that will run, when it has one.
 fn precheck(
     req: &mut Request,
     method: &Method,
     limits: &Limits,
-) -> Result<Option<String>, RequestFailure> {
+) -> Result<Checked, RequestFailure> {
     let op_name = req.operation_name.clone();
     let doc = match req.parsed_query() {
         Ok(doc) => doc,
@@ -362,7 +379,12 @@ fn precheck(
         (DocumentOperations::Multiple(_), None) => (None, None),
     };
     // An undeterminable operation is reported by execution, which knows the exact reason.
-    let Some(op) = op else { return Ok(name) };
+    let Some(op) = op else {
+        return Ok(Checked {
+            name,
+            is_query: true,
+        });
+    };
     if *method == Method::GET && op.node.ty != OperationType::Query {
         return Err(RequestFailure::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -371,29 +393,28 @@ fn precheck(
         )
         .with_allow("POST"));
     }
-    let aliases = count_aliases(doc, &op.node.selection_set.node, 0);
-    if aliases > limits.aliases {
+    let bounds = document::Bounds {
+        aliases: limits.aliases,
+        root_fields: limits.root_fields,
+        fields: limits.complexity,
+        fragments: limits.fragments,
+    };
+    if let Err(r) = document::check(doc, &op.node.selection_set.node, bounds) {
+        let code = if r.is_limit() {
+            "QUERY_TOO_COMPLEX"
+        } else {
+            "BAD_USER_INPUT"
+        };
         return Err(RequestFailure::new(
             StatusCode::BAD_REQUEST,
-            "QUERY_TOO_COMPLEX",
-            format!(
-                "the operation uses {aliases} aliases; the limit is {}",
-                limits.aliases
-            ),
+            code,
+            r.message(&bounds),
         ));
     }
-    let roots = count_root_fields(doc, &op.node.selection_set.node, 0);
-    if roots > limits.root_fields {
-        return Err(RequestFailure::new(
-            StatusCode::BAD_REQUEST,
-            "QUERY_TOO_COMPLEX",
-            format!(
-                "the operation selects {roots} root fields; the limit is {}",
-                limits.root_fields
-            ),
-        ));
-    }
-    Ok(name)
+    Ok(Checked {
+        name,
+        is_query: op.node.ty == OperationType::Query,
+    })
 }
 
 fn error_json(code: &str, message: &str) -> Json {
@@ -450,6 +471,10 @@ async fn execute_one(
     caller: &Caller,
     request_id: Option<&str>,
 ) -> Executed {
+    let mut req = req;
+    if !state.settings.introspection_anonymous && caller.principal().is_none() {
+        req = req.disable_introspection();
+    }
     let req = req
         .data(DataLoader::new(
             Loaders::new(state.db.clone(), caller.clone()),
@@ -568,6 +593,15 @@ impl OperationLabels {
 }
 
 fn respond(media: MediaType, status: StatusCode, body: &Json, allow: Option<&str>) -> HttpResponse {
+    respond_text(media, status, body.to_string(), allow)
+}
+
+fn respond_text(
+    media: MediaType,
+    status: StatusCode,
+    body: String,
+    allow: Option<&str>,
+) -> HttpResponse {
     let mut b = HttpResponse::build(status);
     b.insert_header((
         header::CONTENT_TYPE,
@@ -576,7 +610,7 @@ fn respond(media: MediaType, status: StatusCode, body: &Json, allow: Option<&str
     if let Some(allow) = allow {
         b.insert_header((header::ALLOW, allow));
     }
-    b.body(body.to_string())
+    b.body(body)
 }
 
 /// `GET /graphql` and `POST /graphql`: negotiate, authenticate, read the request, then run
@@ -606,17 +640,32 @@ pub async fn handle(
         tracing::Span::current().record("auth.subject", p.subject.as_str());
     }
     let limits = &state.settings.limits;
+    let trusted_only =
+        state.settings.trusted_documents.anonymous_only && caller.principal().is_none();
     let read = match uploads::admit(&req, &caller, limits) {
         Err(f) => return uploads::refused(&state, &f, media),
+        // A multipart request carries its own document, never a registered one.
+        Ok(Some(_)) if trusted_only => Err(self::trusted_only()),
         Ok(Some(ctype)) => uploads::read(&req, &mut payload, &ctype, &caller, limits).await,
-        Ok(None) => read_request(&req, &mut payload, limits).await,
+        Ok(None) => read_request(&req, &mut payload, &state, &caller).await,
     };
     let batch = match read {
         Ok(b) => b,
         Err(f) => return unreadable(&state, &f, media),
     };
+    if let Some(limiter) = &state.rate_limiter
+        && let rate_limit::Decision::Limited {
+            budget,
+            retry_after,
+        } = limiter.charge(&caller, &req, parse_fee(&batch))
+    {
+        let resp = rate_limited(&state, &caller, media, &budget, retry_after);
+        record(&state, "none", started, true, &["RATE_LIMITED".to_owned()]);
+        return resp;
+    }
     let run = Run {
         state: &state,
+        http: &req,
         caller: &caller,
         method: req.method(),
         media,
@@ -662,18 +711,25 @@ fn unreadable(state: &AppState, f: &RequestFailure, media: MediaType) -> HttpRes
 async fn read_request(
     req: &HttpRequest,
     payload: &mut web::Payload,
-    limits: &Limits,
+    state: &AppState,
+    caller: &Caller,
 ) -> Result<BatchRequest, RequestFailure> {
+    let sources = Sources {
+        trusted: &state.trusted_documents,
+        trusted_only: state.settings.trusted_documents.anonymous_only
+            && caller.principal().is_none(),
+    };
     if *req.method() == Method::GET {
-        from_get(req)
+        from_get(req, sources)
     } else {
-        from_post(req, payload, limits).await
+        from_post(req, payload, &state.settings.limits, sources).await
     }
 }
 
 /// What running a request's operations needs to know about it.
 struct Run<'a> {
     state: &'a AppState,
+    http: &'a HttpRequest,
     caller: &'a Caller,
     method: &'a Method,
     media: MediaType,
@@ -686,16 +742,44 @@ impl Run<'_> {
         // Method-not-allowed must be answered as such, before anything runs.
         let checked = precheck(&mut r, self.method, &self.state.settings.limits);
         let name = match &checked {
-            Ok(name) => name.clone(),
+            Ok(c) => c.name.clone(),
             Err(_) => r.operation_name.clone(),
         };
         let label = self.state.operation_labels.label(name.as_deref());
         tracing::Span::current().record("graphql.operation", label.as_str());
-        if let Err(f) = checked {
+        let checked = match checked {
+            Ok(c) => c,
+            Err(f) => {
+                record(self.state, &label, self.started, true, &[f.code.to_owned()]);
+                return f.respond(self.media);
+            }
+        };
+        let budget = match self.admit(&mut [&mut r], false).await {
+            Ok(b) => b,
+            Err((code, resp)) => {
+                record(self.state, &label, self.started, true, &[code.to_owned()]);
+                return resp;
+            }
+        };
+        let out = match self.within_time(self.execute(r)).await {
+            Ok(out) => out,
+            Err(f) => {
+                record(self.state, &label, self.started, true, &[f.code.to_owned()]);
+                return f.respond(self.media);
+            }
+        };
+        let status = if out.request_error && self.media == MediaType::GraphqlResponseJson {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let text = out.body.to_string();
+        if checked.is_query
+            && let Err(f) = self.within_size(&text)
+        {
             record(self.state, &label, self.started, true, &[f.code.to_owned()]);
             return f.respond(self.media);
         }
-        let out = self.execute(r).await;
         record(
             self.state,
             &label,
@@ -705,36 +789,76 @@ impl Run<'_> {
         );
         let status = if outage(&out.codes) {
             StatusCode::SERVICE_UNAVAILABLE
-        } else if out.request_error && self.media == MediaType::GraphqlResponseJson {
-            StatusCode::BAD_REQUEST
         } else {
-            StatusCode::OK
+            status
         };
-        retry_later(respond(self.media, status, &out.body, None))
+        retry_later(with_budget(
+            respond_text(self.media, status, text, None),
+            budget,
+        ))
     }
 
     /// A batch answers 200 with one result per operation, unless one of them may not be sent
-    /// with this method, which refuses the whole batch.
+    /// with this method, which refuses the whole batch, or the batch costs more than one
+    /// operation may, or more than the caller has left: those refuse it before any runs.
     async fn batch(&self, rs: Vec<Request>) -> HttpResponse {
         let label = "batch";
         tracing::Span::current().record("graphql.operation", label);
-        let mut bodies = Vec::with_capacity(rs.len());
-        let mut codes = vec![];
-        let mut any_request_error = false;
+        let mut slots: Vec<Result<Request, RequestFailure>> = Vec::with_capacity(rs.len());
+        let mut all_queries = true;
         for mut r in rs {
-            if let Err(f) = precheck(&mut r, self.method, &self.state.settings.limits) {
-                if f.status == StatusCode::METHOD_NOT_ALLOWED {
+            match precheck(&mut r, self.method, &self.state.settings.limits) {
+                Ok(c) => {
+                    all_queries &= c.is_query;
+                    slots.push(Ok(r));
+                }
+                Err(f) if f.status == StatusCode::METHOD_NOT_ALLOWED => {
                     return f.respond(self.media);
                 }
-                any_request_error = true;
-                codes.push(f.code.to_owned());
-                bodies.push(f.body());
-                continue;
+                Err(f) => slots.push(Err(f)),
             }
-            let out = self.execute(r).await;
-            any_request_error |= out.request_error;
-            codes.extend(out.codes);
-            bodies.push(out.body);
+        }
+        let mut runnable: Vec<&mut Request> =
+            slots.iter_mut().filter_map(|s| s.as_mut().ok()).collect();
+        let budget = match self.admit(&mut runnable, true).await {
+            Ok(b) => b,
+            Err((code, resp)) => {
+                record(self.state, label, self.started, true, &[code.to_owned()]);
+                return resp;
+            }
+        };
+        let run_all = async {
+            let mut bodies = Vec::with_capacity(slots.len());
+            let mut codes = vec![];
+            let mut any_request_error = false;
+            for slot in slots {
+                match slot {
+                    Ok(r) => {
+                        let out = self.execute(r).await;
+                        any_request_error |= out.request_error;
+                        codes.extend(out.codes);
+                        bodies.push(out.body);
+                    }
+                    Err(f) => {
+                        any_request_error = true;
+                        codes.push(f.code.to_owned());
+                        bodies.push(f.body());
+                    }
+                }
+            }
+            (bodies, codes, any_request_error)
+        };
+        let (bodies, codes, any_request_error) = match self.within_time(run_all).await {
+            Ok(v) => v,
+            Err(f) => {
+                record(self.state, label, self.started, true, &[f.code.to_owned()]);
+                return f.respond(self.media);
+            }
+        };
+        let text = Json::Array(bodies).to_string();
+        if all_queries && let Err(f) = self.within_size(&text) {
+            record(self.state, label, self.started, true, &[f.code.to_owned()]);
+            return f.respond(self.media);
         }
         record(self.state, label, self.started, any_request_error, &codes);
         let status = if outage(&codes) {
@@ -742,12 +866,157 @@ impl Run<'_> {
         } else {
             StatusCode::OK
         };
-        retry_later(respond(self.media, status, &Json::Array(bodies), None))
+        retry_later(with_budget(
+            respond_text(self.media, status, text, None),
+            budget,
+        ))
     }
 
     async fn execute(&self, r: Request) -> Executed {
         execute_one(self.state, r, self.caller, self.request_id.as_deref()).await
     }
+
+    /// Prices the operations without running them (a batch by their sum), refuses what costs
+    /// more than the complexity limit, and charges the rest to the caller's rate limit.
+    async fn admit(
+        &self,
+        ops: &mut [&mut Request],
+        batch: bool,
+    ) -> Result<Option<rate_limit::Budget>, (&'static str, HttpResponse)> {
+        let limit = self.state.settings.limits.complexity;
+        let mut total = 0usize;
+        for r in ops.iter_mut() {
+            let cost = price(self.state, r, self.caller).await;
+            if cost > limit {
+                let e = crate::graphql::cost::too_complex(cost, limit);
+                let f =
+                    RequestFailure::new(StatusCode::BAD_REQUEST, "QUERY_TOO_COMPLEX", e.message);
+                return Err((f.code, f.respond(self.media)));
+            }
+            total = total.saturating_add(cost);
+        }
+        if batch && total > limit {
+            let f = RequestFailure::new(
+                StatusCode::BAD_REQUEST,
+                "QUERY_TOO_COMPLEX",
+                format!(
+                    "the batch's operations cost {total} together; the limit is {limit} (send fewer or smaller operations)"
+                ),
+            );
+            return Err((f.code, f.respond(self.media)));
+        }
+        let Some(limiter) = &self.state.rate_limiter else {
+            return Ok(None);
+        };
+        match limiter.charge(self.caller, self.http, total) {
+            rate_limit::Decision::Allowed(b) => Ok(Some(b)),
+            rate_limit::Decision::Limited {
+                budget,
+                retry_after,
+            } => Err((
+                "RATE_LIMITED",
+                rate_limited(self.state, self.caller, self.media, &budget, retry_after),
+            )),
+        }
+    }
+
+    /// Runs `work` within the request time limit; work still running then is dropped, which
+    /// stops it (PostgreSQL's `statement_timeout` ends a statement already sent).
+    async fn within_time<T>(&self, work: impl Future<Output = T>) -> Result<T, RequestFailure> {
+        let secs = self.state.settings.limits.request_timeout_seconds;
+        tokio::time::timeout(Duration::from_secs(secs), work)
+            .await
+            .map_err(|_| {
+                tracing::warn!(limit.seconds = secs, "request stopped at the time limit");
+                RequestFailure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TIMEOUT",
+                    format!(
+                        "the request ran longer than the limit of {secs} s and was stopped (ask for less, or split it)"
+                    ),
+                )
+            })
+    }
+
+    fn within_size(&self, text: &str) -> Result<(), RequestFailure> {
+        let limit = self.state.settings.limits.response_bytes;
+        if text.len() <= limit {
+            return Ok(());
+        }
+        Err(RequestFailure::new(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TOO_COMPLEX",
+            format!(
+                "the answer would be {} bytes; the limit is {limit} (ask for fewer fields, cells or smaller pages)",
+                text.len()
+            ),
+        ))
+    }
+}
+
+/// An operation's cost, found by validating it without running it. One that does not
+/// validate costs nothing here: running it reports why, and runs nothing.
+async fn price(state: &AppState, r: &mut Request, caller: &Caller) -> usize {
+    let priced = PriceOnly::default();
+    let mut probe = Request::new(r.query.clone()).variables(r.variables.clone());
+    // The document precheck parsed, not a second parse: parsing is most of a refusal's cost.
+    if let Ok(doc) = r.parsed_query() {
+        probe.set_parsed_query(doc.clone());
+    }
+    if let Some(name) = &r.operation_name {
+        probe = probe.operation_name(name.clone());
+    }
+    let _ = state
+        .schema
+        .execute(probe.data(priced.clone()).data(caller.clone()))
+        .await;
+    priced.cost().unwrap_or(0)
+}
+
+/// 429, with when to retry and the caller's budget.
+fn rate_limited(
+    state: &AppState,
+    caller: &Caller,
+    media: MediaType,
+    budget: &rate_limit::Budget,
+    retry_after: u64,
+) -> HttpResponse {
+    let f = RequestFailure::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        format!(
+            "this caller has spent its budget of query cost ({} at once, {} a minute); retry in {retry_after} s",
+            budget.limit,
+            state
+                .settings
+                .rate_limit_per_minute(caller.principal().is_some()),
+        ),
+    );
+    let mut resp = f.respond(media);
+    budget.write(resp.headers_mut());
+    if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// What reading a request's documents costs before they are priced: parsing is work a
+/// refused request does too, so it is paid for first, and a caller whose budget is spent is
+/// turned away before anything is parsed. 1 for each 100 bytes of document (a full 1 MB
+/// body: 10,486), at least 1.
+fn parse_fee(batch: &BatchRequest) -> usize {
+    let bytes: usize = match batch {
+        BatchRequest::Single(r) => r.query.len(),
+        BatchRequest::Batch(rs) => rs.iter().map(|r| r.query.len()).sum(),
+    };
+    (bytes / 100).max(1)
+}
+
+fn with_budget(mut resp: HttpResponse, budget: Option<rate_limit::Budget>) -> HttpResponse {
+    if let Some(b) = budget {
+        b.write(resp.headers_mut());
+    }
+    resp
 }
 
 /// Whether an answer met a database outage: then it is the server's failure, not the client's.
@@ -823,19 +1092,6 @@ mod tests {
             Some(MediaType::Json)
         );
         assert_eq!(accept(Some("text/html")), None);
-    }
-
-    #[test]
-    fn counts_aliases_and_roots_through_fragments() {
-        let doc = async_graphql::parser::parse_query(
-            "query { a: regions { code } b: regions { c: code } ...F } fragment F on Query { d: regions { code } }",
-        )
-        .unwrap();
-        let DocumentOperations::Single(op) = &doc.operations else {
-            panic!()
-        };
-        assert_eq!(count_aliases(&doc, &op.node.selection_set.node, 0), 4);
-        assert_eq!(count_root_fields(&doc, &op.node.selection_set.node, 0), 3);
     }
 
     #[test]

@@ -2,17 +2,21 @@
 //! `Application::build` binds before it returns, so tests can bind port 0 and read the
 //! real port back.
 
+mod document;
+pub mod documents;
 mod graphql_http;
+mod rate_limit;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use async_graphql::http::GraphiQLSource;
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
 pub use graphql_http::GRAPHQL_RESPONSE_JSON;
@@ -32,12 +36,16 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub schema: AppSchema,
     pub metrics: Metrics,
+    rate_limiter: Option<rate_limit::RateLimiter>,
+    trusted_documents: documents::TrustedDocuments,
     operation_labels: graphql_http::OperationLabels,
 }
 
 pub struct Application {
     server: Server,
     port: u16,
+    /// `/metrics` on its own address (`metrics.bind`), and the port it listens on.
+    metrics_server: Option<(Server, u16)>,
     db: DatabaseConnection,
     access_log: AccessLog,
 }
@@ -46,10 +54,11 @@ impl Application {
     /// Connects, migrates, optionally loads the demo data, and binds the listener.
     pub async fn build(settings: Settings, demo: bool) -> anyhow::Result<Self> {
         let metrics = Metrics::new().context("Failed to register metrics")?;
-        let db = db::connect(
+        let db = db::connect_limited(
             &settings.database_url(),
             settings.db_max_connections,
             Some(&metrics),
+            Some(Duration::from_secs(settings.limits.request_timeout_seconds)),
         )
         .await?;
         db::migrate(&db).await?;
@@ -80,14 +89,31 @@ impl Application {
             noise,
         );
         let shutdown = settings.shutdown_timeout_seconds;
+        let rate_limiter = rate_limit::RateLimiter::new(&settings.rate_limit);
+        let trusted_documents =
+            documents::TrustedDocuments::load(settings.trusted_documents.file.as_deref())?;
+        if !trusted_documents.is_empty() {
+            tracing::info!(
+                trusted_documents = trusted_documents.len(),
+                "trusted documents registered"
+            );
+        }
         let state = web::Data::new(AppState {
             settings,
             keys,
             db: db.clone(),
             schema,
             metrics,
+            rate_limiter,
+            trusted_documents,
             operation_labels: Default::default(),
         });
+        let metrics_server = match state.settings.metrics.bind {
+            Some(bind) if state.settings.metrics.enabled => {
+                Some(metrics_server(bind, state.clone(), shutdown)?)
+            }
+            _ => None,
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
@@ -110,6 +136,7 @@ impl Application {
         Ok(Self {
             server,
             port,
+            metrics_server,
             db,
             access_log,
         })
@@ -119,13 +146,26 @@ impl Application {
         self.port
     }
 
+    /// The port `/metrics` listens on when it has its own address.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, p)| *p)
+    }
+
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
 
     /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let r = self.server.await;
+        if let Some(m) = metrics {
+            m.stop(true).await;
+        }
         // Every read the stopped server logged reaches the database before the pool closes.
         self.access_log.flush().await;
         // Closing the pool lets SQLite checkpoint its WAL and PostgreSQL end sessions cleanly.
@@ -190,8 +230,87 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+/// `/metrics` on its own address: nothing else is served there.
+fn metrics_server(
+    bind: std::net::SocketAddr,
+    state: web::Data<AppState>,
+    shutdown: u64,
+) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("Failed to listen on {bind} for /metrics (metrics.bind)"))?;
+    let port = listener
+        .local_addr()
+        .context("Failed to read the metrics listener's address")?
+        .port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(metrics_own_address))
+    })
+    .workers(1)
+    .shutdown_timeout(shutdown)
+    .listen(listener)
+    .context("Failed to start the metrics server")?
+    .run();
+    Ok((server, port))
+}
+
+/// `/metrics` on the main address: only when switched on without an address of its own,
+/// and then behind `metrics.token` (settings refuse it public there).
+async fn metrics_text(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let m = &state.settings.metrics;
+    if !m.enabled || m.bind.is_some() {
+        return HttpResponse::NotFound()
+            .content_type("text/plain")
+            .body("metrics are not served on this address\n");
+    }
+    metrics_for(&req, &state)
+}
+
+async fn metrics_own_address(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    metrics_for(&req, &state)
+}
+
+fn metrics_for(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    if let Some(token) = &state.settings.metrics.token {
+        let given = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.expose_secret().as_bytes()) {
+            return HttpResponse::Unauthorized()
+                .insert_header(("www-authenticate", "Bearer"))
+                .content_type("text/plain")
+                .body("send the metrics token: Authorization: Bearer <metrics.token>\n");
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was
+/// right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        let y = b.get(i % b.len().max(1)).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn compares_tokens() {
+        assert!(constant_time_eq(b"abcdef", b"abcdef"));
+        assert!(!constant_time_eq(b"abcdef", b"abcdeg"));
+        assert!(!constant_time_eq(b"abc", b"abcdef"));
+        assert!(!constant_time_eq(b"", b"abcdef"));
+    }
 }

@@ -275,3 +275,43 @@ fn serve_on_a_fresh_directory_then_stop_gracefully() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn documents_are_registered_at_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("regions.graphql");
+    std::fs::write(&doc, "query Regions { regions { code } }").unwrap();
+    let registry = dir.path().join("trusted.json");
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .env("ANCHORFED_TRUSTED_DOCUMENTS__FILE", &registry)
+        .args(["documents", "add"])
+        .arg(&doc)
+        .args(["--id", "dashboard-regions"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "dashboard-regions"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&registry).unwrap()).unwrap();
+    assert_eq!(
+        saved["dashboard-regions"],
+        "query Regions { regions { code } }"
+    );
+    // Without a registry configured, the command says which setting to give.
+    let out = anchorfed()
+        .current_dir(dir.path())
+        .args(["documents", "add"])
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trusted_documents.file"));
+}

@@ -33,6 +33,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: String,
+    /// `/metrics`'s own address, when `metrics.bind` gave it one.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub db: sea_orm::DatabaseConnection,
     pub handle: actix_web::dev::ServerHandle,
@@ -74,9 +76,23 @@ pub fn test_settings(database_url: String, dir: &std::path::Path) -> Settings {
         data_dir: dir.to_path_buf(),
         database_url: Some(SecretString::from(database_url)),
         db_max_connections: 4,
+        // Tests send many requests from one address at once; the tests of rate limits
+        // switch them on with budgets of their own.
+        rate_limit: anchorfed::config::RateLimits {
+            enabled: false,
+            ..Default::default()
+        },
+        metrics: anchorfed::config::MetricsSettings {
+            enabled: true,
+            bind: None,
+            token: Some(SecretString::from(METRICS_TOKEN)),
+        },
         ..Settings::default()
     }
 }
+
+/// The bearer token test servers serve `/metrics` behind.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 /// A server on the demo directory with the demo's synthetic returns (2020/21 to 2022/23).
 pub async fn with_demo_returns(backend: Backend) -> TestApp {
@@ -116,11 +132,13 @@ pub async fn spawn_with(
     }
     let keys = Keys::load(&settings.auth, &settings.data_dir).expect("load the same keys");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
     let db = app.db().clone();
     let handle = app.handle();
     let running = Some(tokio::spawn(app.run_until_stopped()));
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         db,
         handle,
@@ -251,9 +269,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The server's `/metrics` text, fetched with the metrics token.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.text().await.unwrap()
+    }
+
     /// The number of SQL statements the server has run so far, from its own metrics.
     pub async fn statements(&self) -> u64 {
-        let text = self.get("/metrics").await.text().await.unwrap();
+        let text = self.metrics().await;
         text.lines()
             .find_map(|l| l.strip_prefix("anchorfed_db_statements_total "))
             .and_then(|v| v.trim().parse().ok())

@@ -278,7 +278,7 @@ async fn health_ready_metrics_graphiql(backend: Backend) {
     );
     app.query("query RegionsForMetrics { regions { code } }", json!({}))
         .await;
-    let m = app.get("/metrics").await.text().await.unwrap();
+    let m = app.metrics().await;
     assert!(
         m.contains(
             "anchorfed_graphql_requests_total{operation=\"RegionsForMetrics\",outcome=\"ok\"} 1"

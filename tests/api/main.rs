@@ -16,6 +16,7 @@ mod identity;
 mod impact;
 mod impact_model;
 mod imports;
+mod limits;
 mod migrations;
 mod outage;
 mod returns;
