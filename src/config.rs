@@ -52,7 +52,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            depth: 12,
+            depth: 15,
             complexity: 20_000,
             aliases: 30,
             root_fields: 20,

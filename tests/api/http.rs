@@ -314,6 +314,28 @@ async fn introspection_and_graphiql_can_be_switched_off(backend: Backend) {
     app.query("{ regions { code } }", json!({})).await;
 }
 
+/// GraphiQL's own introspection query (graphql-js 16's `getIntrospectionQuery`, which reaches
+/// depth 13 through an argument's type) answers within the default limits, anonymously, so
+/// the schema explorer of the README's first command loads.
+async fn graphiql_introspection_answers(backend: Backend) {
+    let app = spawn_with(backend, false, |_| {}).await;
+    let query = "query IntrospectionQuery { __schema { queryType { name } mutationType { name } \
+        subscriptionType { name } types { ...FullType } directives { name description locations \
+        args { ...InputValue } } } } \
+      fragment FullType on __Type { kind name description fields(includeDeprecated: true) { \
+        name description args { ...InputValue } type { ...TypeRef } isDeprecated \
+        deprecationReason } inputFields { ...InputValue } interfaces { ...TypeRef } \
+        enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } \
+        possibleTypes { ...TypeRef } } \
+      fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue } \
+      fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { \
+        kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name \
+        } } } } } } } }";
+    let data = app.query(query, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    assert!(data["__schema"]["types"].as_array().unwrap().len() > 50);
+}
+
 /// An internal error tells the client nothing of its cause, but names the request, so an
 /// operator can find the cause in the log.
 async fn internal_errors_name_the_request(backend: Backend) {
@@ -345,6 +367,7 @@ async fn internal_errors_name_the_request(backend: Backend) {
 }
 
 both_databases!(
+    graphiql_introspection_answers,
     internal_errors_name_the_request,
     get_mutation_is_405,
     malformed_and_invalid_queries_are_4xx,
