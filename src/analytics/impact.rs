@@ -254,6 +254,30 @@ fn coordinates(s: &Spec, key: &Key) -> String {
     )
 }
 
+/// The contributions as the sensitivity rules see them (each perturbed by its own keyed
+/// factor), with their sum and two largest.
+fn for_rules(
+    key: &NoiseKey,
+    place: disclosure::Place<'_>,
+    contributions: &[Contribution],
+) -> (Vec<Contribution>, disclosure::Side) {
+    let perturbed: Vec<Contribution> = contributions
+        .iter()
+        .map(|c| Contribution {
+            value: key.perturbed(place, c.institution, c.value),
+            ..c.clone()
+        })
+        .collect();
+    let mut values: Vec<i64> = perturbed.iter().map(|c| c.value).collect();
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    let side = disclosure::Side {
+        sum: values.iter().fold(0i64, |a, v| a.saturating_add(*v)),
+        largest: values.first().copied().unwrap_or(0),
+        second: values.get(1).copied().unwrap_or(0),
+    };
+    (perturbed, side)
+}
+
 /// A sum cell, through disclosure control.
 fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
     let class = match s.metrics.iter().find(|m| m.code == r.metric) {
@@ -271,8 +295,10 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         coordinates: &coordinates,
         members: &members,
     };
+    let (perturbed, rule_side) = for_rules(key, place, &contributions);
+    let raw = side(r.agg_sum, r.agg_largest, r.agg_second);
     let outcome = match r.total {
-        Some(_) if !disclosure::holds_against_each_steward(&contributions, class, thresholds) => {
+        Some(_) if !disclosure::holds_against_each_steward(&perturbed, class, thresholds) => {
             disclosure::Outcome::Suppressed(disclosure::Reason::Protected)
         }
         Some(total) => disclosure::sum_cell(
@@ -281,7 +307,11 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
             class,
             total,
             r.aggregate_only,
-            side(r.agg_sum, r.agg_largest, r.agg_second),
+            raw,
+            disclosure::RuleView {
+                total: total.saturating_sub(raw.sum).saturating_add(rule_side.sum),
+                side: rule_side,
+            },
             thresholds,
         ),
         None => disclosure::Outcome::Exact,
@@ -322,11 +352,46 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         members: &members,
     };
     let magnitude = disclosure::Class::Magnitude;
-    let holds = disclosure::holds_against_each_steward(&numerators, magnitude, thresholds)
-        && disclosure::holds_against_each_steward(&denominators, magnitude, thresholds);
     let (value, suppressed) = match (r.total, r.denominator, s.ratio_parts.get(&r.metric)) {
-        (Some(_), Some(_), Some(_)) if !holds => (None, Some(disclosure::Reason::Protected)),
         (Some(n), Some(d), Some((num, den))) => {
+            let (num_perturbed, num_rule) = for_rules(
+                key,
+                disclosure::Place {
+                    metric: num,
+                    ..place
+                },
+                &numerators,
+            );
+            let (den_perturbed, den_rule) = for_rules(
+                key,
+                disclosure::Place {
+                    metric: den,
+                    ..place
+                },
+                &denominators,
+            );
+            let holds =
+                disclosure::holds_against_each_steward(&num_perturbed, magnitude, thresholds)
+                    && disclosure::holds_against_each_steward(
+                        &den_perturbed,
+                        magnitude,
+                        thresholds,
+                    );
+            if !holds {
+                return Ok(Cell {
+                    key: r.key(),
+                    breakdown: None,
+                    value: None,
+                    suppressed: Some(disclosure::Reason::Protected),
+                    contributors: r.contributors,
+                    aggregate_only: r.aggregate_only,
+                    eligible: r.contributors,
+                    eligible_aggregate_only: 0,
+                    members,
+                    thresholds,
+                    metric: r.metric,
+                });
+            }
             match disclosure::ratio_cell(
                 key,
                 place,
@@ -335,11 +400,13 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
                     metric: num,
                     total: n,
                     side: side(r.agg_sum, r.agg_largest, r.agg_second),
+                    rule: num_rule,
                 },
                 disclosure::RatioSide {
                     metric: den,
                     total: d,
                     side: side(r.agg_den_sum, r.agg_den_largest, r.agg_den_second),
+                    rule: den_rule,
                 },
                 thresholds,
             ) {

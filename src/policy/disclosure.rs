@@ -182,6 +182,52 @@ impl NoiseKey {
     }
 }
 
+impl NoiseKey {
+    /// A contribution as the sensitivity rules see it: moved by between 10% and 20% of itself,
+    /// up or down, by a keyed draw of its institution, metric, breakdown and period (the same
+    /// wherever it is counted). The rules decide whether a cell is shown; on exact values a
+    /// network that varies its own values could search for the point where a decision
+    /// flips and read the others off it exactly. On these it reads each other value only
+    /// within its own 10–20%.
+    pub fn perturbed(&self, place: Place<'_>, institution: i64, value: i64) -> i64 {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+            return value;
+        };
+        for part in [
+            b"anchorfed sensitivity v1".as_slice(),
+            place.metric.as_bytes(),
+            place.breakdown.as_bytes(),
+            place.period.as_bytes(),
+            &institution.to_be_bytes(),
+        ] {
+            mac.update(part);
+            mac.update(&[0]);
+        }
+        let tag = mac.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag[..8]);
+        let bits = u64::from_be_bytes(first);
+        // 10% plus up to another 10%, in units of 2^-53.
+        let share = (1i128 << 52) / 5 + i128::from(bits >> 11) / 10;
+        let shift = i128::from(value) * share / ONE;
+        let shift = i64::try_from(shift).unwrap_or(0);
+        if bits & 1 == 1 {
+            value.saturating_sub(shift)
+        } else {
+            value.saturating_add(shift)
+        }
+    }
+}
+
+/// What the sensitivity rules look at for one side of a cell: the total with the
+/// aggregate-only part made of perturbed contributions ([`NoiseKey::perturbed`]), and that
+/// part's sum and two largest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleView {
+    pub total: i64,
+    pub side: Side,
+}
+
 /// The power of two at or above `v` (its exponent), for the protection scale.
 fn bucket_up(v: i128) -> u32 {
     if v <= 1 {
@@ -343,6 +389,8 @@ fn contributor_gate(aggregate_only: i64, t: Thresholds) -> Option<Outcome> {
 }
 
 /// A sum cell at `place`: `total` over every contributor, `side` over the aggregate-only ones.
+/// `rule` is what the sensitivity rules look at ([`RuleView`]).
+#[allow(clippy::too_many_arguments)]
 pub fn sum_cell(
     key: &NoiseKey,
     place: Place<'_>,
@@ -350,6 +398,7 @@ pub fn sum_cell(
     total: i64,
     aggregate_only: i64,
     side: Side,
+    rule: RuleView,
     t: Thresholds,
 ) -> Outcome {
     if let Some(o) = contributor_gate(aggregate_only, t) {
@@ -357,9 +406,11 @@ pub fn sum_cell(
     }
     let noised = total.saturating_add(noise(key, place, side, aggregate_only));
     match class {
-        Class::PeopleCount if total < t.people_count_min => Outcome::Suppressed(Reason::Protected),
+        Class::PeopleCount if rule.total < t.people_count_min => {
+            Outcome::Suppressed(Reason::Protected)
+        }
         Class::PeopleCount => Outcome::Adjusted(round_to(noised.max(0), t.people_count_round)),
-        Class::Magnitude if !passes_dominance(side, t.dominance_percent) => {
+        Class::Magnitude if !passes_dominance(rule.side, t.dominance_percent) => {
             Outcome::Suppressed(Reason::Protected)
         }
         Class::Magnitude => Outcome::Adjusted(noised),
@@ -373,6 +424,8 @@ pub struct RatioSide<'a> {
     pub metric: &'a str,
     pub total: i64,
     pub side: Side,
+    /// What the dominance rule looks at ([`RuleView`]).
+    pub rule: Side,
 }
 
 /// A ratio cell at `place` (whose metric is the ratio's): withheld when either side would be;
@@ -391,8 +444,8 @@ pub fn ratio_cell(
         Some(_) => return Err(Reason::Protected),
         None => {}
     }
-    if !passes_dominance(numerator.side, t.dominance_percent)
-        || !passes_dominance(denominator.side, t.dominance_percent)
+    if !passes_dominance(numerator.rule, t.dominance_percent)
+        || !passes_dominance(denominator.rule, t.dominance_percent)
     {
         return Err(Reason::Protected);
     }
@@ -453,6 +506,11 @@ mod tests {
         }
     }
 
+    /// The rules looking at the values as they are (the perturbation is tested on its own).
+    fn rv(total: i64, side: Side) -> RuleView {
+        RuleView { total, side }
+    }
+
     fn side(sum: i64, largest: i64, second: i64) -> Side {
         Side {
             sum,
@@ -476,33 +534,86 @@ mod tests {
         let suppressed = Outcome::Suppressed(Reason::Protected);
         // Two aggregate-only contributors: withheld whatever their values.
         assert_eq!(
-            sum_cell(&k, at, m, 300, 2, side(300, 150, 150), DEFAULT),
+            sum_cell(
+                &k,
+                at,
+                m,
+                300,
+                2,
+                side(300, 150, 150),
+                rv(300, side(300, 150, 150)),
+                DEFAULT
+            ),
             suppressed
         );
         // Three even contributors pass; one dominant one does not.
         assert!(matches!(
-            sum_cell(&k, at, m, 300, 3, side(300, 100, 100), DEFAULT),
+            sum_cell(
+                &k,
+                at,
+                m,
+                300,
+                3,
+                side(300, 100, 100),
+                rv(300, side(300, 100, 100)),
+                DEFAULT
+            ),
             Outcome::Adjusted(_)
         ));
         assert_eq!(
-            sum_cell(&k, at, m, 1000, 3, side(1000, 950, 45), DEFAULT),
+            sum_cell(
+                &k,
+                at,
+                m,
+                1000,
+                3,
+                side(1000, 950, 45),
+                rv(1000, side(1000, 950, 45)),
+                DEFAULT
+            ),
             suppressed
         );
         // Counts of people: under 10 withheld, the rest rounded to 5.
         let p = Class::PeopleCount;
         assert_eq!(
-            sum_cell(&k, at, p, 9, 3, side(9, 3, 3), DEFAULT),
+            sum_cell(
+                &k,
+                at,
+                p,
+                9,
+                3,
+                side(9, 3, 3),
+                rv(9, side(9, 3, 3)),
+                DEFAULT
+            ),
             suppressed
         );
-        let Outcome::Adjusted(v) = sum_cell(&k, at, p, 1234, 3, side(1234, 500, 400), DEFAULT)
-        else {
+        let Outcome::Adjusted(v) = sum_cell(
+            &k,
+            at,
+            p,
+            1234,
+            3,
+            side(1234, 500, 400),
+            rv(1234, side(1234, 500, 400)),
+            DEFAULT,
+        ) else {
             panic!("a count of 1234 is shown");
         };
         assert_eq!(v % 5, 0);
         assert!((v - 1234).abs() <= 2 * 512 * 20 / 100 + 3);
         // Nothing aggregate-only: exact.
         assert_eq!(
-            sum_cell(&k, at, m, 7, 0, Side::default(), DEFAULT),
+            sum_cell(
+                &k,
+                at,
+                m,
+                7,
+                0,
+                Side::default(),
+                rv(7, Side::default()),
+                DEFAULT
+            ),
             Outcome::Exact
         );
         // A steward's stricter thresholds apply, to the guard too.
@@ -511,7 +622,16 @@ mod tests {
             ..DEFAULT
         };
         assert_eq!(
-            sum_cell(&k, at, m, 400, 4, side(400, 100, 100), strict),
+            sum_cell(
+                &k,
+                at,
+                m,
+                400,
+                4,
+                side(400, 100, 100),
+                rv(400, side(400, 100, 100)),
+                strict
+            ),
             suppressed
         );
         assert_eq!(strict.differencing(), 5);
@@ -589,6 +709,31 @@ mod tests {
     }
 
     #[test]
+    fn the_rules_see_each_value_moved_by_a_tenth_to_a_fifth() {
+        let k = key();
+        for (id, v) in [(1, 1_000_000i64), (2, 7), (3, 123_456_789), (4, 0)] {
+            let p = k.perturbed(place("m"), id, v);
+            assert_eq!(p, k.perturbed(place("m"), id, v), "the same every time");
+            let moved = (p - v).abs();
+            assert!(moved * 10 >= v - 10 && moved * 5 <= v, "{v} -> {p}");
+        }
+        // Keyed by the institution, metric and period, not by where it is counted.
+        let elsewhere = Place {
+            coordinates: "network:3",
+            members: &[1],
+            ..place("m")
+        };
+        assert_eq!(
+            k.perturbed(elsewhere, 1, 500),
+            k.perturbed(place("m"), 1, 500)
+        );
+        assert_ne!(
+            k.perturbed(place("n"), 1, 1_000_000),
+            k.perturbed(place("m"), 1, 1_000_000)
+        );
+    }
+
+    #[test]
     fn counts_are_rounded_and_never_show_one() {
         assert_eq!(
             [0, 1, 2, 3, 7, 8, 12, 13, 47].map(round_count),
@@ -647,11 +792,13 @@ mod tests {
             metric: "num",
             total: 500,
             side: side(400, 150, 100),
+            rule: side(400, 150, 100),
         };
         let den = RatioSide {
             metric: "den",
             total: 1500,
             side: side(1200, 400, 300),
+            rule: side(1200, 400, 300),
         };
         let (n, d) = ratio_cell(&k, at, 4, num, den, DEFAULT).unwrap();
         assert_eq!(
@@ -663,6 +810,7 @@ mod tests {
                 500,
                 4,
                 num.side,
+                rv(500, num.side),
                 DEFAULT
             )
         );
@@ -675,11 +823,12 @@ mod tests {
                 1500,
                 4,
                 den.side,
+                rv(1500, den.side),
                 DEFAULT
             )
         );
         let dominated = RatioSide {
-            side: side(1200, 1100, 50),
+            rule: side(1200, 1100, 50),
             ..den
         };
         assert_eq!(
@@ -714,8 +863,8 @@ mod tests {
                 prop_assert!(noise <= largest * 2 * i128::from(PROTECTION_PERCENT) / 100 + 1);
             }
             // Whatever the values seen in detail: the same noise.
-            let with_detail = sum_cell(&k, at, Class::Magnitude, s.sum + detail, n, s, DEFAULT);
-            let without = sum_cell(&k, at, Class::Magnitude, s.sum, n, s, DEFAULT);
+            let with_detail = sum_cell(&k, at, Class::Magnitude, s.sum + detail, n, s, rv(s.sum + detail, s), DEFAULT);
+            let without = sum_cell(&k, at, Class::Magnitude, s.sum, n, s, rv(s.sum, s), DEFAULT);
             if let (Outcome::Adjusted(a), Outcome::Adjusted(b)) = (with_detail, without) {
                 prop_assert_eq!(a - b, detail);
             }

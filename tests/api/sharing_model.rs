@@ -269,12 +269,15 @@ struct CellM {
     /// The exact sum over contributors, and the aggregate-only values.
     sum: Option<i128>,
     agg_values: Vec<i64>,
+    /// The aggregate-only values as the sensitivity rules see them (perturbed by their keyed
+    /// factors), in the same order.
+    agg_rule: Vec<i64>,
     /// The networks that see each aggregate-only value in detail (its steward and the
     /// networks it belonged to on the period's last day), in the same order.
     agg_known: Vec<BTreeSet<usize>>,
 }
 
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn model_impact(
     w: &World,
     grants: &[GrantM],
@@ -282,6 +285,7 @@ fn model_impact(
     scope: &[usize],
     by_network: bool,
     at: DateTime<Utc>,
+    noise: &anchorfed::policy::disclosure::NoiseKey,
     covered: &mut BTreeSet<(&'static str, &'static str, bool)>,
 ) -> (
     BTreeMap<(String, String, Option<usize>), CellM>,
@@ -322,6 +326,7 @@ fn model_impact(
                     aggregate_only: 0,
                     sum: None,
                     agg_values: vec![],
+                    agg_rule: vec![],
                     agg_known: vec![],
                 };
                 for &i in &eligible {
@@ -349,6 +354,14 @@ fn model_impact(
                     if lvl == 1 {
                         cell.aggregate_only += 1;
                         cell.agg_values.push(v);
+                        let place = anchorfed::policy::disclosure::Place {
+                            metric: m,
+                            breakdown: "",
+                            period,
+                            coordinates: "",
+                            members: &[],
+                        };
+                        cell.agg_rule.push(noise.perturbed(place, w.insts[i].id, v));
                         let end = end_of(year_end, w.insts[i].month);
                         let mut known: BTreeSet<usize> =
                             (0..3).filter(|&n| member_on(&w.insts[i], n, end)).collect();
@@ -379,13 +392,13 @@ fn suppressed(metric: &str, c: &CellM) -> bool {
         let rest: i128 = v.iter().skip(2).map(|x| i128::from(*x)).sum();
         rest * 100 < i128::from(v[0]) * 10
     };
-    if dominated(c.agg_values.clone()) {
+    if dominated(c.agg_rule.clone()) {
         return true;
     }
     // Each network that sees some of them must see all, or face 3 passing dominance.
     c.agg_known.iter().flatten().any(|x| {
         let unknown: Vec<i64> = c
-            .agg_values
+            .agg_rule
             .iter()
             .zip(&c.agg_known)
             .filter(|(_, k)| !k.contains(x))
@@ -688,8 +701,16 @@ async fn access_equals_a_simple_model(backend: Backend) {
             }
             let report = result.unwrap_or_else(|e| panic!("{ctx}: {}", e.message()));
             impact_cases += 1;
-            let (expected, withheld) =
-                model_impact(&w, &gs, &reader, &scope, by_network, at, &mut covered);
+            let (expected, withheld) = model_impact(
+                &w,
+                &gs,
+                &reader,
+                &scope,
+                by_network,
+                at,
+                &noise,
+                &mut covered,
+            );
             let index: BTreeMap<i64, usize> =
                 w.nets.iter().enumerate().map(|(i, n)| (n.0, i)).collect();
             let got_withheld: BTreeSet<usize> = report
