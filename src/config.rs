@@ -299,6 +299,7 @@ impl Settings {
         Ok(settings)
     }
 
+    // Long because it is one check per setting, in the order the README's table lists them.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         for (key, v) in [

@@ -377,39 +377,29 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
                         magnitude,
                         thresholds,
                     );
-            if !holds {
-                return Ok(Cell {
-                    key: r.key(),
-                    breakdown: None,
-                    value: None,
-                    suppressed: Some(disclosure::Reason::Protected),
-                    contributors: r.contributors,
-                    aggregate_only: r.aggregate_only,
-                    eligible: r.contributors,
-                    eligible_aggregate_only: 0,
-                    members,
+            let outcome = if holds {
+                disclosure::ratio_cell(
+                    key,
+                    place,
+                    r.aggregate_only,
+                    disclosure::RatioSide {
+                        metric: num,
+                        total: n,
+                        side: side(r.agg_sum, r.agg_largest, r.agg_second),
+                        rule: num_rule,
+                    },
+                    disclosure::RatioSide {
+                        metric: den,
+                        total: d,
+                        side: side(r.agg_den_sum, r.agg_den_largest, r.agg_den_second),
+                        rule: den_rule,
+                    },
                     thresholds,
-                    metric: r.metric,
-                });
-            }
-            match disclosure::ratio_cell(
-                key,
-                place,
-                r.aggregate_only,
-                disclosure::RatioSide {
-                    metric: num,
-                    total: n,
-                    side: side(r.agg_sum, r.agg_largest, r.agg_second),
-                    rule: num_rule,
-                },
-                disclosure::RatioSide {
-                    metric: den,
-                    total: d,
-                    side: side(r.agg_den_sum, r.agg_den_largest, r.agg_den_second),
-                    rule: den_rule,
-                },
-                thresholds,
-            ) {
+                )
+            } else {
+                Err(disclosure::Reason::Protected)
+            };
+            match outcome {
                 Ok((n, d)) => (Some(Value2::Ratio(i128::from(n), i128::from(d))), None),
                 Err(why) => (None, Some(why)),
             }

@@ -52,6 +52,8 @@ pub struct Application {
 
 impl Application {
     /// Connects, migrates, optionally loads the demo data, and binds the listener.
+    // Long because it wires every part of the server in the order they depend on each other;
+    // each step is one call with its own error context.
     pub async fn build(settings: Settings, demo: bool) -> anyhow::Result<Self> {
         let metrics = Metrics::new().context("Failed to register metrics")?;
         let db = db::connect_limited(

@@ -249,6 +249,8 @@ fn period_ends(s: &Spec) -> ApiResult<Vec<Sql>> {
     Ok(rows)
 }
 
+// Long because it is the text of six common table expressions, each commented at the top of
+// this file; splitting it would scatter one statement's SQL.
 fn ctes(
     caller: &Caller,
     reach: &policy::returns::Reach,
