@@ -530,110 +530,34 @@ mod tests {
     #[test]
     fn the_thresholds_on_examples() {
         let (k, at) = (key(), place("m"));
+        let cell =
+            |class, total, n, side, t| sum_cell(&k, at, class, total, n, side, rv(total, side), t);
         let m = Class::Magnitude;
         let suppressed = Outcome::Suppressed(Reason::Protected);
         // Two aggregate-only contributors: withheld whatever their values.
-        assert_eq!(
-            sum_cell(
-                &k,
-                at,
-                m,
-                300,
-                2,
-                side(300, 150, 150),
-                rv(300, side(300, 150, 150)),
-                DEFAULT
-            ),
-            suppressed
-        );
+        assert_eq!(cell(m, 300, 2, side(300, 150, 150), DEFAULT), suppressed);
         // Three even contributors pass; one dominant one does not.
         assert!(matches!(
-            sum_cell(
-                &k,
-                at,
-                m,
-                300,
-                3,
-                side(300, 100, 100),
-                rv(300, side(300, 100, 100)),
-                DEFAULT
-            ),
+            cell(m, 300, 3, side(300, 100, 100), DEFAULT),
             Outcome::Adjusted(_)
         ));
-        assert_eq!(
-            sum_cell(
-                &k,
-                at,
-                m,
-                1000,
-                3,
-                side(1000, 950, 45),
-                rv(1000, side(1000, 950, 45)),
-                DEFAULT
-            ),
-            suppressed
-        );
+        assert_eq!(cell(m, 1000, 3, side(1000, 950, 45), DEFAULT), suppressed);
         // Counts of people: under 10 withheld, the rest rounded to 5.
         let p = Class::PeopleCount;
-        assert_eq!(
-            sum_cell(
-                &k,
-                at,
-                p,
-                9,
-                3,
-                side(9, 3, 3),
-                rv(9, side(9, 3, 3)),
-                DEFAULT
-            ),
-            suppressed
-        );
-        let Outcome::Adjusted(v) = sum_cell(
-            &k,
-            at,
-            p,
-            1234,
-            3,
-            side(1234, 500, 400),
-            rv(1234, side(1234, 500, 400)),
-            DEFAULT,
-        ) else {
+        assert_eq!(cell(p, 9, 3, side(9, 3, 3), DEFAULT), suppressed);
+        let Outcome::Adjusted(v) = cell(p, 1234, 3, side(1234, 500, 400), DEFAULT) else {
             panic!("a count of 1234 is shown");
         };
         assert_eq!(v % 5, 0);
         assert!((v - 1234).abs() <= 2 * 512 * 20 / 100 + 3);
         // Nothing aggregate-only: exact.
-        assert_eq!(
-            sum_cell(
-                &k,
-                at,
-                m,
-                7,
-                0,
-                Side::default(),
-                rv(7, Side::default()),
-                DEFAULT
-            ),
-            Outcome::Exact
-        );
+        assert_eq!(cell(m, 7, 0, Side::default(), DEFAULT), Outcome::Exact);
         // A steward's stricter thresholds apply, to the guard too.
         let strict = Thresholds {
             min_contributors: 5,
             ..DEFAULT
         };
-        assert_eq!(
-            sum_cell(
-                &k,
-                at,
-                m,
-                400,
-                4,
-                side(400, 100, 100),
-                rv(400, side(400, 100, 100)),
-                strict
-            ),
-            suppressed
-        );
+        assert_eq!(cell(m, 400, 4, side(400, 100, 100), strict), suppressed);
         assert_eq!(strict.differencing(), 5);
         // Lowered thresholds are raised back to the defaults.
         let lax = Thresholds {
