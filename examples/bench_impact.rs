@@ -467,42 +467,14 @@ async fn main() {
 
     // The sharing rules' cost: region 0's networks grant its analysts, half at DETAIL and
     // half at AGGREGATE (so disclosure control runs), every group, every year.
-    let now = Utc::now();
     for (k, &network) in by_region[0].iter().enumerate() {
-        let grant = grants::ActiveModel {
-            network_id: Set(network),
-            grantee_kind: Set(GranteeKind::Region),
-            grantee_region: Set(Some("E47000100".into())),
-            grantee_organisation_id: Set(None),
-            level: Set(if k < 5 {
-                AccessLevel::Detail
-            } else {
-                AccessLevel::Aggregate
-            }),
-            from_year: Set("2014/15".into()),
-            to_year: Set("2023/24".into()),
-            expires_at: Set(now + chrono::Duration::days(365)),
-            agreement_reference: Set("bench".into()),
-            lawful_basis: Set("bench".into()),
-            purpose: Set("bench".into()),
-            review_date: Set(now.date_naive()),
-            created_at: Set(now),
-            created_by: Set("bench".into()),
-            revoked_at: Set(None),
-            revoked_by: Set(None),
-            ..Default::default()
-        }
-        .insert(&db)
-        .await
-        .unwrap();
-        db.execute_unprepared(&format!(
-            "INSERT INTO grant_metric_groups (grant_id, metric_group) \
-             SELECT {}, g FROM (SELECT 'SPEND' AS g UNION ALL SELECT 'EMPLOYMENT' \
-               UNION ALL SELECT 'LAND_AND_ASSETS' UNION ALL SELECT 'EMISSIONS') x",
-            grant.id
-        ))
-        .await
-        .unwrap();
+        let level = if k < 5 {
+            AccessLevel::Detail
+        } else {
+            AccessLevel::Aggregate
+        };
+        let region = Some("E47000100".to_owned());
+        grant_every_group(&db, network, GranteeKind::Region, region, level).await;
     }
     let analyst = common::analyst_token(&db, &keys, "E47000100").await;
     let analyst_caller = Caller::Token(Box::new(
@@ -631,35 +603,8 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
     for statement in drop_public.split("; ") {
         db.execute_unprepared(statement).await.unwrap();
     }
-    {
-        let now = Utc::now();
-        for n in &all_networks {
-            let grant = grants::ActiveModel {
-                network_id: Set(n.id),
-                grantee_kind: Set(GranteeKind::Public),
-                level: Set(AccessLevel::Aggregate),
-                from_year: Set("2014/15".into()),
-                to_year: Set("2023/24".into()),
-                expires_at: Set(now + chrono::Duration::days(365)),
-                agreement_reference: Set("bench".into()),
-                lawful_basis: Set("bench".into()),
-                purpose: Set("bench".into()),
-                review_date: Set(now.date_naive()),
-                created_at: Set(now),
-                created_by: Set("bench".into()),
-                ..Default::default()
-            }
-            .insert(db)
-            .await
-            .unwrap();
-            db.execute_unprepared(&format!(
-                "INSERT INTO grant_metric_groups (grant_id, metric_group) VALUES ({0}, 'SPEND'), \
-                 ({0}, 'EMPLOYMENT'), ({0}, 'LAND_AND_ASSETS'), ({0}, 'EMISSIONS')",
-                grant.id
-            ))
-            .await
-            .unwrap();
-        }
+    for n in &all_networks {
+        grant_every_group(db, n.id, GranteeKind::Public, None, AccessLevel::Aggregate).await;
     }
     db.execute_unprepared("DELETE FROM released_cells")
         .await
@@ -829,4 +774,41 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
     for statement in drop_public.split("; ") {
         db.execute_unprepared(statement).await.unwrap();
     }
+}
+
+/// A grant from `network` of every metric group and year, in force for a year.
+async fn grant_every_group(
+    db: &DatabaseConnection,
+    network: i64,
+    kind: GranteeKind,
+    region: Option<String>,
+    level: AccessLevel,
+) {
+    let now = Utc::now();
+    let grant = grants::ActiveModel {
+        network_id: Set(network),
+        grantee_kind: Set(kind),
+        grantee_region: Set(region),
+        level: Set(level),
+        from_year: Set("2014/15".into()),
+        to_year: Set("2023/24".into()),
+        expires_at: Set(now + chrono::Duration::days(365)),
+        agreement_reference: Set("bench".into()),
+        lawful_basis: Set("bench".into()),
+        purpose: Set("bench".into()),
+        review_date: Set(now.date_naive()),
+        created_at: Set(now),
+        created_by: Set("bench".into()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    db.execute_unprepared(&format!(
+        "INSERT INTO grant_metric_groups (grant_id, metric_group) VALUES ({0}, 'SPEND'), \
+         ({0}, 'EMPLOYMENT'), ({0}, 'LAND_AND_ASSETS'), ({0}, 'EMISSIONS')",
+        grant.id
+    ))
+    .await
+    .unwrap();
 }

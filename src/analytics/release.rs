@@ -28,51 +28,8 @@ use sha2::{Digest, Sha256};
 
 use super::impact::{Cell, Spec};
 use crate::auth::Caller;
-use crate::domain::Role;
 use crate::error::ApiResult;
-use crate::policy::disclosure::{self, NoiseKey, Reason};
-
-/// Who a release is remembered for: readers who can combine what they were shown.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Audience {
-    /// Anonymous readers, and operators (who read what the public reads).
-    Public,
-    Region(String),
-    Organisation(i64),
-    Network(i64),
-}
-
-impl Audience {
-    pub fn of(caller: &Caller) -> Audience {
-        let Some(p) = caller.principal() else {
-            return Audience::Public;
-        };
-        match p.role {
-            Role::RegionAnalyst => p
-                .region
-                .as_ref()
-                .map_or(Audience::Public, |r| Audience::Region(r.to_string())),
-            Role::Researcher => p
-                .organisation
-                .as_ref()
-                .map_or(Audience::Public, |o| Audience::Organisation(o.id)),
-            Role::NetworkAdmin | Role::NetworkSubmitter => p
-                .network
-                .as_ref()
-                .map_or(Audience::Public, |n| Audience::Network(n.id)),
-            Role::Operator => Audience::Public,
-        }
-    }
-
-    fn stored(&self) -> String {
-        match self {
-            Audience::Public => "public".to_owned(),
-            Audience::Region(code) => format!("region:{code}"),
-            Audience::Organisation(id) => format!("organisation:{id}"),
-            Audience::Network(id) => format!("network:{id}"),
-        }
-    }
-}
+use crate::policy::disclosure::{self, Audience, NoiseKey, Reason};
 
 /// What the request asked, as far as release depends on it.
 #[derive(Debug, Clone, Copy)]
@@ -131,11 +88,21 @@ fn withhold(c: &mut Cell, why: Reason) {
 /// A cell's identity for the guard: metric (a ratio's part), breakdown, period.
 type Slot = (String, String, String);
 
-/// A release remembered, or made earlier in this answer.
-struct Released {
-    size: usize,
-    members: Vec<i64>,
+/// A cell's slots: its own metric's, or a ratio's two parts'.
+fn slots(spec: &Spec, c: &Cell) -> Vec<Slot> {
+    let breakdown = c.breakdown.clone().unwrap_or_default();
+    let metrics = match spec.ratio_parts.get(&c.metric) {
+        Some((num, den)) => vec![num.clone(), den.clone()],
+        None => vec![c.metric.clone()],
+    };
+    metrics
+        .into_iter()
+        .map(|m| (m, breakdown.clone(), c.key.period.clone()))
+        .collect()
 }
+
+/// A release remembered, or made earlier in this answer: its members, ascending.
+type Released = Vec<i64>;
 
 /// The differencing guard over the cells still shown.
 async fn guard<C: ConnectionTrait>(
@@ -165,29 +132,17 @@ async fn guard<C: ConnectionTrait>(
                 &cells[b].breakdown,
             ))
     });
-    let slots_of = |c: &Cell| -> Vec<Slot> {
-        let breakdown = c.breakdown.clone().unwrap_or_default();
-        match spec.ratio_parts.get(&c.metric) {
-            Some((num, den)) => vec![
-                (num.clone(), breakdown.clone(), c.key.period.clone()),
-                (den.clone(), breakdown, c.key.period.clone()),
-            ],
-            None => vec![(c.metric.clone(), breakdown, c.key.period.clone())],
-        }
-    };
     let _deciding = DECIDING.lock().await;
     let mut released = remembered(db, spec, cells, &order).await?;
     let mut new_rows = vec![];
     for &i in &order {
         let c = &cells[i];
         let threshold = c.thresholds.differencing();
-        let slots = slots_of(c);
+        let slots = slots(spec, c);
         let clash = slots.iter().any(|slot| {
             released.get(slot).is_some_and(|rs| {
-                rs.iter().any(|r| {
-                    r.size.abs_diff(c.members.len()) < usize::try_from(threshold).unwrap_or(0)
-                        && disclosure::too_close(&r.members, &c.members, threshold)
-                })
+                rs.iter()
+                    .any(|r| disclosure::too_close(r, &c.members, threshold))
             })
         });
         if clash {
@@ -197,10 +152,7 @@ async fn guard<C: ConnectionTrait>(
         for slot in slots {
             let members = c.members.clone();
             new_rows.push(row(audience, &slot, &members));
-            released.entry(slot).or_default().push(Released {
-                size: members.len(),
-                members,
-            });
+            released.entry(slot).or_default().push(members);
         }
     }
     remember(db, new_rows).await
@@ -216,13 +168,8 @@ async fn remembered<C: ConnectionTrait>(
 ) -> ApiResult<BTreeMap<Slot, Vec<Released>>> {
     let metrics: BTreeSet<String> = order
         .iter()
-        .flat_map(|&i| {
-            let m = &cells[i].metric;
-            match spec.ratio_parts.get(m) {
-                Some((n, d)) => vec![n.clone(), d.clone()],
-                None => vec![m.clone()],
-            }
-        })
+        .flat_map(|&i| slots(spec, &cells[i]))
+        .map(|(metric, ..)| metric)
         .collect();
     let periods: BTreeSet<String> = order.iter().map(|&i| cells[i].key.period.clone()).collect();
     let q = released_cells::Entity::find()
@@ -246,16 +193,8 @@ async fn remembered<C: ConnectionTrait>(
     for &i in order {
         let c = &cells[i];
         let t = usize::try_from(c.thresholds.differencing()).unwrap_or(0);
-        let breakdown = c.breakdown.clone().unwrap_or_default();
-        let metrics = match spec.ratio_parts.get(&c.metric) {
-            Some((n, d)) => vec![n.clone(), d.clone()],
-            None => vec![c.metric.clone()],
-        };
-        for m in metrics {
-            wanted
-                .entry((m, breakdown.clone(), c.key.period.clone()))
-                .or_default()
-                .push((c.members.len(), t));
+        for slot in slots(spec, c) {
+            wanted.entry(slot).or_default().push((c.members.len(), t));
         }
     }
     let near: Vec<i64> = light
@@ -280,10 +219,7 @@ async fn remembered<C: ConnectionTrait>(
                 .with_context(|| format!("released_cells row {}: members `{}`", r.id, r.members))?;
             out.entry((r.metric, r.breakdown, r.period))
                 .or_default()
-                .push(Released {
-                    size: members.len(),
-                    members,
-                });
+                .push(members);
         }
     }
     Ok(out)

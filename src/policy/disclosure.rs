@@ -20,7 +20,53 @@
 //!   withholds a cell too close to one already released (the release module keeps them).
 
 use hmac::{Hmac, Mac};
+
+use crate::auth::Caller;
+use crate::domain::Role;
 use sha2::Sha256;
+
+/// Who a release is remembered for: readers who can combine what they were shown.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Audience {
+    /// Anonymous readers, and operators (who read what the public reads).
+    Public,
+    Region(String),
+    Organisation(i64),
+    Network(i64),
+}
+
+impl Audience {
+    pub fn of(caller: &Caller) -> Audience {
+        let Some(p) = caller.principal() else {
+            return Audience::Public;
+        };
+        match p.role {
+            Role::RegionAnalyst => p
+                .region
+                .as_ref()
+                .map_or(Audience::Public, |r| Audience::Region(r.to_string())),
+            Role::Researcher => p
+                .organisation
+                .as_ref()
+                .map_or(Audience::Public, |o| Audience::Organisation(o.id)),
+            Role::NetworkAdmin | Role::NetworkSubmitter => p
+                .network
+                .as_ref()
+                .map_or(Audience::Public, |n| Audience::Network(n.id)),
+            Role::Operator => Audience::Public,
+        }
+    }
+
+    /// As stored in `released_cells.audience`.
+    pub fn stored(&self) -> String {
+        match self {
+            Audience::Public => "public".to_owned(),
+            Audience::Region(code) => format!("region:{code}"),
+            Audience::Organisation(id) => format!("organisation:{id}"),
+            Audience::Network(id) => format!("network:{id}"),
+        }
+    }
+}
 
 /// A steward's thresholds; stewards can raise the defaults, never lower them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
