@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod access_log_networks;
+pub mod cell_decisions;
 pub mod disclosure_keys;
 pub mod disclosure_thresholds;
 pub mod equivalences;

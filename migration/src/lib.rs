@@ -10,6 +10,7 @@ mod m20261127_000004_equivalences;
 mod m20261127_000005_sharing;
 mod m20261129_000006_grant_metric_groups;
 mod m20261129_000007_disclosure_release;
+mod m20261130_000008_cell_decisions;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_sharing::Migration),
             Box::new(m20261129_000006_grant_metric_groups::Migration),
             Box::new(m20261129_000007_disclosure_release::Migration),
+            Box::new(m20261130_000008_cell_decisions::Migration),
         ]
     }
 }

@@ -66,6 +66,20 @@ pub struct Cell {
     pub members: Vec<i64>,
     /// The strictest thresholds among their stewards.
     pub thresholds: disclosure::Thresholds,
+    /// When the cell has enough aggregate-only contributors: what the rules that look at
+    /// their values said, for [`super::release`] to keep once per contributor set.
+    pub pending: Option<Pending>,
+}
+
+/// A value the rules that look at values decided on ([`disclosure::Outcome::Uneven`]).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Whether they pass it now.
+    pub even: bool,
+    /// What the cell shows when shown.
+    pub value: Value2,
+    /// Where the cell sits ([`coordinates`]).
+    pub place: String,
 }
 
 pub struct Report {
@@ -298,10 +312,10 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
     let (perturbed, rule_side) = for_rules(key, place, &contributions);
     let raw = side(r.agg_sum, r.agg_largest, r.agg_second);
     let outcome = match r.total {
-        Some(_) if !disclosure::holds_against_each_steward(&perturbed, class, thresholds) => {
+        Some(_) if !disclosure::each_steward_faces_enough(&contributions, thresholds) => {
             disclosure::Outcome::Suppressed(disclosure::Reason::Protected)
         }
-        Some(total) => disclosure::sum_cell(
+        Some(total) => match disclosure::sum_cell(
             key,
             place,
             class,
@@ -313,13 +327,30 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
                 side: rule_side,
             },
             thresholds,
-        ),
+        ) {
+            disclosure::Outcome::Adjusted(v)
+                if !disclosure::each_steward_faces_even(&perturbed, class, thresholds) =>
+            {
+                disclosure::Outcome::Uneven(v)
+            }
+            o => o,
+        },
         None => disclosure::Outcome::Exact,
     };
-    let (value, suppressed) = match outcome {
-        disclosure::Outcome::Exact => (r.total.map(Value2::Sum), None),
-        disclosure::Outcome::Adjusted(v) => (Some(Value2::Sum(v)), None),
-        disclosure::Outcome::Suppressed(why) => (None, Some(why)),
+    let pending = |even, v| {
+        Some(Pending {
+            even,
+            value: Value2::Sum(v),
+            place: coordinates.clone(),
+        })
+    };
+    let (value, suppressed, pending) = match outcome {
+        disclosure::Outcome::Exact => (r.total.map(Value2::Sum), None, None),
+        disclosure::Outcome::Adjusted(v) => (Some(Value2::Sum(v)), None, pending(true, v)),
+        disclosure::Outcome::Uneven(v) => {
+            (None, Some(disclosure::Reason::Protected), pending(false, v))
+        }
+        disclosure::Outcome::Suppressed(why) => (None, Some(why), None),
     };
     Ok(Cell {
         key: r.key(),
@@ -332,6 +363,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         eligible_aggregate_only: 0,
         members,
         thresholds,
+        pending,
         metric: r.metric,
     })
 }
@@ -352,7 +384,8 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         members: &members,
     };
     let magnitude = disclosure::Class::Magnitude;
-    let (value, suppressed) = match (r.total, r.denominator, s.ratio_parts.get(&r.metric)) {
+    let (value, suppressed, pending) = match (r.total, r.denominator, s.ratio_parts.get(&r.metric))
+    {
         (Some(n), Some(d), Some((num, den))) => {
             let (num_perturbed, num_rule) = for_rules(
                 key,
@@ -370,14 +403,11 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
                 },
                 &denominators,
             );
-            let holds =
-                disclosure::holds_against_each_steward(&num_perturbed, magnitude, thresholds)
-                    && disclosure::holds_against_each_steward(
-                        &den_perturbed,
-                        magnitude,
-                        thresholds,
-                    );
-            let outcome = if holds {
+            let enough = disclosure::each_steward_faces_enough(&numerators, thresholds)
+                && disclosure::each_steward_faces_enough(&denominators, thresholds);
+            let even = disclosure::each_steward_faces_even(&num_perturbed, magnitude, thresholds)
+                && disclosure::each_steward_faces_even(&den_perturbed, magnitude, thresholds);
+            let outcome = if enough {
                 disclosure::ratio_cell(
                     key,
                     place,
@@ -400,11 +430,32 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
                 Err(disclosure::Reason::Protected)
             };
             match outcome {
-                Ok((n, d)) => (Some(Value2::Ratio(i128::from(n), i128::from(d))), None),
-                Err(why) => (None, Some(why)),
+                Ok(parts) if r.aggregate_only == 0 => (
+                    Some(Value2::Ratio(
+                        i128::from(parts.numerator),
+                        i128::from(parts.denominator),
+                    )),
+                    None,
+                    None,
+                ),
+                Ok(parts) => {
+                    let v =
+                        Value2::Ratio(i128::from(parts.numerator), i128::from(parts.denominator));
+                    let pending = Pending {
+                        even: parts.even && even,
+                        value: v.clone(),
+                        place: coordinates.clone(),
+                    };
+                    if pending.even {
+                        (Some(v), None, Some(pending))
+                    } else {
+                        (None, Some(disclosure::Reason::Protected), Some(pending))
+                    }
+                }
+                Err(why) => (None, Some(why), None),
             }
         }
-        _ => (None, None),
+        _ => (None, None, None),
     };
     Ok(Cell {
         key: r.key(),
@@ -417,6 +468,7 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         eligible_aggregate_only: 0,
         members,
         thresholds,
+        pending,
         metric: r.metric,
     })
 }
@@ -449,6 +501,7 @@ fn answer_empty_cells(
                     eligible_aggregate_only: *aggregate_only,
                     members: vec![],
                     thresholds: disclosure::DEFAULT,
+                    pending: None,
                 });
             }
         }

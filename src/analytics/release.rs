@@ -12,6 +12,12 @@
 //!   one's (same metric, breakdown and period) by at least one and fewer than the threshold
 //!   is withheld. Every audience is checked against every audience's releases: one person
 //!   can read as the public and hold tokens of more than one audience.
+//! - **Decisions on values, kept.** Whether a cell's aggregate-only contributors pass the
+//!   rules that look at their values (dominance, small counts of people) is decided the first
+//!   time the set is asked for at a place, and kept (`cell_decisions`): a network moving values
+//!   it controls cannot search for the point where the decision flips. At most
+//!   [`DECISIONS_PER_PLACE`] sets are decided per place, metric, breakdown and period; later
+//!   sets are withheld, so planting new sets does not buy more answers without end.
 //! - **Counts.** Such a cell's `contributors` and `eligible` are rounded; one that shows no
 //!   value shows no contributors either and reads as withheld, so an empty cell and a
 //!   withheld one look alike.
@@ -21,12 +27,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Context as _;
 use base64::Engine as _;
 use chrono::Utc;
-use entity::{disclosure_keys, released_cells};
+use entity::{cell_decisions, disclosure_keys, released_cells};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use sha2::{Digest, Sha256};
 
-use super::impact::{Cell, Spec};
+use super::impact::{Cell, Pending, Spec};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::policy::disclosure::{self, Audience, NoiseKey, Reason};
@@ -39,6 +45,11 @@ pub struct Asked {
     /// `asOf` was given and is in the past.
     pub past_as_of: bool,
 }
+
+/// How many contributor sets the rules that look at values decide at one place, for one
+/// metric, breakdown and period. Each decision tells a reader one yes or no about values; a
+/// place whose contributors change as returns arrive through a year needs a handful.
+pub const DECISIONS_PER_PLACE: usize = 12;
 
 /// One process decides at a time, so two concurrent answers cannot each release one of a
 /// pair of cells that differ by one contributor. (Several processes on one database would
@@ -53,11 +64,13 @@ pub async fn release<C: ConnectionTrait>(
     asked: Asked,
     cells: &mut [Cell],
 ) -> ApiResult<()> {
-    for c in cells.iter_mut().filter(|c| shown_in_aggregate(c)) {
+    for c in cells.iter_mut().filter(|c| c.pending.is_some()) {
         if c.key.network == 0 && !asked.published_scope {
             withhold(c, Reason::Scope);
+            c.pending = None;
         } else if asked.past_as_of {
             withhold(c, Reason::AsOf);
+            c.pending = None;
         }
     }
     guard(db, &Audience::of(caller), spec, cells).await?;
@@ -76,8 +89,10 @@ pub async fn release<C: ConnectionTrait>(
     Ok(())
 }
 
-fn shown_in_aggregate(c: &Cell) -> bool {
-    c.aggregate_only > 0 && c.value.is_some()
+/// A cell with enough aggregate-only contributors, not withheld for what was asked: the
+/// guard and the kept decisions decide it.
+fn to_decide(c: &Cell) -> bool {
+    c.aggregate_only > 0 && c.pending.is_some()
 }
 
 fn withhold(c: &mut Cell, why: Reason) {
@@ -104,16 +119,14 @@ fn slots(spec: &Spec, c: &Cell) -> Vec<Slot> {
 /// A release remembered, or made earlier in this answer: its members, ascending.
 type Released = Vec<i64>;
 
-/// The differencing guard over the cells still shown.
+/// The differencing guard and the kept decisions, over the cells still to decide.
 async fn guard<C: ConnectionTrait>(
     db: &C,
     audience: &Audience,
     spec: &Spec,
     cells: &mut [Cell],
 ) -> ApiResult<()> {
-    let mut order: Vec<usize> = (0..cells.len())
-        .filter(|&i| shown_in_aggregate(&cells[i]))
-        .collect();
+    let mut order: Vec<usize> = (0..cells.len()).filter(|&i| to_decide(&cells[i])).collect();
     if order.is_empty() {
         return Ok(());
     }
@@ -134,6 +147,7 @@ async fn guard<C: ConnectionTrait>(
     });
     let _deciding = DECIDING.lock().await;
     let mut released = remembered(db, spec, cells, &order).await?;
+    let mut decisions = Decisions::load(db, cells, &order).await?;
     let mut new_rows = vec![];
     for &i in &order {
         let c = &cells[i];
@@ -149,13 +163,148 @@ async fn guard<C: ConnectionTrait>(
             withhold(&mut cells[i], Reason::Differencing);
             continue;
         }
+        let Some(pending) = cells[i].pending.clone() else {
+            continue;
+        };
+        if !decisions.decide(&cells[i], &pending) {
+            withhold(&mut cells[i], Reason::Protected);
+            continue;
+        }
+        cells[i].value = Some(pending.value);
+        cells[i].suppressed = None;
+        let c = &cells[i];
         for slot in slots {
             let members = c.members.clone();
             new_rows.push(row(audience, &slot, &members));
             released.entry(slot).or_default().push(members);
         }
     }
+    decisions.remember(db).await?;
     remember(db, new_rows).await
+}
+
+/// Where a kept decision applies: metric, breakdown, period and place.
+type DecisionPlace = (String, String, String, String);
+
+/// The decisions kept for the places of this answer's cells, and those it makes.
+struct Decisions {
+    /// Per place: each contributor set's digest, and whether it is shown.
+    kept: BTreeMap<DecisionPlace, BTreeMap<String, bool>>,
+    new: Vec<cell_decisions::ActiveModel>,
+}
+
+impl Decisions {
+    async fn load<C: ConnectionTrait>(db: &C, cells: &[Cell], order: &[usize]) -> ApiResult<Self> {
+        let mut wanted: BTreeSet<DecisionPlace> = BTreeSet::new();
+        for &i in order {
+            if let Some(p) = &cells[i].pending {
+                wanted.insert(place_of(&cells[i], p));
+            }
+        }
+        let metrics: BTreeSet<&String> = wanted.iter().map(|w| &w.0).collect();
+        let periods: BTreeSet<&String> = wanted.iter().map(|w| &w.2).collect();
+        let places: BTreeSet<&String> = wanted.iter().map(|w| &w.3).collect();
+        let mut kept: BTreeMap<DecisionPlace, BTreeMap<String, bool>> = BTreeMap::new();
+        if !wanted.is_empty() {
+            let rows: Vec<(String, String, String, String, String, bool)> =
+                cell_decisions::Entity::find()
+                    .select_only()
+                    .columns([
+                        cell_decisions::Column::Metric,
+                        cell_decisions::Column::Breakdown,
+                        cell_decisions::Column::Period,
+                        cell_decisions::Column::Place,
+                        cell_decisions::Column::Digest,
+                        cell_decisions::Column::Shown,
+                    ])
+                    .filter(cell_decisions::Column::Metric.is_in(metrics.into_iter().cloned()))
+                    .filter(cell_decisions::Column::Period.is_in(periods.into_iter().cloned()))
+                    .filter(cell_decisions::Column::Place.is_in(places.into_iter().cloned()))
+                    .into_tuple()
+                    .all(db)
+                    .await
+                    .context("Failed to read the kept disclosure decisions")?;
+            for (metric, breakdown, period, place, digest, shown) in rows {
+                let at = (metric, breakdown, period, place);
+                if wanted.contains(&at) {
+                    kept.entry(at).or_default().insert(digest, shown);
+                }
+            }
+        }
+        Ok(Self { kept, new: vec![] })
+    }
+
+    /// Whether `c` is shown: as decided before for its contributors at its place; decided now
+    /// when there is room; withheld when its place has decided as many sets as it may.
+    fn decide(&mut self, c: &Cell, p: &Pending) -> bool {
+        let at = place_of(c, p);
+        let digest = digest(&c.members);
+        let sets = self.kept.entry(at.clone()).or_default();
+        if let Some(&shown) = sets.get(&digest) {
+            return shown;
+        }
+        if sets.len() >= DECISIONS_PER_PLACE {
+            return false;
+        }
+        sets.insert(digest.clone(), p.even);
+        let (metric, breakdown, period, place) = at;
+        self.new.push(cell_decisions::ActiveModel {
+            metric: Set(metric),
+            breakdown: Set(breakdown),
+            period: Set(period),
+            place: Set(place),
+            digest: Set(digest),
+            shown: Set(p.even),
+            decided_at: Set(Utc::now()),
+            ..Default::default()
+        });
+        p.even
+    }
+
+    async fn remember<C: ConnectionTrait>(self, db: &C) -> ApiResult<()> {
+        let mut rows = self.new.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(200).collect();
+            cell_decisions::Entity::insert_many(chunk)
+                .on_conflict(
+                    OnConflict::columns([
+                        cell_decisions::Column::Metric,
+                        cell_decisions::Column::Period,
+                        cell_decisions::Column::Breakdown,
+                        cell_decisions::Column::Place,
+                        cell_decisions::Column::Digest,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await
+                .context("Failed to keep the disclosure decisions")?;
+        }
+        Ok(())
+    }
+}
+
+fn place_of(c: &Cell, p: &Pending) -> DecisionPlace {
+    (
+        c.metric.clone(),
+        c.breakdown.clone().unwrap_or_default(),
+        c.key.period.clone(),
+        p.place.clone(),
+    )
+}
+
+/// SHA-256 of the ids, ascending and comma-separated, hex: a contributor set's name.
+fn digest(members: &[i64]) -> String {
+    let text = members
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The releases a new cell of `order` could clash with: same slot, size within its threshold,
@@ -247,17 +396,13 @@ fn row(
         .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let digest = Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
     released_cells::ActiveModel {
         audience: Set(audience.stored()),
         metric: Set(metric.clone()),
         breakdown: Set(breakdown.clone()),
         period: Set(period.clone()),
         size: Set(i32::try_from(members.len()).unwrap_or(i32::MAX)),
-        digest: Set(digest),
+        digest: Set(digest(members)),
         members: Set(text),
         released_at: Set(Utc::now()),
         ..Default::default()

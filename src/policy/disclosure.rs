@@ -330,32 +330,54 @@ pub fn holds_against_each_steward(
     class: Class,
     t: Thresholds,
 ) -> bool {
-    let networks: std::collections::BTreeSet<i64> = contributions
-        .iter()
-        .flat_map(|c| c.known_by.iter().copied())
-        .collect();
-    networks.iter().all(|x| {
-        let mut unknown: Vec<i64> = contributions
-            .iter()
-            .filter(|c| !c.known_by.contains(x))
-            .map(|c| c.value)
-            .collect();
-        if unknown.is_empty() {
-            return true;
-        }
-        if i64::try_from(unknown.len()).unwrap_or(i64::MAX) < t.min_contributors {
-            return false;
-        }
-        unknown.sort_unstable_by(|a, b| b.cmp(a));
-        class == Class::PeopleCount
-            || passes_dominance(
+    each_steward_faces_enough(contributions, t) && each_steward_faces_even(contributions, class, t)
+}
+
+/// The part of [`holds_against_each_steward`] that looks only at who contributes: what each
+/// network does not see is nothing or at least `min_contributors` institutions.
+pub fn each_steward_faces_enough(contributions: &[Contribution], t: Thresholds) -> bool {
+    unknown_to_each_network(contributions).all(|unknown| {
+        unknown.is_empty() || i64::try_from(unknown.len()).unwrap_or(i64::MAX) >= t.min_contributors
+    })
+}
+
+/// The part of [`holds_against_each_steward`] that looks at values: what each network does
+/// not see passes the dominance rule (for magnitudes).
+pub fn each_steward_faces_even(
+    contributions: &[Contribution],
+    class: Class,
+    t: Thresholds,
+) -> bool {
+    class == Class::PeopleCount
+        || unknown_to_each_network(contributions).all(|mut unknown| {
+            if unknown.len() < 2 {
+                return true;
+            }
+            unknown.sort_unstable_by(|a, b| b.cmp(a));
+            passes_dominance(
                 Side {
-                    sum: unknown.iter().sum(),
+                    sum: unknown.iter().fold(0i64, |a, v| a.saturating_add(*v)),
                     largest: unknown[0],
                     second: unknown[1],
                 },
                 t.dominance_percent,
             )
+        })
+}
+
+/// For each network that sees some of `contributions` in detail, the values of those it does
+/// not see.
+fn unknown_to_each_network(contributions: &[Contribution]) -> impl Iterator<Item = Vec<i64>> + '_ {
+    let networks: std::collections::BTreeSet<i64> = contributions
+        .iter()
+        .flat_map(|c| c.known_by.iter().copied())
+        .collect();
+    networks.into_iter().map(move |x| {
+        contributions
+            .iter()
+            .filter(|c| !c.known_by.contains(&x))
+            .map(|c| c.value)
+            .collect()
     })
 }
 
@@ -421,6 +443,10 @@ pub enum Outcome {
     Exact,
     /// Shown with this value (noised, and rounded for counts of people).
     Adjusted(i64),
+    /// Enough contributors, but the rules that look at their values withhold it; this is
+    /// what it would show. Whether it is shown is decided once per contributor set and kept
+    /// ([`crate::analytics::release`]), so values moved later do not flip the decision.
+    Uneven(i64),
     /// Withheld, and why.
     Suppressed(Reason),
 }
@@ -452,12 +478,16 @@ pub fn sum_cell(
     }
     let noised = total.saturating_add(noise(key, place, side, aggregate_only));
     match class {
-        Class::PeopleCount if rule.total < t.people_count_min => {
-            Outcome::Suppressed(Reason::Protected)
+        Class::PeopleCount => {
+            let shown = round_to(noised.max(0), t.people_count_round);
+            if rule.total < t.people_count_min {
+                Outcome::Uneven(shown)
+            } else {
+                Outcome::Adjusted(shown)
+            }
         }
-        Class::PeopleCount => Outcome::Adjusted(round_to(noised.max(0), t.people_count_round)),
         Class::Magnitude if !passes_dominance(rule.side, t.dominance_percent) => {
-            Outcome::Suppressed(Reason::Protected)
+            Outcome::Uneven(noised)
         }
         Class::Magnitude => Outcome::Adjusted(noised),
     }
@@ -474,9 +504,18 @@ pub struct RatioSide<'a> {
     pub rule: Side,
 }
 
-/// A ratio cell at `place` (whose metric is the ratio's): withheld when either side would be;
+/// A ratio cell's protected parts, and whether the rules that look at values pass them
+/// (as [`Outcome::Uneven`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatioParts {
+    pub numerator: i64,
+    pub denominator: i64,
+    pub even: bool,
+}
+
+/// A ratio cell at `place` (whose metric is the ratio's): withheld with too few contributors;
 /// otherwise the two protected sums, each noised as its own metric's sum cell at the same
-/// place would be.
+/// place would be, uneven when either side fails the dominance rule.
 pub fn ratio_cell(
     key: &NoiseKey,
     place: Place<'_>,
@@ -484,17 +523,20 @@ pub fn ratio_cell(
     numerator: RatioSide<'_>,
     denominator: RatioSide<'_>,
     t: Thresholds,
-) -> Result<(i64, i64), Reason> {
+) -> Result<RatioParts, Reason> {
     match contributor_gate(aggregate_only, t) {
-        Some(Outcome::Exact) => return Ok((numerator.total, denominator.total)),
+        Some(Outcome::Exact) => {
+            return Ok(RatioParts {
+                numerator: numerator.total,
+                denominator: denominator.total,
+                even: true,
+            });
+        }
         Some(_) => return Err(Reason::Protected),
         None => {}
     }
-    if !passes_dominance(numerator.rule, t.dominance_percent)
-        || !passes_dominance(denominator.rule, t.dominance_percent)
-    {
-        return Err(Reason::Protected);
-    }
+    let even = passes_dominance(numerator.rule, t.dominance_percent)
+        && passes_dominance(denominator.rule, t.dominance_percent);
     let protect = |s: RatioSide<'_>| {
         let at = Place {
             metric: s.metric,
@@ -503,7 +545,11 @@ pub fn ratio_cell(
         s.total
             .saturating_add(noise(key, at, s.side, aggregate_only))
     };
-    Ok((protect(numerator), protect(denominator)))
+    Ok(RatioParts {
+        numerator: protect(numerator),
+        denominator: protect(denominator),
+        even,
+    })
 }
 
 /// Whether two released cells' aggregate-only contributors (ascending ids) differ by at
@@ -587,10 +633,16 @@ mod tests {
             cell(m, 300, 3, side(300, 100, 100), DEFAULT),
             Outcome::Adjusted(_)
         ));
-        assert_eq!(cell(m, 1000, 3, side(1000, 950, 45), DEFAULT), suppressed);
+        assert!(matches!(
+            cell(m, 1000, 3, side(1000, 950, 45), DEFAULT),
+            Outcome::Uneven(_)
+        ));
         // Counts of people: under 10 withheld, the rest rounded to 5.
         let p = Class::PeopleCount;
-        assert_eq!(cell(p, 9, 3, side(9, 3, 3), DEFAULT), suppressed);
+        assert!(matches!(
+            cell(p, 9, 3, side(9, 3, 3), DEFAULT),
+            Outcome::Uneven(_)
+        ));
         let Outcome::Adjusted(v) = cell(p, 1234, 3, side(1234, 500, 400), DEFAULT) else {
             panic!("a count of 1234 is shown");
         };
@@ -770,7 +822,14 @@ mod tests {
             side: side(1200, 400, 300),
             rule: side(1200, 400, 300),
         };
-        let (n, d) = ratio_cell(&k, at, 4, num, den, DEFAULT).unwrap();
+        let RatioParts {
+            numerator: n,
+            denominator: d,
+            even: true,
+        } = ratio_cell(&k, at, 4, num, den, DEFAULT).unwrap()
+        else {
+            panic!("even parts");
+        };
         assert_eq!(
             Outcome::Adjusted(n),
             sum_cell(
@@ -801,11 +860,19 @@ mod tests {
             rule: side(1200, 1100, 50),
             ..den
         };
+        assert!(!ratio_cell(&k, at, 4, num, dominated, DEFAULT).unwrap().even);
         assert_eq!(
-            ratio_cell(&k, at, 4, num, dominated, DEFAULT),
+            ratio_cell(&k, at, 2, num, den, DEFAULT),
             Err(Reason::Protected)
         );
-        assert_eq!(ratio_cell(&k, at, 0, num, den, DEFAULT), Ok((500, 1500)));
+        assert_eq!(
+            ratio_cell(&k, at, 0, num, den, DEFAULT),
+            Ok(RatioParts {
+                numerator: 500,
+                denominator: 1500,
+                even: true
+            })
+        );
     }
 
     proptest! {

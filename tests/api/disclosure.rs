@@ -8,7 +8,9 @@
 //! - the insider: a network admin who hides a huge restatement of its own institution behind
 //!   approval, reads before and after (and at two `asOf` instants), and solves for the rest.
 //! - the red team's insider: a network admin who plants institutions of its own next to
-//!   another network's and resubmits their returns to redraw the noise.
+//!   another network's and resubmits their returns to redraw the noise;
+//! - the third red team's oracle: a network admin who plants a large institution and two tiny
+//!   ones and searches for the value at which the dominance rule flips a cell.
 //!
 //! The truth (who was a member on the period's last day, who reported what) is read from the
 //! tables directly, not through the code under test.
@@ -811,7 +813,143 @@ async fn cells_at_one_place_do_not_share_noise(backend: Backend) {
     );
 }
 
+/// The third red team's oracle (finding J): a network admin plants three universities, one
+/// large and two of 1.00, in the region's university cell, and resubmits the large one's value
+/// searching for where the dominance rule flips the cell between shown and withheld: the flip
+/// point is ten times what one network does not see less the largest, one other network's
+/// institution plus 2.00. Decisions are kept per contributor set, so resubmitting flips
+/// nothing; new sets are decided on their values, and a place decides only so many.
+async fn the_dominance_rule_is_no_oracle(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let me = "sandwell";
+    let admin = app.token(As::Admin(me), "").await;
+    let metric = "procurement_spend_total";
+    let sector = "UNIVERSITY";
+    const SUBMIT: &str =
+        "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }";
+    let round = std::sync::atomic::AtomicUsize::new(0);
+    let plant = |key: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let r = app
+                .query_as(
+                    admin,
+                    "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
+                    json!({"in": {"key": key, "name": format!("Fictional {key}"),
+                        "sector": sector, "homeDistrict": "E08000028", "steward": me,
+                        "memberFrom": "2020-04-01"}}),
+                )
+                .await;
+            assert!(r.get("errors").is_none(), "{r}");
+        }
+    };
+    let submit = |key: &str, value: f64| {
+        let n = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (app, admin) = (&app, &admin);
+        let body = json!({"i": {"networkId": me, "idempotencyKey": format!("oracle-{n}"),
+            "returns": [{"institution": key, "period": YEAR,
+                "values": [{"metric": metric, "value": format!("{value:.2}")}]}]}});
+        async move {
+            let r = app.query_as(admin, SUBMIT, body).await;
+            assert!(r.get("errors").is_none(), "{r}");
+        }
+    };
+    let (low, high) = (1e9, 1e11);
+    let large = "oracle-large".to_owned();
+    for (key, value) in [
+        (large.clone(), high),
+        ("oracle-a".into(), 1.0),
+        ("oracle-b".into(), 1.0),
+    ] {
+        plant(key.clone()).await;
+        submit(&key, value).await;
+    }
+    let cell = || async {
+        let truth = truth(&app).await;
+        let cells = ask(
+            &app,
+            None,
+            &truth,
+            json!({"region": WMCA, "years": [YEAR],
+            "metrics": [metric], "groupBy": ["SECTOR"]}),
+        )
+        .await;
+        cells
+            .into_iter()
+            .find(|c| c.sector.as_deref() == Some(sector))
+            .expect("the university cell")
+    };
+    // The red team's search: shown means the flip point is above, withheld below.
+    let first = cell().await;
+    assert!(first.value.is_none(), "one huge planted value: {first:?}");
+    let (mut lo, mut hi) = (low, high);
+    let mut seen = BTreeSet::new();
+    for _ in 0..24 {
+        let mid = f64::midpoint(lo, hi);
+        submit(&large, mid).await;
+        let c = cell().await;
+        seen.insert(c.value.is_some());
+        if c.value.is_some() {
+            lo = mid
+        } else {
+            hi = mid
+        }
+    }
+    submit(&large, low).await;
+    let even_now = cell().await;
+    assert!(
+        even_now.value.is_none() && seen == BTreeSet::from([false]),
+        "the decision on one contributor set never flips: {even_now:?}"
+    );
+    let truth = truth(&app).await;
+    let target = truth
+        .insts
+        .iter()
+        .find(|(_, i)| i.key == "wolves-university")
+        .map(|(id, _)| *id)
+        .unwrap();
+    let exact = truth.values[&(target, metric.to_owned())];
+    let estimate = lo / 10.0 - 2.0;
+    assert!(
+        (estimate - exact).abs() > 0.1 * exact,
+        "recovered {estimate} for {exact}"
+    );
+    // A new set is decided on its values: one more tiny university, the large one even now.
+    plant("oracle-c".into()).await;
+    submit("oracle-c", 1.0).await;
+    let fresh = cell().await;
+    assert!(fresh.value.is_some(), "a new, even set is shown: {fresh:?}");
+    // Planting new sets, each decided withheld, until the place has decided all it may
+    // (two so far); then even a new, even set is withheld.
+    submit(&large, high).await;
+    let mut n = 0;
+    for step in 2..anchorfed::analytics::release::DECISIONS_PER_PLACE {
+        // Three new institutions: no closer than three to the set shown above.
+        for j in 0..3 {
+            n += 1;
+            let key = format!("oracle-q{step}-{j}");
+            plant(key.clone()).await;
+            submit(&key, 1.0).await;
+        }
+        let c = cell().await;
+        assert!(c.value.is_none(), "a dominated set: {c:?}");
+    }
+    assert!(n > 0);
+    submit(&large, low).await;
+    for j in 0..3 {
+        let key = format!("oracle-last-{j}");
+        plant(key.clone()).await;
+        submit(&key, 1.0).await;
+    }
+    let last = cell().await;
+    assert!(
+        last.value.is_none(),
+        "a place decides a bounded number of sets: {last:?}"
+    );
+}
+
 both_databases!(
+    the_dominance_rule_is_no_oracle,
     cells_at_one_place_do_not_share_noise,
     the_readme_example_answers_with_useful_totals,
     an_insider_planting_institutions_learns_nothing,
