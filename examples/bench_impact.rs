@@ -703,14 +703,14 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
             run_time.push(t.elapsed());
             let mut cells = report.cells.clone();
             let t = Instant::now();
-            release::release(db, &anonymous, &spec, asked, &mut cells)
+            release::release(db, &anonymous, &spec, &noise, asked, &mut cells)
                 .await
                 .map_err(|e| e.message())
                 .unwrap();
             cold.push(t.elapsed());
             let mut again = report.cells;
             let t = Instant::now();
-            release::release(db, &anonymous, &spec, asked, &mut again)
+            release::release(db, &anonymous, &spec, &noise, asked, &mut again)
                 .await
                 .map_err(|e| e.message())
                 .unwrap();

@@ -69,6 +69,9 @@ pub struct Cell {
     /// When the cell has enough aggregate-only contributors: what the rules that look at
     /// their values said, for [`super::release`] to keep once per contributor set.
     pub pending: Option<Pending>,
+    /// The row it was computed from, when it has a pending decision: to recompute it over a
+    /// released subset of its contributors ([`over_subset`]).
+    pub(crate) source: Option<Box<Row>>,
 }
 
 /// A value the rules that look at values decided on ([`disclosure::Outcome::Uneven`]).
@@ -159,6 +162,77 @@ impl Row {
         }
         Ok((first, second))
     }
+}
+
+impl Row {
+    /// The row as it would be with only `keep` (ascending) of its aggregate-only
+    /// contributors: what others contribute as it is, the aggregate-only sums and largest
+    /// values recomputed.
+    fn restricted_to(&self, keep: &[i64]) -> ApiResult<Row> {
+        let ratio = self.kind()? == Kind::Ratio;
+        let (numerators, denominators) = self.contributions(ratio)?;
+        let kept = |cs: &[Contribution]| -> Vec<i64> {
+            cs.iter()
+                .filter(|c| keep.binary_search(&c.institution).is_ok())
+                .map(|c| c.value)
+                .collect()
+        };
+        let top = |mut values: Vec<i64>| {
+            values.sort_unstable_by(|a, b| b.cmp(a));
+            (
+                values.iter().fold(0i64, |a, v| a.saturating_add(*v)),
+                values.first().copied(),
+                values.get(1).copied(),
+                i64::try_from(values.len()).unwrap_or(i64::MAX),
+            )
+        };
+        let mut r = self.clone();
+        let (sum, largest, second, n) = top(kept(&numerators));
+        r.total = self.total.map(|t| {
+            t.saturating_sub(self.agg_sum.unwrap_or(0))
+                .saturating_add(sum)
+        });
+        (r.agg_sum, r.agg_largest, r.agg_second) = (Some(sum), largest, second);
+        if ratio {
+            let (sum, largest, second, _) = top(kept(&denominators));
+            r.denominator = self.denominator.map(|t| {
+                t.saturating_sub(self.agg_den_sum.unwrap_or(0))
+                    .saturating_add(sum)
+            });
+            (r.agg_den_sum, r.agg_den_largest, r.agg_den_second) = (Some(sum), largest, second);
+        }
+        r.contributors = self.contributors - (self.aggregate_only - n);
+        r.aggregate_only = n;
+        r.agg_members = self.agg_members.as_deref().map(|list| {
+            list.split(',')
+                .filter(|item| {
+                    item.split(':')
+                        .next()
+                        .and_then(|i| i.trim().parse::<i64>().ok())
+                        .is_some_and(|i| keep.binary_search(&i).is_ok())
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        Ok(r)
+    }
+}
+
+/// `cell` recomputed over `keep` (ascending), a subset of its aggregate-only contributors
+/// already released: what [`super::release`] shows in place of a cell the differencing guard
+/// would withhold. `None` when the cell keeps no row to recompute from.
+pub fn over_subset(s: &Spec, key: &NoiseKey, cell: &Cell, keep: &[i64]) -> ApiResult<Option<Cell>> {
+    let Some(row) = &cell.source else {
+        return Ok(None);
+    };
+    let r = row.restricted_to(keep)?;
+    let mut c = match r.kind()? {
+        Kind::Ratio => ratio_cell(s, key, r)?,
+        _ => sum_cell(s, key, r)?,
+    };
+    c.eligible = cell.eligible;
+    c.eligible_aggregate_only = cell.eligible_aggregate_only;
+    Ok(Some(c))
 }
 
 /// The institutions of `contributions`, ascending, once each.
@@ -294,6 +368,7 @@ fn for_rules(
 
 /// A sum cell, through disclosure control.
 fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
+    let source = r.clone();
     let class = match s.metrics.iter().find(|m| m.code == r.metric) {
         Some(m) if m.disclosure == DisclosureClass::PeopleCount => disclosure::Class::PeopleCount,
         _ => disclosure::Class::Magnitude,
@@ -325,6 +400,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
             disclosure::RuleView {
                 total: total.saturating_sub(raw.sum).saturating_add(rule_side.sum),
                 side: rule_side,
+                independent: disclosure::fewest_unknown(&contributions),
             },
             thresholds,
         ) {
@@ -363,6 +439,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         eligible_aggregate_only: 0,
         members,
         thresholds,
+        source: pending.is_some().then(|| Box::new(source)),
         pending,
         metric: r.metric,
     })
@@ -372,6 +449,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
 /// noised as its own metric's sum cell at the same place would be. `eligible` is its
 /// contributors' panel.
 fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
+    let source = r.clone();
     let (numerators, denominators) = r.contributions(true)?;
     let thresholds = r.thresholds();
     let coordinates = coordinates(s, &r.key());
@@ -412,6 +490,7 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
                     key,
                     place,
                     r.aggregate_only,
+                    disclosure::fewest_unknown(&numerators),
                     disclosure::RatioSide {
                         metric: num,
                         total: n,
@@ -468,6 +547,7 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         eligible_aggregate_only: 0,
         members,
         thresholds,
+        source: pending.is_some().then(|| Box::new(source)),
         pending,
         metric: r.metric,
     })
@@ -502,6 +582,7 @@ fn answer_empty_cells(
                     members: vec![],
                     thresholds: disclosure::DEFAULT,
                     pending: None,
+                    source: None,
                 });
             }
         }

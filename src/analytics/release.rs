@@ -12,6 +12,10 @@
 //!   one's (same metric, breakdown and period) by at least one and fewer than the threshold
 //!   is withheld. Every audience is checked against every audience's releases: one person
 //!   can read as the public and hold tokens of more than one audience.
+//! - **The last released count.** A cell the guard would withhold because it differs from a
+//!   released cell by one or two contributors more (one more reporter) shows that released
+//!   cell's contributors instead, recomputed at its place, so a reporting season does not
+//!   leave the period's total withheld: it lags by the reporters since.
 //! - **Decisions on values, kept.** Whether a cell's aggregate-only contributors pass the
 //!   rules that look at their values (dominance, small counts of people) is decided the first
 //!   time the set is asked for at a place, and kept (`cell_decisions`): a network moving values
@@ -32,7 +36,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use sha2::{Digest, Sha256};
 
-use super::impact::{Cell, Pending, Spec};
+use super::impact::{self, Cell, Pending, Spec};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::policy::disclosure::{self, Audience, NoiseKey, Reason};
@@ -61,6 +65,7 @@ pub async fn release<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,
     spec: &Spec,
+    key: &NoiseKey,
     asked: Asked,
     cells: &mut [Cell],
 ) -> ApiResult<()> {
@@ -73,7 +78,7 @@ pub async fn release<C: ConnectionTrait>(
             c.pending = None;
         }
     }
-    guard(db, &Audience::of(caller), spec, cells).await?;
+    guard(db, &Audience::of(caller), spec, key, cells).await?;
     for c in cells
         .iter_mut()
         .filter(|c| c.aggregate_only > 0 || c.eligible_aggregate_only > 0)
@@ -124,6 +129,7 @@ async fn guard<C: ConnectionTrait>(
     db: &C,
     audience: &Audience,
     spec: &Spec,
+    key: &NoiseKey,
     cells: &mut [Cell],
 ) -> ApiResult<()> {
     let mut order: Vec<usize> = (0..cells.len()).filter(|&i| to_decide(&cells[i])).collect();
@@ -160,7 +166,15 @@ async fn guard<C: ConnectionTrait>(
             })
         });
         if clash {
-            withhold(&mut cells[i], Reason::Differencing);
+            match last_released(spec, key, &released, &cells[i], &mut decisions)? {
+                Some(shown) => {
+                    for slot in slots {
+                        new_rows.push(row(audience, &slot, &shown.members));
+                    }
+                    cells[i] = shown;
+                }
+                None => withhold(&mut cells[i], Reason::Differencing),
+            }
             continue;
         }
         let Some(pending) = cells[i].pending.clone() else {
@@ -181,6 +195,54 @@ async fn guard<C: ConnectionTrait>(
     }
     decisions.remember(db).await?;
     remember(db, new_rows).await
+}
+
+/// The cell over the largest released subset of its aggregate-only contributors that the guard
+/// lets it stand in for (fewer than the threshold short, released in each of its slots, at
+/// least the minimum contributors), when that shows a value: else `None`.
+fn last_released(
+    spec: &Spec,
+    key: &NoiseKey,
+    released: &BTreeMap<Slot, Vec<Released>>,
+    c: &Cell,
+    decisions: &mut Decisions,
+) -> ApiResult<Option<Cell>> {
+    let threshold = usize::try_from(c.thresholds.differencing()).unwrap_or(usize::MAX);
+    let minimum = usize::try_from(c.thresholds.min_contributors).unwrap_or(usize::MAX);
+    let slots = slots(spec, c);
+    let Some(first) = slots.first().and_then(|s| released.get(s)) else {
+        return Ok(None);
+    };
+    let subset = |r: &Released| {
+        r.len() < c.members.len()
+            && c.members.len() - r.len() < threshold
+            && r.len() >= minimum
+            && r.iter().all(|m| c.members.binary_search(m).is_ok())
+    };
+    let Some(best) = first
+        .iter()
+        .filter(|r| subset(r))
+        .filter(|r| {
+            slots[1..]
+                .iter()
+                .all(|s| released.get(s).is_some_and(|rs| rs.contains(r)))
+        })
+        .max_by_key(|r| r.len())
+    else {
+        return Ok(None);
+    };
+    let Some(mut shown) = impact::over_subset(spec, key, c, best)? else {
+        return Ok(None);
+    };
+    let Some(pending) = shown.pending.clone() else {
+        return Ok(None);
+    };
+    if !decisions.decide(&shown, &pending) {
+        return Ok(None);
+    }
+    shown.value = Some(pending.value);
+    shown.suppressed = None;
+    Ok(Some(shown))
 }
 
 /// Where a kept decision applies: metric, breakdown, period and place.

@@ -228,7 +228,15 @@ impl ImpactQuery {
                 return Err(e.into());
             }
         };
-        release::release(db, caller, &spec, release_rules, &mut report.cells).await?;
+        release::release(
+            db,
+            caller,
+            &spec,
+            noise_key(ctx)?,
+            release_rules,
+            &mut report.cells,
+        )
+        .await?;
         log_read(ctx, "impact", report.touched.clone(), false).await;
         let cells = shape_cells(db, &metrics, report.cells).await?;
         let mut withheld: Vec<Network> = loaders(ctx)?

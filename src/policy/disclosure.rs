@@ -272,6 +272,10 @@ impl NoiseKey {
 pub struct RuleView {
     pub total: i64,
     pub side: Side,
+    /// The fewest aggregate-only contributors that any one network does not see
+    /// ([`fewest_unknown`]): the utility cap on the noise counts these, not every contributor,
+    /// so a network cannot switch the cap on by planting institutions of its own.
+    pub independent: i64,
 }
 
 /// The power of two at or above `v` (its exponent), for the protection scale.
@@ -297,14 +301,14 @@ fn bucket_down(v: i128) -> u32 {
 /// The draw is keyed by the place and the scale's power of two only: values that move within
 /// a power of two move the cell by exactly as much and teach nothing about the noise, and a
 /// change of power of two draws afresh at a scale twice as far from the last.
-pub fn noise(key: &NoiseKey, place: Place<'_>, side: Side, aggregate_only: i64) -> i64 {
+pub fn noise(key: &NoiseKey, place: Place<'_>, side: Side, independent: i64) -> i64 {
     let largest = i128::from(side.largest).abs();
     let total = i128::from(side.sum).abs();
     let protection = bucket_up(largest);
     let mut scale = (1i128 << protection) * i128::from(PROTECTION_PERCENT);
     let mut bucket = protection;
     let mut capped = false;
-    if aggregate_only >= UTILITY_MIN_CONTRIBUTORS {
+    if independent >= UTILITY_MIN_CONTRIBUTORS {
         let utility = bucket_down(total);
         let cap = (1i128 << utility) * i128::from(UTILITY_PERCENT);
         if cap < scale {
@@ -363,6 +367,20 @@ pub fn each_steward_faces_even(
                 t.dominance_percent,
             )
         })
+}
+
+/// The fewest of `contributions` that any one network does not see in detail, among networks
+/// that do not see them all (all of them when no network sees any): how many contributors the
+/// noise stands for against the network that knows the most of them. A network that sees
+/// every value learns nothing from the cell.
+pub fn fewest_unknown(contributions: &[Contribution]) -> i64 {
+    unknown_to_each_network(contributions)
+        .map(|unknown| unknown.len())
+        .filter(|&n| n > 0)
+        .min()
+        .map_or(contributions.len(), |n| n)
+        .try_into()
+        .unwrap_or(i64::MAX)
 }
 
 /// For each network that sees some of `contributions` in detail, the values of those it does
@@ -476,7 +494,7 @@ pub fn sum_cell(
     if let Some(o) = contributor_gate(aggregate_only, t) {
         return o;
     }
-    let noised = total.saturating_add(noise(key, place, side, aggregate_only));
+    let noised = total.saturating_add(noise(key, place, side, rule.independent));
     match class {
         Class::PeopleCount => {
             let shown = round_to(noised.max(0), t.people_count_round);
@@ -520,6 +538,7 @@ pub fn ratio_cell(
     key: &NoiseKey,
     place: Place<'_>,
     aggregate_only: i64,
+    independent: i64,
     numerator: RatioSide<'_>,
     denominator: RatioSide<'_>,
     t: Thresholds,
@@ -542,8 +561,7 @@ pub fn ratio_cell(
             metric: s.metric,
             ..place
         };
-        s.total
-            .saturating_add(noise(key, at, s.side, aggregate_only))
+        s.total.saturating_add(noise(key, at, s.side, independent))
     };
     Ok(RatioParts {
         numerator: protect(numerator),
@@ -600,7 +618,11 @@ mod tests {
 
     /// The rules looking at the values as they are (the perturbation is tested on its own).
     fn rv(total: i64, side: Side) -> RuleView {
-        RuleView { total, side }
+        RuleView {
+            total,
+            side,
+            independent: 0,
+        }
     }
 
     fn side(sum: i64, largest: i64, second: i64) -> Side {
@@ -666,6 +688,35 @@ mod tests {
         };
         assert_eq!(lax.at_least_default(), DEFAULT);
         assert_eq!(lax.differencing(), 3);
+    }
+
+    #[test]
+    fn the_cap_counts_what_the_best_informed_network_does_not_see() {
+        // Nine planted by network 1 beside four of networks 2 and 3: network 1 faces four.
+        let padded: Vec<_> = (1..=9)
+            .map(|v| from(1, v))
+            .chain([from(2, 500), from(2, 400), from(3, 300), from(3, 200)])
+            .collect();
+        assert_eq!(fewest_unknown(&padded), 4);
+        // Twelve of twelve networks: each faces eleven.
+        let spread: Vec<_> = (1..=12).map(|n| from(n, n * 100)).collect();
+        assert_eq!(fewest_unknown(&spread), 11);
+        // A network that sees them all learns nothing: the others count.
+        let total: Vec<_> = (1..=12)
+            .map(|n| {
+                let mut c = from(n, n * 100);
+                c.known_by.push(99);
+                c
+            })
+            .collect();
+        assert_eq!(fewest_unknown(&total), 11);
+        // The cap applies from ten such contributors, whatever the count of all of them.
+        let s = side(13_000, 1000, 1000);
+        let (k, at) = (key(), place("m"));
+        let capped = noise(&k, at, s, 11).abs();
+        let uncapped = noise(&k, at, s, 4).abs();
+        assert!(capped <= 13_000 * UTILITY_PERCENT / 100, "{capped}");
+        assert!(uncapped * 10 >= 1000, "{uncapped}");
     }
 
     #[test]
@@ -826,7 +877,7 @@ mod tests {
             numerator: n,
             denominator: d,
             even: true,
-        } = ratio_cell(&k, at, 4, num, den, DEFAULT).unwrap()
+        } = ratio_cell(&k, at, 4, 0, num, den, DEFAULT).unwrap()
         else {
             panic!("even parts");
         };
@@ -860,13 +911,17 @@ mod tests {
             rule: side(1200, 1100, 50),
             ..den
         };
-        assert!(!ratio_cell(&k, at, 4, num, dominated, DEFAULT).unwrap().even);
+        assert!(
+            !ratio_cell(&k, at, 4, 0, num, dominated, DEFAULT)
+                .unwrap()
+                .even
+        );
         assert_eq!(
-            ratio_cell(&k, at, 2, num, den, DEFAULT),
+            ratio_cell(&k, at, 2, 0, num, den, DEFAULT),
             Err(Reason::Protected)
         );
         assert_eq!(
-            ratio_cell(&k, at, 0, num, den, DEFAULT),
+            ratio_cell(&k, at, 0, 0, num, den, DEFAULT),
             Ok(RatioParts {
                 numerator: 500,
                 denominator: 1500,

@@ -948,7 +948,126 @@ async fn the_dominance_rule_is_no_oracle(backend: Backend) {
     );
 }
 
+/// The fourth red team's padding (finding L): a network admin plants nine universities of its
+/// own beside the region's four, so the cell has 13 contributors and the noise would be capped
+/// at 2% of the total; then differences a panel and a plain cell. The cap counts only the
+/// contributors the best-informed network does not see (here four), so the noise stays at
+/// least a tenth of the largest value.
+async fn padding_a_cell_does_not_shrink_its_noise(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let me = "sandwell";
+    let admin = app.token(As::Admin(me), "").await;
+    let metric = "procurement_spend_total";
+    let sector = "UNIVERSITY";
+    for n in 0..9 {
+        let key = format!("padding-{n}");
+        let r = app
+            .query_as(
+                &admin,
+                "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
+                json!({"in": {"key": key, "name": format!("Fictional {key}"), "sector": sector,
+                    "homeDistrict": "E08000028", "steward": me, "memberFrom": "2020-04-01"}}),
+            )
+            .await;
+        assert!(r.get("errors").is_none(), "{r}");
+        let r = app
+            .query_as(
+                &admin,
+                "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
+                json!({"i": {"networkId": me, "idempotencyKey": format!("padding-{n}"),
+                    "returns": [{"institution": key, "period": YEAR,
+                        "values": [{"metric": metric, "value": "8000000.00"}]}]}}),
+            )
+            .await;
+        assert!(r.get("errors").is_none(), "{r}");
+    }
+    let truth = truth(&app).await;
+    let cells = ask(
+        &app,
+        None,
+        &truth,
+        json!({"region": WMCA, "years": [YEAR],
+        "metrics": [metric], "groupBy": ["SECTOR"]}),
+    )
+    .await;
+    let cell = cells
+        .iter()
+        .find(|c| c.sector.as_deref() == Some(sector))
+        .expect("the university cell");
+    let who = truth.members(cell, &[metric]);
+    assert!(who.len() >= 13, "padded: {who:?}");
+    let shown = cell.value.expect("the padded cell is shown");
+    let exact = truth.sum(&who, metric);
+    let largest = who
+        .iter()
+        .map(|id| truth.values[&(*id, metric.to_owned())])
+        .fold(0.0, f64::max);
+    assert!(
+        (shown - exact).abs() >= 0.1 * largest - 0.01,
+        "noise {} under a tenth of the largest value {largest}",
+        shown - exact
+    );
+}
+
+/// The region's total of `metric` in YEAR, read anonymously, and who is in it.
+async fn region_total(app: &TestApp, metric: &str) -> (Seen, BTreeSet<i64>) {
+    let truth = truth(app).await;
+    let cells = ask(app, None, &truth, input(None, &[], &[metric])).await;
+    assert_eq!(cells.len(), 1, "{cells:?}");
+    let c = cells.into_iter().next().unwrap();
+    let who = truth.members(&c, &[metric]);
+    (c, who)
+}
+
+/// The fourth red team's reporting season (finding M): the region's total read after every
+/// report. A total one or two reporters past a released one would be withheld by the guard
+/// for the rest of the period; it shows the released one's figure instead (it lags), and
+/// moves on once three more have reported.
+async fn a_reporting_season_leaves_the_total_shown(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let me = "sandwell";
+    let admin = app.token(As::Admin(me), "").await;
+    let metric = "procurement_spend_total";
+    let (first, everyone) = region_total(&app, metric).await;
+    let v0 = first.value.expect("the region's total is shown");
+    let mut reported = vec![];
+    for n in 0..3 {
+        let key = format!("late-{n}");
+        for (q, v) in [
+            (
+                "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
+                json!({"in": {"key": key, "name": format!("Fictional {key}"),
+                    "sector": "LOCAL_AUTHORITY", "homeDistrict": "E08000028", "steward": me,
+                    "memberFrom": "2020-04-01"}}),
+            ),
+            (
+                "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
+                json!({"i": {"networkId": me, "idempotencyKey": format!("late-{n}"),
+                    "returns": [{"institution": key, "period": YEAR,
+                        "values": [{"metric": metric, "value": "1000000.00"}]}]}}),
+            ),
+        ] {
+            app.query_as(&admin, q, v).await;
+        }
+        reported.push(key);
+        let (c, who) = region_total(&app, metric).await;
+        let v = c
+            .value
+            .unwrap_or_else(|| panic!("after {} more: withheld {c:?}", n + 1));
+        if n < 2 {
+            // One or two past the released total: the released total, as it was.
+            assert!((v - v0).abs() < 0.005, "{v} against {v0}");
+        } else {
+            // Three past it: a total of its own.
+            assert!((v - v0).abs() > 0.005, "{v} is still {v0}");
+            assert_eq!(who.len(), everyone.len() + 3);
+        }
+    }
+}
+
 both_databases!(
+    a_reporting_season_leaves_the_total_shown,
+    padding_a_cell_does_not_shrink_its_noise,
     the_dominance_rule_is_no_oracle,
     cells_at_one_place_do_not_share_noise,
     the_readme_example_answers_with_useful_totals,

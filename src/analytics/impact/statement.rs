@@ -68,7 +68,7 @@ impl Kind {
 }
 
 /// One row of the statement, by the names in [`COLUMNS`].
-#[derive(Debug, FromQueryResult)]
+#[derive(Debug, Clone, FromQueryResult)]
 pub struct Row {
     kind: String,
     pub metric: String,
