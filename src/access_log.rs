@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use entity::{access_log, access_log_networks};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
-    TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -139,35 +138,47 @@ async fn write_with_retries(db: &DatabaseConnection, batch: &[Entry]) {
 }
 
 async fn write(db: &DatabaseConnection, batch: &[Entry]) -> anyhow::Result<()> {
-    let txn = db
-        .begin()
+    let txn = crate::db::begin_write(db)
         .await
         .context("Failed to begin the access log transaction")?;
-    for e in batch {
-        let id = access_log::Entity::insert(access_log::ActiveModel {
-            at: Set(e.at),
-            subject: Set(e.subject.clone()),
-            role: Set(e.role.map(Into::into)),
-            organisation_id: Set(e.organisation_id),
-            operation: Set(e.operation.clone()),
-            refused: Set(e.refused),
-            ..Default::default()
-        })
-        .exec(&txn)
-        .await
-        .context("Failed to record an access log entry")?
-        .last_insert_id;
-        if !e.networks.is_empty() {
-            access_log_networks::Entity::insert_many(e.networks.iter().map(|&n| {
-                access_log_networks::ActiveModel {
+    // Two statements a batch, whatever its size. One INSERT numbers its rows in the order of
+    // its VALUES, so the ids it returns, ascending, are the entries' in order.
+    let mut ids = access_log::Entity::insert_many(batch.iter().map(|e| access_log::ActiveModel {
+        at: Set(e.at),
+        subject: Set(e.subject.clone()),
+        role: Set(e.role.map(Into::into)),
+        organisation_id: Set(e.organisation_id),
+        operation: Set(e.operation.clone()),
+        refused: Set(e.refused),
+        ..Default::default()
+    }))
+    .exec_with_returning_keys(&txn)
+    .await
+    .context("Failed to record the access log entries")?;
+    ids.sort_unstable();
+    anyhow::ensure!(
+        ids.len() == batch.len(),
+        "the access log insert returned {} ids for {} entries",
+        ids.len(),
+        batch.len()
+    );
+    let networks: Vec<access_log_networks::ActiveModel> = batch
+        .iter()
+        .zip(&ids)
+        .flat_map(|(e, &id)| {
+            e.networks
+                .iter()
+                .map(move |&n| access_log_networks::ActiveModel {
                     entry_id: Set(id),
                     network_id: Set(n),
-                }
-            }))
+                })
+        })
+        .collect();
+    for chunk in networks.chunks(1000) {
+        access_log_networks::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(&txn)
             .await
-            .context("Failed to record the networks of an access log entry")?;
-        }
+            .context("Failed to record the networks of the access log entries")?;
     }
     txn.commit()
         .await

@@ -63,7 +63,17 @@ pub async fn connect_limited(
     }
     if let Some(m) = metrics {
         let m = m.clone();
-        db.set_metric_callback(move |info| m.record_statement(info.elapsed.as_secs_f64()));
+        db.set_metric_callback(move |info| {
+            m.record_statement(info.elapsed.as_secs_f64());
+            // Off by default; `log_level = "info,anchorfed::sql=debug"` shows each statement
+            // with its time, for finding where a request's time goes.
+            tracing::debug!(
+                target: "anchorfed::sql",
+                micros = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX),
+                failed = info.failed,
+                sql = %info.statement.sql,
+            );
+        });
     }
     Ok(db)
 }
@@ -81,6 +91,21 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (path != ":memory:" && !path.is_empty()).then_some(path)
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at `BEGIN` (waiting up
+/// to the busy timeout for another writer), rather than at its first write: a transaction that
+/// read first and then found another connection had committed since could not upgrade, and
+/// failed at once with "database is locked". PostgreSQL ignores the mode.
+pub async fn begin_write(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::TransactionTrait as _;
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 #[cfg(test)]

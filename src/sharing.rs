@@ -10,7 +10,7 @@ use entity::vocab::{GrantAction, GranteeKind};
 use entity::{grant_events, grant_metric_groups, grants, networks, organisations, regions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, TransactionTrait,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
 };
 use serde_json::json;
 
@@ -196,7 +196,7 @@ pub async fn grant(db: &DatabaseConnection, spec: GrantSpec, by: &str) -> ApiRes
         Grantee::Organisation(o) => (GranteeKind::Organisation, None, Some(o.id)),
         Grantee::Public => (GranteeKind::Public, None, None),
     };
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let g = grants::ActiveModel {
         network_id: Set(spec.network.id),
         grantee_kind: Set(kind),
@@ -245,7 +245,7 @@ pub async fn revoke(
         )));
     }
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut am: grants::ActiveModel = g.into();
     am.revoked_at = Set(Some(now));
     am.revoked_by = Set(Some(by.into()));

@@ -14,7 +14,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter,
 };
 use serde::Deserialize;
 
@@ -107,8 +107,7 @@ pub async fn load(db: &DatabaseConnection) -> anyhow::Result<LoadReport> {
     let insts: Vec<InstitutionRow> = rows("institutions", INSTITUTIONS)?;
     let now = Utc::now();
     let mut report = LoadReport::default();
-    let txn = db
-        .begin()
+    let txn = crate::db::begin_write(db)
         .await
         .context("Failed to start the demo transaction")?;
     report.geographies = load_geographies(&txn, &geos).await?;

@@ -5,7 +5,6 @@ use chrono::Utc;
 use entity::disclosure_thresholds;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait,
-    TransactionTrait,
 };
 
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
@@ -84,7 +83,7 @@ pub async fn set_thresholds(
         updated_at: Set(Utc::now()),
         updated_by: Set(by.into()),
     };
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     disclosure_thresholds::Entity::delete_by_id(network_id)
         .exec(&txn)
         .await?;

@@ -11,7 +11,7 @@ use entity::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
 };
 
 use crate::domain::{GssCode, Identifier, Key, Sector};
@@ -19,8 +19,7 @@ use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use entity::vocab::MembershipStatus;
 
 async fn begin(db: &DatabaseConnection) -> ApiResult<DatabaseTransaction> {
-    Ok(db
-        .begin()
+    Ok(crate::db::begin_write(db)
         .await
         .context("Failed to begin a directory transaction")?)
 }

@@ -14,7 +14,6 @@ use entity::{institutions, memberships, networks, return_values, returns, submis
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
     DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, SqlErr,
-    TransactionTrait,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -767,8 +766,7 @@ async fn write(
     hash: &str,
     prepared: &[Prepared],
 ) -> ApiResult<Outcome> {
-    let txn = db
-        .begin()
+    let txn = crate::db::begin_write(db)
         .await
         .context("Failed to start the batch's transaction")?;
     let now = Utc::now();
