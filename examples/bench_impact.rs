@@ -1,6 +1,6 @@
-//! The impact benchmark, with its generator: builds a national-scale federation (10 regions,
-//! 100 networks, 3,000 institutions with overlapping memberships, 10 years of returns) on
-//! SQLite or PostgreSQL, then prints `impact` latency (p50, p99) for a regional and a national
+//! The impact benchmark: builds the national generator's federation (`common/national.rs`:
+//! 10 regions, 100 networks, 3,000 institutions with overlapping memberships, 10 years of
+//! returns) on SQLite or PostgreSQL, then prints `impact` latency (p50, p99) for a regional and a national
 //! query from one client, throughput and p99 for a dashboard mix at 16 concurrent connections,
 //! and the regional aggregate against hand-written SQL on the same database, as a ratio.
 //!
@@ -12,6 +12,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/national.rs"]
+mod national;
 
 use std::time::{Duration, Instant};
 
@@ -19,220 +21,12 @@ use anchorfed::auth::{self, Caller, Keys};
 use anchorfed::config::Settings;
 use anchorfed::domain::{FinancialYear, Role};
 use anchorfed::server::Application;
-use chrono::{NaiveDate, Utc};
-use entity::vocab::{AccessLevel, GranteeKind, MembershipStatus, ReturnStatus, Sector};
-use entity::{
-    geographies, grants, institutions, memberships, networks, regions, return_values, returns,
-};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, Statement,
-};
+use chrono::Utc;
+use entity::vocab::{AccessLevel, GranteeKind, MembershipStatus};
+use entity::{institutions, memberships, networks};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-const REGIONS: usize = 10;
-const NETWORKS_PER_REGION: usize = 10;
-const STEWARDED_PER_NETWORK: usize = 30;
-const YEARS: std::ops::Range<u16> = 2014..2024;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-async fn insert_chunks<A, E>(db: &DatabaseConnection, rows: Vec<A>, chunk: usize)
-where
-    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
-    E: EntityTrait,
-{
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let part: Vec<A> = rows.by_ref().take(chunk).collect();
-        E::insert_many(part)
-            .exec_without_returning(db)
-            .await
-            .unwrap();
-    }
-}
-
-/// Builds the federation; returns the network ids by region.
-async fn generate(db: &DatabaseConnection) -> Vec<Vec<i64>> {
-    let now = Utc::now();
-    let mut rng = Rng(0x2545F4914F6CDD1D);
-    let mut geos = vec![];
-    for r in 0..REGIONS {
-        geos.push(geographies::ActiveModel {
-            code: Set(format!("E47{:06}", 100 + r)),
-            name: Set(format!("Region {r}")),
-            kind: Set("E47".into()),
-            vintage: Set(2023),
-            parent_code: Set(None),
-        });
-        for d in 0..10 {
-            geos.push(geographies::ActiveModel {
-                code: Set(format!("E08{:06}", 100_000 + r * 100 + d)),
-                name: Set(format!("District {r}.{d}")),
-                kind: Set("E08".into()),
-                vintage: Set(2023),
-                parent_code: Set(None),
-            });
-        }
-    }
-    insert_chunks(db, geos, 500).await;
-    let mut by_region = vec![];
-    let mut inst_rows = vec![];
-    for r in 0..REGIONS {
-        let region = regions::Entity::insert(regions::ActiveModel {
-            code: Set(format!("E47{:06}", 100 + r)),
-            name: Set(format!("Region {r}")),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .exec(db)
-        .await
-        .unwrap()
-        .last_insert_id;
-        let mut ids = vec![];
-        for n in 0..NETWORKS_PER_REGION {
-            let id = networks::Entity::insert(networks::ActiveModel {
-                key: Set(format!("r{r}-n{n}")),
-                name: Set(format!("Network {r}.{n}")),
-                short_name: Set(format!("N{r}.{n}")),
-                region_id: Set(region),
-                established: Set(2010),
-                population: Set(500_000),
-                model: Set(String::new()),
-                membership_rule: Set(String::new()),
-                governance: Set(String::new()),
-                imd_rank: Set(None),
-                imd_rank_of: Set(None),
-                requires_approval: Set(false),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            })
-            .exec(db)
-            .await
-            .unwrap()
-            .last_insert_id;
-            ids.push(id);
-            for k in 0..STEWARDED_PER_NETWORK {
-                let sector = [
-                    Sector::LocalAuthority,
-                    Sector::NhsTrust,
-                    Sector::University,
-                    Sector::FeCollege,
-                    Sector::HousingAssociation,
-                    Sector::Police,
-                ][k % 6];
-                inst_rows.push(institutions::ActiveModel {
-                    key: Set(format!("r{r}-n{n}-i{k}")),
-                    name: Set(format!("Fictional institution {r}.{n}.{k}")),
-                    sector: Set(sector),
-                    home_district_code: Set(format!("E08{:06}", 100_000 + r * 100 + (k % 10))),
-                    year_end_month: Set(if sector == Sector::University { 7 } else { 3 }),
-                    steward_network_id: Set(id),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    ..Default::default()
-                });
-            }
-        }
-        by_region.push(ids);
-    }
-    insert_chunks(db, inst_rows, 500).await;
-    let insts = institutions::Entity::find().all(db).await.unwrap();
-    let mut mem = vec![];
-    let mut rets = vec![];
-    for i in &insts {
-        mem.push(memberships::ActiveModel {
-            institution_id: Set(i.id),
-            network_id: Set(i.steward_network_id),
-            from_date: Set(NaiveDate::from_ymd_opt(2010, 4, 1).unwrap()),
-            to_date: Set(None),
-            status: Set(MembershipStatus::Active),
-            created_at: Set(now),
-            accepted_at: Set(Some(now)),
-            ..Default::default()
-        });
-        let region = by_region
-            .iter()
-            .find(|ids| ids.contains(&i.steward_network_id))
-            .unwrap();
-        if rng.below(100) < 30 {
-            let other = region[rng.below(region.len() as u64) as usize];
-            if other != i.steward_network_id {
-                mem.push(memberships::ActiveModel {
-                    institution_id: Set(i.id),
-                    network_id: Set(other),
-                    from_date: Set(NaiveDate::from_ymd_opt(2015, 4, 1).unwrap()),
-                    to_date: Set(None),
-                    status: Set(MembershipStatus::Active),
-                    created_at: Set(now),
-                    accepted_at: Set(Some(now)),
-                    ..Default::default()
-                });
-            }
-        }
-        for y in YEARS {
-            if rng.below(100) < 85 {
-                let fy = FinancialYear::new(y).unwrap();
-                let month = u8::try_from(i.year_end_month).unwrap();
-                rets.push(returns::ActiveModel {
-                    institution_id: Set(i.id),
-                    period: Set(fy.to_string()),
-                    period_start: Set(fy.start_date(month).unwrap()),
-                    period_end: Set(fy.end_date(month).unwrap()),
-                    version: Set(1),
-                    status: Set(ReturnStatus::Submitted),
-                    submitted_at: Set(now),
-                    submitted_by: Set("generator".into()),
-                    published_at: Set(Some(now)),
-                    ..Default::default()
-                });
-            }
-        }
-    }
-    insert_chunks(db, mem, 1000).await;
-    insert_chunks(db, rets, 1000).await;
-    let ids: Vec<i64> = returns::Entity::find()
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let mut vals = vec![];
-    for rid in ids {
-        let total = 1_000_000 + rng.below(500_000_000) as i64;
-        let mut push = |m: &str, v: i64| {
-            vals.push(return_values::ActiveModel {
-                return_id: Set(rid),
-                metric_code: Set(m.into()),
-                breakdown: Set(String::new()),
-                value: Set(Some(v)),
-                not_reported: Set(false),
-                method: Set(None),
-                ..Default::default()
-            })
-        };
-        push("procurement_spend_total", total);
-        push("procurement_spend_local", total / 4);
-        push("procurement_spend_region", total / 3);
-        push("headcount", 50 + rng.below(5000) as i64);
-        if rng.below(100) < 40 {
-            push("land_owned", rng.below(100_000) as i64);
-        }
-        push("emissions_scope1", rng.below(10_000_000) as i64);
-    }
-    insert_chunks(db, vals, 2000).await;
-    by_region
-}
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -265,15 +59,15 @@ async fn main() {
     let started = Instant::now();
     let by_region = if common::reused(&arg) {
         // Generation inserts in id order: region r's networks are r * 10 + 1 ..= r * 10 + 10.
-        (0..REGIONS as i64)
+        (0..national::REGIONS as i64)
             .map(|r| {
-                (1..=NETWORKS_PER_REGION as i64)
+                (1..=national::NETWORKS_PER_REGION as i64)
                     .map(|n| r * 10 + n)
                     .collect()
             })
             .collect()
     } else {
-        generate(&db).await
+        national::generate(&db).await
     };
     if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         db.execute_unprepared("ANALYZE").await.unwrap();
@@ -310,8 +104,8 @@ async fn main() {
     let token = common::token(&db, &keys, Role::NetworkAdmin, "r0-n0").await;
     let client = reqwest::Client::new();
     let query = "query($i: ImpactInput!) { impact(input: $i) { withheldNetworks { key } cells { metric { code } year network { key } sector value contributors eligible coverage } } }";
-    let all: Vec<String> = (0..REGIONS)
-        .flat_map(|r| (0..NETWORKS_PER_REGION).map(move |n| format!("r{r}-n{n}")))
+    let all: Vec<String> = (0..national::REGIONS)
+        .flat_map(|r| (0..national::NETWORKS_PER_REGION).map(move |n| format!("r{r}-n{n}")))
         .collect();
     let regional = json!({"region": "E47000100", "years": ["2022/23"], "metrics": ["procurement_spend_total", "headcount", "local_spend_share"]});
     let national = json!({"networkIds": all, "years": ["2022/23"], "metrics": ["procurement_spend_total", "headcount", "local_spend_share"]});
@@ -474,7 +268,7 @@ async fn main() {
             AccessLevel::Aggregate
         };
         let region = Some("E47000100".to_owned());
-        grant_every_group(&db, network, GranteeKind::Region, region, level).await;
+        national::grant_every_group(&db, network, GranteeKind::Region, region, None, level).await;
     }
     let analyst = common::analyst_token(&db, &keys, "E47000100").await;
     let analyst_caller = Caller::Token(Box::new(
@@ -604,7 +398,15 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
         db.execute_unprepared(statement).await.unwrap();
     }
     for n in &all_networks {
-        grant_every_group(db, n.id, GranteeKind::Public, None, AccessLevel::Aggregate).await;
+        national::grant_every_group(
+            db,
+            n.id,
+            GranteeKind::Public,
+            None,
+            None,
+            AccessLevel::Aggregate,
+        )
+        .await;
     }
     db.execute_unprepared("DELETE FROM released_cells")
         .await
@@ -774,41 +576,4 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
     for statement in drop_public.split("; ") {
         db.execute_unprepared(statement).await.unwrap();
     }
-}
-
-/// A grant from `network` of every metric group and year, in force for a year.
-async fn grant_every_group(
-    db: &DatabaseConnection,
-    network: i64,
-    kind: GranteeKind,
-    region: Option<String>,
-    level: AccessLevel,
-) {
-    let now = Utc::now();
-    let grant = grants::ActiveModel {
-        network_id: Set(network),
-        grantee_kind: Set(kind),
-        grantee_region: Set(region),
-        level: Set(level),
-        from_year: Set("2014/15".into()),
-        to_year: Set("2023/24".into()),
-        expires_at: Set(now + chrono::Duration::days(365)),
-        agreement_reference: Set("bench".into()),
-        lawful_basis: Set("bench".into()),
-        purpose: Set("bench".into()),
-        review_date: Set(now.date_naive()),
-        created_at: Set(now),
-        created_by: Set("bench".into()),
-        ..Default::default()
-    }
-    .insert(db)
-    .await
-    .unwrap();
-    db.execute_unprepared(&format!(
-        "INSERT INTO grant_metric_groups (grant_id, metric_group) VALUES ({0}, 'SPEND'), \
-         ({0}, 'EMPLOYMENT'), ({0}, 'LAND_AND_ASSETS'), ({0}, 'EMISSIONS')",
-        grant.id
-    ))
-    .await
-    .unwrap();
 }
