@@ -21,7 +21,7 @@ use anchorfed::auth::{self, Caller, Keys};
 use anchorfed::config::Settings;
 use anchorfed::domain::{FinancialYear, Role};
 use anchorfed::server::Application;
-use chrono::Utc;
+
 use entity::vocab::{AccessLevel, GranteeKind, MembershipStatus};
 use entity::{institutions, memberships, networks};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
@@ -203,7 +203,7 @@ async fn main() {
         by_network: false,
         by_sector: false,
         by_district: false,
-        as_of: Utc::now(),
+        as_of: anchorfed::domain::AsOf::Now,
         panel: false,
     };
     let reader = by_region[0][0];
@@ -494,7 +494,7 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
                 by_network,
                 by_sector,
                 by_district: false,
-                as_of: Utc::now(),
+                as_of: anchorfed::domain::AsOf::Now,
                 panel: false,
             };
             let t = Instant::now();

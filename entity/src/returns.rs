@@ -27,6 +27,10 @@ pub struct Model {
     pub decided_at: Option<DateTimeUtc>,
     pub decided_by: Option<String>,
     pub reject_reason: Option<String>,
+    /// The version readers in the steward network see now: the latest not rejected.
+    pub current_steward: bool,
+    /// The version everyone else sees now: the latest published.
+    pub current_published: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ mod m20261127_000005_sharing;
 mod m20261129_000006_grant_metric_groups;
 mod m20261129_000007_disclosure_release;
 mod m20261130_000008_cell_decisions;
+pub mod m20261130_000009_current_returns;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_grant_metric_groups::Migration),
             Box::new(m20261129_000007_disclosure_release::Migration),
             Box::new(m20261130_000008_cell_decisions::Migration),
+            Box::new(m20261130_000009_current_returns::Migration),
         ]
     }
 }

@@ -5,7 +5,6 @@ mod statement;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use entity::metrics;
 use entity::vocab::DisclosureClass;
 use sea_orm::{ConnectionTrait, FromQueryResult};
@@ -27,7 +26,7 @@ pub struct Spec {
     pub by_network: bool,
     pub by_sector: bool,
     pub by_district: bool,
-    pub as_of: DateTime<Utc>,
+    pub as_of: crate::domain::AsOf,
     pub panel: bool,
 }
 

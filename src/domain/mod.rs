@@ -55,6 +55,7 @@ macro_rules! vocabulary {
 }
 
 mod access;
+mod as_of;
 mod financial_year;
 mod gss;
 mod identifier;
@@ -65,6 +66,7 @@ mod scope;
 mod sector;
 mod vocabularies;
 
+pub use as_of::AsOf;
 pub use financial_year::FinancialYear;
 pub use gss::{GssCode, GssKind};
 pub use identifier::{Identifier, IdentifierScheme};

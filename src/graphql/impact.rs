@@ -210,7 +210,7 @@ impl ImpactQuery {
             by_network: dims.contains(&Dimension::Network),
             by_sector: dims.contains(&Dimension::Sector),
             by_district: dims.contains(&Dimension::District),
-            as_of: input.as_of.unwrap_or(now),
+            as_of: domain::AsOf::given(input.as_of, now),
             panel: input.panel.unwrap_or(false),
         };
         if spec.networks.is_empty() {

@@ -486,6 +486,8 @@ impl Return {
                 decided_at: None,
                 decided_by: None,
                 reject_reason: None,
+                current_steward: false,
+                current_published: false,
             },
             values: Some(
                 p.values

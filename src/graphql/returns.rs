@@ -29,7 +29,7 @@ pub struct ReturnFilterInput {
 /// The fields `returns` adds beside its edges.
 pub struct ReturnCount {
     filter: ReturnFilter,
-    at: DateTime<Utc>,
+    at: crate::domain::AsOf,
 }
 
 #[Object]
@@ -96,7 +96,7 @@ impl ReturnsQuery {
             period: f.period.map(|p| p.0),
             status: f.status.map(Into::into),
         };
-        let at = as_of.unwrap_or_else(Utc::now);
+        let at = crate::domain::AsOf::given(as_of, Utc::now());
         let rows = match svc::page(db, caller(ctx), &filter, at, page).await {
             Ok(rows) => rows,
             Err(e) => {

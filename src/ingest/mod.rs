@@ -916,6 +916,7 @@ async fn insert_return(
         .await
         .context("Failed to insert a return's values")?;
     }
+    crate::returns::refresh_current(txn, row.institution_id, &row.period).await?;
     Ok(row)
 }
 

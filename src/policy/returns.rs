@@ -10,10 +10,10 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::auth::{Caller, Principal};
-use crate::domain::{AccessLevel, FinancialYear, MetricGroup, Role, Verb};
+use crate::domain::{AccessLevel, AsOf, FinancialYear, MetricGroup, Role, Verb};
 use crate::error::ApiError;
 use crate::sql::Sql;
 
@@ -24,8 +24,12 @@ fn forbid(p: &Principal, what: &str) -> ApiError {
 }
 
 /// The version of a return that is current at `at` for a reader inside the steward network:
-/// the latest submitted by then and not rejected by then.
-fn current_for_steward(at: DateTime<Utc>) -> Sql {
+/// the latest submitted by then and not rejected by then. Now, the flag kept at every write.
+fn current_for_steward(at: AsOf) -> Sql {
+    let at = match at {
+        AsOf::Now => return Sql::raw("r.current_steward"),
+        AsOf::At(t) => t,
+    };
     Sql::format(
         "r.submitted_at <= {} AND NOT (r.status = 'REJECTED' AND r.decided_at <= {}) \
          AND r.version = (SELECT MAX(r2.version) FROM returns r2 \
@@ -41,8 +45,13 @@ fn current_for_steward(at: DateTime<Utc>) -> Sql {
 }
 
 /// The version current at `at` for readers outside the steward network: the latest
-/// published (approved, or submitted where no approval is needed) by then.
-fn current_for_outsiders(at: DateTime<Utc>) -> Sql {
+/// published (approved, or submitted where no approval is needed) by then. Now, the flag kept
+/// at every write.
+fn current_for_outsiders(at: AsOf) -> Sql {
+    let at = match at {
+        AsOf::Now => return Sql::raw("r.current_published"),
+        AsOf::At(t) => t,
+    };
     Sql::format(
         "r.published_at <= {} AND r.version = (SELECT MAX(r2.version) FROM returns r2 \
            WHERE r2.institution_id = r.institution_id AND r2.period = r.period AND r2.published_at <= {})",
@@ -193,6 +202,37 @@ pub fn reach(caller: &Caller) -> Reach {
     ))
 }
 
+/// The institutions any rule could give the caller something of, as a common table
+/// expression named `cand` with the columns `id` and `steward_network_id`: those of networks
+/// with a grant reaching the caller (in `reach`), and for readers in a network its stewarded
+/// institutions and, for its admins, its members. A superset of what the caller may see: the
+/// predicates still decide every row. Statements start from it ([`ReturnRows::of_institutions`])
+/// so they look only at these institutions' returns, by index, not at every return of a period.
+pub fn candidates(caller: &Caller, _reach: &Reach) -> Sql {
+    let mut parts = vec![Sql::raw(
+        "SELECT i.id, i.steward_network_id FROM institutions i \
+         WHERE i.steward_network_id IN (SELECT g.network_id FROM reach g)",
+    )];
+    let principal = caller.principal();
+    if let Some(network) = principal.and_then(reading_network) {
+        parts.push(Sql::format(
+            "SELECT i.id, i.steward_network_id FROM institutions i WHERE i.steward_network_id = {}",
+            [Sql::value(network)],
+        ));
+        if principal.is_some_and(|p| p.role == Role::NetworkAdmin) {
+            parts.push(Sql::format(
+                "SELECT i.id, i.steward_network_id FROM institutions i \
+                 JOIN memberships m ON m.institution_id = i.id WHERE m.network_id = {}",
+                [Sql::value(network)],
+            ));
+        }
+    }
+    Sql::format(
+        "cand (id, steward_network_id) AS MATERIALIZED ({})",
+        [Sql::join(parts, " UNION ")],
+    )
+}
+
 /// A grant reaching the caller (in `reach`) from `i`'s steward network that covers the period
 /// `period` (an expression) and the groups asked for, at one of `levels`.
 fn granted(_reach: &Reach, period: Sql, groups: Groups<'_>, levels: &[AccessLevel]) -> Sql {
@@ -298,7 +338,7 @@ pub fn returns_visible(
     caller: &Caller,
     reach: &Reach,
     rows: &ReturnRows,
-    at: DateTime<Utc>,
+    at: AsOf,
 ) -> Result<Sql, ApiError> {
     visible_returns(caller, reach, rows, at, Verb::ReadReturns)
 }
@@ -314,7 +354,7 @@ pub fn visible_returns(
     caller: &Caller,
     reach: &Reach,
     _rows: &ReturnRows,
-    at: DateTime<Utc>,
+    at: AsOf,
     verb: Verb,
 ) -> Result<Sql, ApiError> {
     let principal = caller.principal();
@@ -553,14 +593,14 @@ mod tests {
     #[test]
     fn a_token_without_the_verb_is_refused() {
         let c = caller(Role::NetworkAdmin, Some(1), "read:impact");
-        assert!(returns_visible(&c, &reach(&c), &ReturnRows::all(), Utc::now()).is_err());
+        assert!(returns_visible(&c, &reach(&c), &ReturnRows::all(), AsOf::Now).is_err());
         let c = caller(Role::Researcher, None, "read:returns");
         assert!(
             visible_returns(
                 &c,
                 &reach(&c),
                 &ReturnRows::all(),
-                Utc::now(),
+                AsOf::Now,
                 Verb::ReadImpact
             )
             .is_err()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use entity::{institutions, memberships, networks, return_values, returns};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -13,12 +13,36 @@ use sea_orm::{
 };
 
 use crate::auth::Caller;
-use crate::domain::FinancialYear;
+use crate::domain::{AsOf, FinancialYear};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Page, PageArgs};
 use crate::policy;
 use crate::sql::Sql;
 use entity::vocab::{MembershipStatus, ReturnStatus};
+
+/// Sets which version of the return of `institution_id` for `period` is current now, for the
+/// steward network (`current_steward`) and for everyone else (`current_published`), from the
+/// versions themselves: every write of a return calls it, in the write's transaction.
+pub async fn refresh_current<C: ConnectionTrait>(
+    db: &C,
+    institution_id: i64,
+    period: &str,
+) -> ApiResult<()> {
+    for sql in migration::m20261130_000009_current_returns::REFRESH_ALL {
+        let statement = Sql::format(
+            "{} WHERE institution_id = {} AND period = {}",
+            [
+                Sql::raw(sql),
+                Sql::value(institution_id),
+                Sql::value(period.to_owned()),
+            ],
+        );
+        db.execute_raw(statement.statement(db.get_database_backend()))
+            .await
+            .context("Failed to mark a return's current version")?;
+    }
+    Ok(())
+}
 
 /// The filters of `returns(filter: …)`, resolved.
 #[derive(Debug, Clone, Default)]
@@ -35,12 +59,13 @@ pub struct ReturnFilter {
 fn visible(
     caller: &Caller,
     f: &ReturnFilter,
-    at: DateTime<Utc>,
+    at: AsOf,
     columns: &'static str,
     more: Option<Sql>,
 ) -> ApiResult<Sql> {
     let reach = policy::returns::reach(caller);
-    let rows = policy::returns::ReturnRows::all();
+    let candidates = policy::returns::candidates(caller, &reach);
+    let rows = policy::returns::ReturnRows::of_institutions("cand");
     let mut conditions = vec![policy::returns::returns_visible(caller, &reach, &rows, at)?];
     if let Some(i) = f.institution {
         conditions.push(Sql::format("r.institution_id = {}", [Sql::value(i)]));
@@ -60,9 +85,11 @@ fn visible(
         conditions.push(Sql::format("r.status = {}", [Sql::value(s)]));
     }
     conditions.extend(more);
-    Ok(reach.with(Sql::format(
-        "SELECT {} FROM {} WHERE {}",
+    Ok(Sql::format(
+        "WITH {}, {} SELECT {} FROM {} WHERE {}",
         [
+            reach.cte(),
+            candidates,
             Sql::raw(columns),
             rows.from(),
             Sql::join(
@@ -70,7 +97,7 @@ fn visible(
                 " AND ",
             ),
         ],
-    )))
+    ))
 }
 
 /// A page of the returns the caller sees at DETAIL, as they stood at `at`.
@@ -78,7 +105,7 @@ pub async fn page<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,
     f: &ReturnFilter,
-    at: DateTime<Utc>,
+    at: AsOf,
     p: PageArgs,
 ) -> ApiResult<Page<returns::Model>> {
     let after = p.after.map(|a| Sql::format("r.id > {}", [Sql::value(a)]));
@@ -141,7 +168,7 @@ pub async fn count<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,
     f: &ReturnFilter,
-    at: DateTime<Utc>,
+    at: AsOf,
 ) -> ApiResult<u64> {
     let statement = visible(caller, f, at, "COUNT(*) AS n", None)?;
     let row = Count::find_by_statement(statement.statement(db.get_database_backend()))
@@ -248,10 +275,7 @@ pub async fn approve(
     am.published_at = Set(Some(now));
     am.decided_at = Set(Some(now));
     am.decided_by = Set(Some(by));
-    Ok(am
-        .update(db)
-        .await
-        .context("Failed to record the approval")?)
+    decide(db, am, "approval").await
 }
 
 pub async fn reject(
@@ -273,10 +297,32 @@ pub async fn reject(
     am.decided_at = Set(Some(Utc::now()));
     am.decided_by = Set(Some(by));
     am.reject_reason = Set(Some(reason.to_owned()));
-    Ok(am
-        .update(db)
+    decide(db, am, "rejection").await
+}
+
+/// Writes a decision on a return and which version is now current, together.
+async fn decide(
+    db: &DatabaseConnection,
+    am: returns::ActiveModel,
+    what: &str,
+) -> ApiResult<returns::Model> {
+    let txn = crate::db::begin_write(db)
         .await
-        .context("Failed to record the rejection")?)
+        .with_context(|| format!("Failed to begin recording the {what}"))?;
+    let r = am
+        .update(&txn)
+        .await
+        .with_context(|| format!("Failed to record the {what}"))?;
+    refresh_current(&txn, r.institution_id, &r.period).await?;
+    txn.commit()
+        .await
+        .with_context(|| format!("Failed to commit the {what}"))?;
+    // The flags moved in the same transaction: read them back as stored.
+    Ok(returns::Entity::find_by_id(r.id)
+        .one(db)
+        .await
+        .context("Failed to read the decided return")?
+        .unwrap_or(r))
 }
 
 /// A member's standing for a period, for the chase list.
@@ -316,7 +362,7 @@ pub async fn submissions(
     };
     // The latest version as this admin sees it: the policy's own predicate, so the chase
     // list never shows more than `returns` would.
-    let statement = visible(caller, &f, Utc::now(), "r.*", None)?;
+    let statement = visible(caller, &f, AsOf::Now, "r.*", None)?;
     let latest = returns::Model::find_by_statement(statement.statement(db.get_database_backend()))
         .all(db)
         .await

@@ -627,7 +627,7 @@ async fn access_equals_a_simple_model(backend: Backend) {
                     db,
                     &caller,
                     &f,
-                    at,
+                    anchorfed::domain::AsOf::At(at),
                     PageArgs {
                         first: 100,
                         after: None,
@@ -647,6 +647,33 @@ async fn access_equals_a_simple_model(backend: Backend) {
                         }
                     }
                     Err(_) => refused = true,
+                }
+            }
+            // The present from the flags kept at every write is the present worked out from
+            // the versions' timestamps.
+            for n in 0..3 {
+                let f = ReturnFilter {
+                    network: Some(w.nets[n].0),
+                    ..Default::default()
+                };
+                let first = PageArgs {
+                    first: 100,
+                    after: None,
+                };
+                let later = anchorfed::domain::AsOf::At(Utc::now() + Duration::days(1));
+                let now = rsvc::page(db, &caller, &f, anchorfed::domain::AsOf::Now, first).await;
+                let worked_out = rsvc::page(db, &caller, &f, later, first).await;
+                let ids = |p: &anchorfed::pagination::Page<entity::returns::Model>| {
+                    p.items.iter().map(|r| r.id).collect::<Vec<_>>()
+                };
+                match (now, worked_out) {
+                    (Ok(a), Ok(b)) => assert_eq!(ids(&a), ids(&b), "{ctx}: the present"),
+                    (Err(_), Err(_)) => {}
+                    (a, b) => panic!(
+                        "{ctx}: the present {:?} and worked out {:?}",
+                        a.is_ok(),
+                        b.is_ok()
+                    ),
                 }
             }
             if reader
@@ -688,7 +715,7 @@ async fn access_equals_a_simple_model(backend: Backend) {
                 by_network,
                 by_sector: false,
                 by_district: false,
-                as_of: at,
+                as_of: anchorfed::domain::AsOf::At(at),
                 panel: false,
             };
             let result = impact::run(db, &caller, &spec, &noise).await;
