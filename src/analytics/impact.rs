@@ -217,6 +217,19 @@ impl Row {
     }
 }
 
+/// Who sees each of `cell`'s aggregate-only contributors in detail (institution to networks),
+/// for the differencing guard's view of each network; empty when it keeps no row.
+pub fn knowers(cell: &Cell) -> ApiResult<BTreeMap<i64, Vec<i64>>> {
+    let Some(row) = &cell.source else {
+        return Ok(BTreeMap::new());
+    };
+    let (contributions, _) = row.contributions(row.kind()? == Kind::Ratio)?;
+    Ok(contributions
+        .into_iter()
+        .map(|c| (c.institution, c.known_by))
+        .collect())
+}
+
 /// `cell` recomputed over `keep` (ascending), a subset of its aggregate-only contributors
 /// already released: what [`super::release`] shows in place of a cell the differencing guard
 /// would withhold. `None` when the cell keeps no row to recompute from.

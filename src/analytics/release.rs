@@ -159,14 +159,15 @@ async fn guard<C: ConnectionTrait>(
         let c = &cells[i];
         let threshold = c.thresholds.differencing();
         let slots = slots(spec, c);
+        let knows = impact::knowers(c)?;
         let clash = slots.iter().any(|slot| {
             released.get(slot).is_some_and(|rs| {
                 rs.iter()
-                    .any(|r| disclosure::too_close(r, &c.members, threshold))
+                    .any(|r| disclosure::too_close_for_any_view(r, &c.members, &knows, threshold))
             })
         });
         if clash {
-            match last_released(spec, key, &released, &cells[i], &mut decisions)? {
+            match last_released(spec, key, &released, &cells[i], &knows, &mut decisions)? {
                 Some(shown) => {
                     for slot in slots {
                         new_rows.push(row(audience, &slot, &shown.members));
@@ -197,17 +198,20 @@ async fn guard<C: ConnectionTrait>(
     remember(db, new_rows).await
 }
 
-/// The cell over the largest released subset of its aggregate-only contributors that the guard
-/// lets it stand in for (fewer than the threshold short, released in each of its slots, at
-/// least the minimum contributors), when that shows a value: else `None`.
+/// The cell over the largest released subset of its aggregate-only contributors that it is too
+/// close to (as some network sees it), released in each of its slots and of at least the
+/// minimum contributors, when that shows a value: else `None`. Standing in for every subset
+/// it is too close to, whoever the extra contributors are, the figure does not say whether
+/// one more institution reported.
 fn last_released(
     spec: &Spec,
     key: &NoiseKey,
     released: &BTreeMap<Slot, Vec<Released>>,
     c: &Cell,
+    knows: &BTreeMap<i64, Vec<i64>>,
     decisions: &mut Decisions,
 ) -> ApiResult<Option<Cell>> {
-    let threshold = usize::try_from(c.thresholds.differencing()).unwrap_or(usize::MAX);
+    let threshold = c.thresholds.differencing();
     let minimum = usize::try_from(c.thresholds.min_contributors).unwrap_or(usize::MAX);
     let slots = slots(spec, c);
     let Some(first) = slots.first().and_then(|s| released.get(s)) else {
@@ -215,9 +219,9 @@ fn last_released(
     };
     let subset = |r: &Released| {
         r.len() < c.members.len()
-            && c.members.len() - r.len() < threshold
             && r.len() >= minimum
             && r.iter().all(|m| c.members.binary_search(m).is_ok())
+            && disclosure::too_close_for_any_view(r, &c.members, knows, threshold)
     };
     let Some(best) = first
         .iter()
@@ -400,12 +404,25 @@ async fn remembered<C: ConnectionTrait>(
         .await
         .context("Failed to read the released cells")?;
     // Sizes each slot's new cells have, to fetch only releases near one of them.
-    let mut wanted: BTreeMap<Slot, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut wanted: BTreeMap<Slot, Vec<(usize, usize, usize)>> = BTreeMap::new();
     for &i in order {
         let c = &cells[i];
         let t = usize::try_from(c.thresholds.differencing()).unwrap_or(0);
+        // A release smaller by more than the threshold is still close for a network that
+        // knows enough of the difference: by as many as the most of this cell's contributors
+        // any one network knows.
+        let mut known: BTreeMap<i64, usize> = BTreeMap::new();
+        for nets in impact::knowers(c)?.into_values() {
+            for n in nets {
+                *known.entry(n).or_default() += 1;
+            }
+        }
+        let known = known.into_values().max().unwrap_or(0);
         for slot in slots(spec, c) {
-            wanted.entry(slot).or_default().push((c.members.len(), t));
+            wanted
+                .entry(slot)
+                .or_default()
+                .push((c.members.len(), t, known));
         }
     }
     let near: Vec<i64> = light
@@ -414,7 +431,10 @@ async fn remembered<C: ConnectionTrait>(
             let size = usize::try_from(*size).unwrap_or(0);
             wanted
                 .get(&(metric.clone(), breakdown.clone(), period.clone()))
-                .is_some_and(|ws| ws.iter().any(|&(n, t)| n.abs_diff(size) < t))
+                .is_some_and(|ws| {
+                    ws.iter()
+                        .any(|&(n, t, known)| size + t + known > n && size < n + t)
+                })
         })
         .map(|(id, ..)| id)
         .collect();

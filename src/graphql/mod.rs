@@ -15,10 +15,11 @@ pub mod objects;
 pub mod returns;
 pub mod scalars;
 pub mod sharing;
+mod spans;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, extensions};
+use async_graphql::{EmptySubscription, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 
 use crate::access_log::AccessLog;
@@ -58,7 +59,7 @@ pub fn build(
         // The complexity limit is enforced by `cost::Pricing`, which says by how much.
         .limit_recursive_depth(64)
         .limit_directives(10)
-        .extension(extensions::Tracing)
+        .extension(spans::RequestSpans)
         .extension(cost::Pricing::new(settings.limits.complexity))
         .data(db)
         .data(keys)

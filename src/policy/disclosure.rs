@@ -156,10 +156,10 @@ pub struct Contribution {
     pub value: i64,
 }
 
-/// What the noise key sees of a cell: where it sits and who contributes in aggregate, never
-/// with which values or versions, so resubmitting or restating a return does not redraw it,
-/// while two cells of different contributors at one place (`panel`, a late reporter) do not
-/// share their noise.
+/// What the noise key sees of a cell: its metric, breakdown and period and who contributes in
+/// aggregate, never with which values or versions, so resubmitting or restating a return does
+/// not redraw it, while two cells of different contributors (`panel`, a late reporter) do not
+/// share their noise. Where the cell sits is for the kept decisions, not the noise.
 #[derive(Debug, Clone, Copy)]
 pub struct Place<'a> {
     pub metric: &'a str,
@@ -202,12 +202,14 @@ impl NoiseKey {
                 size: 1 << 52,
             };
         };
+        // Not where the cell is: the same contributors give the same noise at every place
+        // they are shown (a region's sector, a network's), so showing them at several places
+        // gives nothing to average.
         for part in [
-            b"anchorfed noise v2".as_slice(),
+            b"anchorfed noise v3".as_slice(),
             place.metric.as_bytes(),
             place.breakdown.as_bytes(),
             place.period.as_bytes(),
-            place.coordinates.as_bytes(),
             &scale.to_be_bytes(),
             &[u8::from(capped)],
         ] {
@@ -570,31 +572,63 @@ pub fn ratio_cell(
     })
 }
 
-/// Whether two released cells' aggregate-only contributors (ascending ids) differ by at
-/// least one and fewer than `threshold`: then the second would single someone out.
-pub fn too_close(a: &[i64], b: &[i64], threshold: i64) -> bool {
+/// Whether a cell released beside another would single someone out, as each network sees it: `a` and `b` (ascending ids) differ by institutions
+/// of which some network that knows some of them (`knows`: institution to the networks that
+/// see it in detail) does not know at least one and fewer than `threshold`, or, for the public,
+/// by at least one and fewer than `threshold`. A network that planted two of three new
+/// contributors would otherwise learn the third from the two cells, or whether it reported.
+/// Institutions missing from `knows` count as unknown to every network.
+pub fn too_close_for_any_view(
+    a: &[i64],
+    b: &[i64],
+    knows: &std::collections::BTreeMap<i64, Vec<i64>>,
+    threshold: i64,
+) -> bool {
     let limit = usize::try_from(threshold).unwrap_or(usize::MAX);
-    if a.len().abs_diff(b.len()) >= limit {
-        return false;
-    }
-    let (mut i, mut j, mut differ) = (0, 0, 0usize);
+    let mut differ: Vec<i64> = vec![];
+    let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
         match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) if x == y => {
                 i += 1;
                 j += 1;
-                continue;
             }
-            (Some(x), Some(y)) if x < y => i += 1,
-            (Some(_), None) => i += 1,
-            _ => j += 1,
-        }
-        differ += 1;
-        if differ >= limit {
-            return false;
+            (Some(x), Some(y)) if x < y => {
+                differ.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                differ.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                differ.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
         }
     }
-    differ > 0
+    if differ.is_empty() {
+        return false;
+    }
+    let close = |unknown: usize| unknown > 0 && unknown < limit;
+    if close(differ.len()) {
+        return true;
+    }
+    let networks: std::collections::BTreeSet<i64> = differ
+        .iter()
+        .filter_map(|d| knows.get(d))
+        .flatten()
+        .copied()
+        .collect();
+    networks.into_iter().any(|x| {
+        close(
+            differ
+                .iter()
+                .filter(|d| !knows.get(d).is_some_and(|k| k.contains(&x)))
+                .count(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -688,6 +722,65 @@ mod tests {
         };
         assert_eq!(lax.at_least_default(), DEFAULT);
         assert_eq!(lax.differencing(), 3);
+    }
+
+    #[test]
+    fn closeness_is_judged_as_each_network_sees_it() {
+        let knows: std::collections::BTreeMap<i64, Vec<i64>> = [
+            (10, vec![1]),
+            (11, vec![1]),
+            (12, vec![2]),
+            (13, vec![3]),
+            (14, vec![4]),
+        ]
+        .into_iter()
+        .collect();
+        let released = [1, 2, 3];
+        // Two planted by network 1 and one of network 2's: three apart for the public, one
+        // for network 1.
+        assert!(too_close_for_any_view(
+            &released,
+            &[1, 2, 3, 10, 11, 12],
+            &knows,
+            3
+        ));
+        assert!(!too_close_for_any_view(
+            &released,
+            &[1, 2, 3, 10, 11, 12],
+            &Default::default(),
+            3
+        ));
+        // Three new of three networks: network 2 faces two it does not know.
+        assert!(too_close_for_any_view(
+            &released,
+            &[1, 2, 3, 12, 13, 14],
+            &knows,
+            3
+        ));
+        // Four new of four networks: every network faces three or more.
+        let four: std::collections::BTreeMap<i64, Vec<i64>> =
+            [(11, vec![1]), (12, vec![2]), (13, vec![3]), (14, vec![4])]
+                .into_iter()
+                .collect();
+        assert!(!too_close_for_any_view(
+            &released,
+            &[1, 2, 3, 11, 12, 13, 14],
+            &four,
+            3
+        ));
+        // Three new of one network: it knows them all; everyone else faces three.
+        let one: std::collections::BTreeMap<i64, Vec<i64>> =
+            [(11, vec![5]), (12, vec![5]), (13, vec![5])]
+                .into_iter()
+                .collect();
+        assert!(!too_close_for_any_view(
+            &released,
+            &[1, 2, 3, 11, 12, 13],
+            &one,
+            3
+        ));
+        // The same set: not close.
+        assert!(!too_close_for_any_view(&released, &released, &knows, 3));
     }
 
     #[test]
@@ -816,6 +909,8 @@ mod tests {
 
     #[test]
     fn the_guard_counts_the_symmetric_difference() {
+        let too_close =
+            |a: &[i64], b: &[i64], t| too_close_for_any_view(a, b, &Default::default(), t);
         assert!(!too_close(&[1, 2, 3], &[1, 2, 3], 3), "the same set again");
         assert!(too_close(&[1, 2, 3], &[1, 2, 3, 4], 3));
         assert!(too_close(&[1, 2, 3], &[1, 2, 4], 3), "one out, one in");
@@ -826,7 +921,7 @@ mod tests {
     }
 
     #[test]
-    fn the_noise_is_keyed_by_place_contributors_and_scale_only() {
+    fn the_noise_is_keyed_by_contributors_and_scale_only() {
         let k = key();
         let s = side(5000, 1000, 900);
         let n = noise(&k, place("m"), s, 6);
@@ -837,17 +932,18 @@ mod tests {
         );
         // Values within the same power of two: the same noise, so a change teaches nothing.
         assert_eq!(n, noise(&k, place("m"), side(5100, 1020, 900), 7));
-        // Another place, metric, secret or power of two: drawn afresh.
+        // The same contributors elsewhere: the same noise, nothing to average.
         let elsewhere = Place {
             coordinates: "network:3",
             ..place("m")
         };
+        assert_eq!(n, noise(&k, elsewhere, s, 6));
+        // Other contributors, metric, secret or power of two: drawn afresh.
         let others_at_once = Place {
             members: &[4, 5, 7],
             ..place("m")
         };
         let others = [
-            noise(&k, elsewhere, s, 6),
             noise(&k, others_at_once, s, 6),
             noise(&k, place("n"), s, 6),
             noise(&NoiseKey::new(vec![8; 32]).unwrap(), place("m"), s, 6),
@@ -977,7 +1073,10 @@ mod tests {
         ) {
             let differ = a.symmetric_difference(&b).count() as i64;
             let (a, b): (Vec<i64>, Vec<i64>) = (a.into_iter().collect(), b.into_iter().collect());
-            prop_assert_eq!(too_close(&a, &b, t), differ > 0 && differ < t);
+            prop_assert_eq!(
+                too_close_for_any_view(&a, &b, &Default::default(), t),
+                differ > 0 && differ < t
+            );
         }
 
         #[test]

@@ -1065,7 +1065,62 @@ async fn a_reporting_season_leaves_the_total_shown(backend: Backend) {
     }
 }
 
+/// Creates an institution stewarded by `network` (a local authority in Sandwell) and, when
+/// `value` is given, submits its return for YEAR.
+async fn plant(app: &TestApp, admin: &str, network: &str, key: &str, value: Option<&str>) {
+    app.query_as(
+        admin,
+        "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
+        json!({"in": {"key": key, "name": format!("Fictional {key}"), "sector": "LOCAL_AUTHORITY",
+            "homeDistrict": "E08000028", "steward": network, "memberFrom": "2020-04-01"}}),
+    )
+    .await;
+    if let Some(v) = value {
+        report(app, admin, network, key, v).await;
+    }
+}
+
+async fn report(app: &TestApp, admin: &str, network: &str, key: &str, value: &str) {
+    app.query_as(
+        admin,
+        "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
+        json!({"i": {"networkId": network, "idempotencyKey": format!("report-{key}"),
+            "returns": [{"institution": key, "period": YEAR,
+                "values": [{"metric": "procurement_spend_total", "value": value}]}]}}),
+    )
+    .await;
+}
+
+/// The fifth red team's probe (finding Y): a network that plants two institutions beside a
+/// released total, where another network's institution has yet to report, would see the total
+/// move if and only if that institution reported (three new against two). As the planting
+/// network sees it, the two cells differ by one institution it does not know, so the total
+/// lags either way and says nothing of who reported.
+async fn planting_beside_a_late_reporter_says_nothing(backend: Backend) {
+    let app = demo_with_public_aggregates(backend).await;
+    let metric = "procurement_spend_total";
+    let (me, other) = ("sandwell", "birmingham");
+    let (mine, theirs) = (
+        app.token(As::Admin(me), "").await,
+        app.token(As::Admin(other), "").await,
+    );
+    plant(&app, &theirs, other, "late-target", None).await;
+    let (first, _) = region_total(&app, metric).await;
+    let v0 = first.value.expect("the region's total is shown");
+    plant(&app, &mine, me, "probe-a", Some("1000000.00")).await;
+    plant(&app, &mine, me, "probe-b", Some("1000000.00")).await;
+    let (before, _) = region_total(&app, metric).await;
+    report(&app, &theirs, other, "late-target", "5000000.00").await;
+    let (after, who) = region_total(&app, metric).await;
+    assert!(who.len() >= 3, "{who:?}");
+    for c in [&before, &after] {
+        let v = c.value.unwrap_or_else(|| panic!("withheld: {c:?}"));
+        assert!((v - v0).abs() < 0.005, "{v} moved from {v0}: {c:?}");
+    }
+}
+
 both_databases!(
+    planting_beside_a_late_reporter_says_nothing,
     a_reporting_season_leaves_the_total_shown,
     padding_a_cell_does_not_shrink_its_noise,
     the_dominance_rule_is_no_oracle,
