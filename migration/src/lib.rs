@@ -11,6 +11,8 @@ mod m20261127_000005_sharing;
 mod m20261129_000006_grant_metric_groups;
 mod m20261129_000007_disclosure_release;
 mod m20261130_000008_cell_decisions;
+mod m20261130_000010_postcodes;
+mod m20261130_000011_spend_lines;
 
 pub struct Migrator;
 
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_grant_metric_groups::Migration),
             Box::new(m20261129_000007_disclosure_release::Migration),
             Box::new(m20261130_000008_cell_decisions::Migration),
+            Box::new(m20261130_000010_postcodes::Migration),
+            Box::new(m20261130_000011_spend_lines::Migration),
         ]
     }
 }
