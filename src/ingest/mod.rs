@@ -4,6 +4,7 @@
 
 pub mod csv_returns;
 pub mod demo;
+pub mod jobs;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
