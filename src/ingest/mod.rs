@@ -5,6 +5,7 @@
 pub mod csv_returns;
 pub mod demo;
 pub mod jobs;
+pub mod spend;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
