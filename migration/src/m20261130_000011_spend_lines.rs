@@ -34,17 +34,6 @@ enum SpendLines {
     Table,
     Id,
     FileId,
-    Line,
-    Supplier,
-    SupplierId,
-    Postcode,
-    GivenDistrict,
-    Amount,
-    Category,
-    Sme,
-    Vcse,
-    SoleTrader,
-    Anchor,
     DistrictCode,
     LsoaCode,
     Place,
@@ -54,6 +43,11 @@ enum SpendLines {
 enum SpendStaging {
     Table,
     JobId,
+}
+
+/// A line's columns as the file gives them, in `spend_lines` and `spend_staging` alike.
+#[derive(DeriveIden)]
+enum AsGiven {
     Line,
     Supplier,
     SupplierId,
@@ -112,6 +106,25 @@ fn id_col<T: IntoIden>(name: T) -> ColumnDef {
 
 fn flag<T: IntoIden>(name: T) -> ColumnDef {
     ColumnDef::new(name).boolean().not_null().to_owned()
+}
+
+/// Adds the columns of a line as given.
+fn given(t: &mut TableCreateStatement) -> &mut TableCreateStatement {
+    t.col(ColumnDef::new(AsGiven::Line).integer().not_null())
+        .col(ColumnDef::new(AsGiven::Supplier).text().not_null())
+        .col(
+            ColumnDef::new(AsGiven::SupplierId)
+                .string_len(100)
+                .not_null(),
+        )
+        .col(ColumnDef::new(AsGiven::Postcode).string_len(8).null())
+        .col(ColumnDef::new(AsGiven::GivenDistrict).string_len(9).null())
+        .col(ColumnDef::new(AsGiven::Amount).big_integer().not_null())
+        .col(ColumnDef::new(AsGiven::Category).string_len(200).null())
+        .col(flag(AsGiven::Sme))
+        .col(flag(AsGiven::Vcse))
+        .col(flag(AsGiven::SoleTrader))
+        .col(flag(AsGiven::Anchor))
 }
 
 #[async_trait::async_trait]
@@ -183,37 +196,20 @@ impl MigrationTrait for Migration {
         // written only by the statement that switches the file in, in the transaction that
         // inserts the file, and a key would check every one of millions of rows again.
         m.create_table(
-            Table::create()
-                .table(SpendLines::Table)
-                .col(id_col(SpendLines::Id))
-                .col(ColumnDef::new(SpendLines::FileId).big_integer().not_null())
-                .col(ColumnDef::new(SpendLines::Line).integer().not_null())
-                .col(ColumnDef::new(SpendLines::Supplier).text().not_null())
-                .col(
-                    ColumnDef::new(SpendLines::SupplierId)
-                        .string_len(100)
-                        .not_null(),
-                )
-                .col(ColumnDef::new(SpendLines::Postcode).string_len(8).null())
-                .col(
-                    ColumnDef::new(SpendLines::GivenDistrict)
-                        .string_len(9)
-                        .null(),
-                )
-                .col(ColumnDef::new(SpendLines::Amount).big_integer().not_null())
-                .col(ColumnDef::new(SpendLines::Category).string_len(200).null())
-                .col(flag(SpendLines::Sme))
-                .col(flag(SpendLines::Vcse))
-                .col(flag(SpendLines::SoleTrader))
-                .col(flag(SpendLines::Anchor))
-                .col(
-                    ColumnDef::new(SpendLines::DistrictCode)
-                        .string_len(9)
-                        .null(),
-                )
-                .col(ColumnDef::new(SpendLines::LsoaCode).string_len(9).null())
-                .col(ColumnDef::new(SpendLines::Place).string_len(8).not_null())
-                .to_owned(),
+            given(
+                Table::create()
+                    .table(SpendLines::Table)
+                    .col(id_col(SpendLines::Id))
+                    .col(ColumnDef::new(SpendLines::FileId).big_integer().not_null()),
+            )
+            .col(
+                ColumnDef::new(SpendLines::DistrictCode)
+                    .string_len(9)
+                    .null(),
+            )
+            .col(ColumnDef::new(SpendLines::LsoaCode).string_len(9).null())
+            .col(ColumnDef::new(SpendLines::Place).string_len(8).not_null())
+            .to_owned(),
         )
         .await?;
         m.create_index(
@@ -229,41 +225,14 @@ impl MigrationTrait for Migration {
         // switched in or fails. No index: a switch reads all of its job's rows, and the table
         // holds only the jobs in flight.
         m.create_table(
-            Table::create()
-                .table(SpendStaging::Table)
-                .col(
+            given(
+                Table::create().table(SpendStaging::Table).col(
                     ColumnDef::new(SpendStaging::JobId)
                         .string_len(36)
                         .not_null(),
-                )
-                .col(ColumnDef::new(SpendStaging::Line).integer().not_null())
-                .col(ColumnDef::new(SpendStaging::Supplier).text().not_null())
-                .col(
-                    ColumnDef::new(SpendStaging::SupplierId)
-                        .string_len(100)
-                        .not_null(),
-                )
-                .col(ColumnDef::new(SpendStaging::Postcode).string_len(8).null())
-                .col(
-                    ColumnDef::new(SpendStaging::GivenDistrict)
-                        .string_len(9)
-                        .null(),
-                )
-                .col(
-                    ColumnDef::new(SpendStaging::Amount)
-                        .big_integer()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(SpendStaging::Category)
-                        .string_len(200)
-                        .null(),
-                )
-                .col(flag(SpendStaging::Sme))
-                .col(flag(SpendStaging::Vcse))
-                .col(flag(SpendStaging::SoleTrader))
-                .col(flag(SpendStaging::Anchor))
-                .to_owned(),
+                ),
+            )
+            .to_owned(),
         )
         .await?;
         if m.get_database_backend() == sea_orm::DatabaseBackend::Postgres {

@@ -14,7 +14,7 @@ use std::io::Read;
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
-use super::{Loaded, ReadEnd, spawn_reader};
+use super::{Loaded, end, spawn_reader};
 use crate::domain::{GssCode, GssKind};
 use crate::error::ApiResult;
 use crate::ingest::jobs::LineProblem;
@@ -139,39 +139,11 @@ pub async fn load(
             .await
             .context("Failed to write deprivation deciles")?;
     }
-    match reader.await.context("The Indices reader stopped")? {
-        ReadEnd::Whole {
-            problems,
-            rows,
-            rows_rejected,
-        } if !problems.is_empty() => {
-            txn.rollback()
-                .await
-                .context("Failed to roll back a refused deprivation file")?;
-            Ok(Loaded::Refused {
-                problems,
-                rows_read: rows,
-                rows_rejected,
-            })
-        }
-        ReadEnd::Whole { .. } => {
-            txn.commit()
-                .await
-                .context("Failed to commit the deprivation deciles loaded")?;
-            Ok(Loaded::Written {
-                rows: written,
-                note: chosen.map_or_else(String::new, |e| {
-                    format!("as the Indices of Deprivation {e}")
-                }),
-            })
-        }
-        ReadEnd::Broken(why) => {
-            txn.rollback()
-                .await
-                .context("Failed to roll back a deprivation file cut short")?;
-            Err(anyhow::anyhow!("the file could not be read to its end: {why}").into())
-        }
-    }
+    let ended = reader.await.context("The Indices reader stopped")?;
+    let note = chosen.map_or_else(String::new, |e| {
+        format!("as the Indices of Deprivation {e}")
+    });
+    end(txn, ended, written, note).await
 }
 
 fn upsert(edition: i32, rows: &[Row]) -> Sql {

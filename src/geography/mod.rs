@@ -15,9 +15,12 @@ pub mod nspl;
 
 use std::io::Read;
 
+use anyhow::Context;
+use sea_orm::DatabaseTransaction;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::error::ApiResult;
 use crate::ingest::csv_returns::Hashing;
 use crate::ingest::jobs::{LineProblem, MAX_PROBLEMS};
 
@@ -45,6 +48,47 @@ enum ReadEnd {
         rows_rejected: u64,
     },
     Broken(String),
+}
+
+/// Ends a load's transaction as reading ended: committed when the whole file was good,
+/// rolled back otherwise.
+async fn end(
+    txn: DatabaseTransaction,
+    ended: ReadEnd,
+    written: u64,
+    note: String,
+) -> ApiResult<Loaded> {
+    match ended {
+        ReadEnd::Whole {
+            problems,
+            rows,
+            rows_rejected,
+        } if !problems.is_empty() => {
+            txn.rollback()
+                .await
+                .context("Failed to roll back a refused file")?;
+            Ok(Loaded::Refused {
+                problems,
+                rows_read: rows,
+                rows_rejected,
+            })
+        }
+        ReadEnd::Whole { .. } => {
+            txn.commit()
+                .await
+                .context("Failed to commit a file loaded")?;
+            Ok(Loaded::Written {
+                rows: written,
+                note,
+            })
+        }
+        ReadEnd::Broken(why) => {
+            txn.rollback()
+                .await
+                .context("Failed to roll back a file cut short")?;
+            Err(anyhow::anyhow!("the file could not be read to its end: {why}").into())
+        }
+    }
 }
 
 /// Reads `input` on a thread of its own: finds the columns from the header with `columns`,

@@ -16,7 +16,7 @@ use std::io::Read;
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
-use super::{Loaded, ReadEnd, code, column, spawn_reader};
+use super::{Loaded, code, column, end, spawn_reader};
 use crate::domain::Postcode;
 use crate::error::ApiResult;
 use crate::ingest::jobs::LineProblem;
@@ -122,37 +122,14 @@ pub async fn load(db: &DatabaseConnection, input: impl Read + Send + 'static) ->
             .await
             .context("Failed to write postcodes")?;
     }
-    match reader.await.context("The NSPL reader stopped")? {
-        ReadEnd::Whole {
-            problems,
-            rows,
-            rows_rejected,
-        } if !problems.is_empty() => {
-            txn.rollback()
-                .await
-                .context("Failed to roll back a refused postcode file")?;
-            Ok(Loaded::Refused {
-                problems,
-                rows_read: rows,
-                rows_rejected,
-            })
-        }
-        ReadEnd::Whole { .. } => {
-            txn.commit()
-                .await
-                .context("Failed to commit the postcodes loaded")?;
-            Ok(Loaded::Written {
-                rows: written,
-                note: format!("{terminated} of them terminated"),
-            })
-        }
-        ReadEnd::Broken(why) => {
-            txn.rollback()
-                .await
-                .context("Failed to roll back a postcode file cut short")?;
-            Err(anyhow::anyhow!("the file could not be read to its end: {why}").into())
-        }
-    }
+    let ended = reader.await.context("The NSPL reader stopped")?;
+    end(
+        txn,
+        ended,
+        written,
+        format!("{terminated} of them terminated"),
+    )
+    .await
 }
 
 fn upsert(rows: &[Row]) -> Sql {

@@ -562,45 +562,18 @@ async fn readers_without_rights_are_refused_before_the_body(backend: Backend) {
     // Bad queries and unknown institutions, for one who may import.
     let admin = app.token(As::Admin("sandwell"), "").await;
     let body = || format!("{HEADER}A,1,,,1,,,,,\n").into_bytes();
-    assert_eq!(
-        post(&app, Some(&admin), "institution=sandwell-college", body())
-            .await
-            .0,
-        400
-    );
-    assert_eq!(
-        post(
-            &app,
-            Some(&admin),
-            "institution=sandwell-college&period=2023-24",
-            body()
-        )
-        .await
-        .0,
-        400
-    );
-    assert_eq!(
-        post(
-            &app,
-            Some(&admin),
-            "institution=no-such-place&period=2023/24",
-            body()
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        post(
-            &app,
-            Some(&admin),
-            "institution=bham-college&period=2023/24",
-            body()
-        )
-        .await
-        .0,
-        403
-    );
+    for (query, want) in [
+        ("institution=sandwell-college", 400),
+        ("institution=sandwell-college&period=2023-24", 400),
+        ("institution=no-such-place&period=2023/24", 404),
+        ("institution=bham-college&period=2023/24", 403),
+    ] {
+        assert_eq!(
+            post(&app, Some(&admin), query, body()).await.0,
+            want,
+            "{query}"
+        );
+    }
 
     // A job is followed by its network's writers only; to others it does not exist.
     let (status, answer) = post(&app, Some(&admin), COLLEGE, body()).await;
