@@ -239,6 +239,9 @@ async fn abandon(db: &DatabaseConnection, id: &str) -> ApiResult<bool> {
             .context("Failed to read an import job's lock")?
             .unwrap_or(false);
         if !free {
+            txn.rollback()
+                .await
+                .context("Failed to end testing an import job's lock")?;
             return Ok(false);
         }
     }

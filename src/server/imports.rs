@@ -9,7 +9,8 @@
 //! reads no faster than the job stages lines, so a slow database slows the upload rather than
 //! filling memory. The answer comes once the whole body is read: 202 with the job's id (the
 //! switch may still be running: `importJob(id)` follows it), 422 when lines were refused,
-//! 413 past `limits.import_bytes`, 400 for a body cut short; the job says why in each case.
+//! 413 past `limits.import_bytes`, 400 for a body cut short, 500 or 503 when the job failed on
+//! the service's side; the job says why in each case.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -169,6 +170,8 @@ enum Body {
     Whole,
     TooLarge,
     Broken,
+    /// The reader stopped taking it: the job failed on the service's side.
+    Unread,
 }
 
 /// Streams the body into the job and answers once it is read.
@@ -221,8 +224,7 @@ async fn stream(
                     break Body::TooLarge;
                 }
                 if tx.send(spend::Chunk::Data(chunk.to_vec())).await.is_err() {
-                    // The reader stopped (the import failed): the answer says why.
-                    break Body::Whole;
+                    break Body::Unread;
                 }
             }
         }
@@ -245,6 +247,15 @@ async fn stream(
     let status = match (body, job.state) {
         (Body::TooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
         (Body::Broken, _) => StatusCode::BAD_REQUEST,
+        (Body::Unread, _)
+            if job
+                .failure
+                .as_deref()
+                .is_some_and(|f| f.contains("unavailable")) =>
+        {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        (Body::Unread, _) => StatusCode::INTERNAL_SERVER_ERROR,
         (Body::Whole, entity::vocab::ImportState::Failed) if job.rows_rejected > 0 => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
