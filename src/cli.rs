@@ -115,6 +115,24 @@ pub async fn token_revoke(settings: &Settings, jti: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The console acting for a network, as its admin would.
+fn console_admin(network: &entity::networks::Model) -> crate::auth::Principal {
+    crate::auth::Principal {
+        subject: "cli".into(),
+        role: Role::NetworkAdmin,
+        network: Some(crate::auth::NetworkRef {
+            id: network.id,
+            key: network.key.clone(),
+        }),
+        region: None,
+        organisation: None,
+        scopes: crate::domain::Scopes::full(),
+        token_id: None,
+        issuer: "cli".into(),
+        expires_at: chrono::Utc::now(),
+    }
+}
+
 /// What an import did, for the console.
 pub enum ImportReport {
     Written { returns: usize, key: String },
@@ -144,20 +162,7 @@ pub async fn import_returns(
         Ok(p) => p,
         Err(problems) => return Ok(ImportReport::Refused(problems)),
     };
-    let console = crate::auth::Principal {
-        subject: "cli".into(),
-        role: Role::NetworkAdmin,
-        network: Some(crate::auth::NetworkRef {
-            id: network.id,
-            key: network.key.clone(),
-        }),
-        region: None,
-        organisation: None,
-        scopes: crate::domain::Scopes::full(),
-        token_id: None,
-        issuer: "cli".into(),
-        expires_at: chrono::Utc::now(),
-    };
+    let console = console_admin(&network);
     let key = key.unwrap_or_else(|| parsed.sha256.clone());
     let outcome = ingest::submit(
         &conn,
@@ -188,4 +193,93 @@ pub async fn import_returns(
             ImportReport::Refused(problems.iter().map(|p| parsed.locate(p)).collect())
         }
     })
+}
+
+/// What a spend import came to: its job, and the version it wrote (or had written before).
+pub struct SpendReport {
+    pub job: entity::import_jobs::Model,
+    pub version: Option<entity::spend_files::Model>,
+}
+
+/// Imports a spend-lines CSV for an institution and period through its steward network, as
+/// the network's admin would: all or nothing, and the same file twice writes once.
+pub async fn import_spend(
+    settings: &Settings,
+    network: &str,
+    institution: &str,
+    period: &str,
+    file: &std::path::Path,
+) -> anyhow::Result<SpendReport> {
+    use crate::ingest::spend;
+    let period: crate::domain::FinancialYear = period.parse().map_err(|e| bad("--period", e))?;
+    let network = IdOrKey::parse(network).map_err(|e| bad("--network", e))?;
+    let institution = IdOrKey::parse(institution).map_err(|e| bad("--institution", e))?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("Failed to open {}", file.display()))?;
+    let conn = open(settings).await?;
+    let network = crate::directory::require_network(&conn, "--network", &network)
+        .await
+        .map_err(ApiError::into_anyhow)?;
+    let institution = crate::directory::institution(&conn, &institution)
+        .await
+        .map_err(ApiError::into_anyhow)?
+        .ok_or_else(|| bad("--institution", "no such institution"))?;
+    if institution.steward_network_id != network.id {
+        return Err(bad(
+            "--network",
+            format!(
+                "{} is not the steward network of {}; only its steward imports its spend lines",
+                network.key, institution.key
+            ),
+        ));
+    }
+    let console = crate::auth::Caller::Token(Box::new(console_admin(&network)));
+    crate::policy::spend::may_import_spend(&console, institution.steward_network_id, period)
+        .map_err(ApiError::into_anyhow)?;
+    let target = spend::Target {
+        network,
+        institution,
+        period,
+        by: "cli".into(),
+    };
+    let job = spend::start(&conn, &target)
+        .await
+        .map_err(ApiError::into_anyhow)?;
+    let job = spend::run(
+        &conn,
+        &job.id,
+        &target,
+        std::io::BufReader::new(input),
+        None,
+    )
+    .await
+    .map_err(ApiError::into_anyhow)
+    .context("Failed to import the spend lines")?;
+    let version = spend::version_of(&conn, &job)
+        .await
+        .map_err(ApiError::into_anyhow)?;
+    Ok(SpendReport { job, version })
+}
+
+/// Which geography file `anchorfed geography load` reads.
+pub enum GeographyFile {
+    Nspl,
+    Imd { edition: Option<i32> },
+}
+
+/// Loads a published geography file (postcode lookup, or deprivation deciles).
+pub async fn geography_load(
+    settings: &Settings,
+    kind: GeographyFile,
+    file: &std::path::Path,
+) -> anyhow::Result<crate::geography::Loaded> {
+    let input =
+        std::fs::File::open(file).with_context(|| format!("Failed to open {}", file.display()))?;
+    let input = std::io::BufReader::new(input);
+    let conn = open(settings).await?;
+    let loaded = match kind {
+        GeographyFile::Nspl => crate::geography::nspl::load(&conn, input).await,
+        GeographyFile::Imd { edition } => crate::geography::imd::load(&conn, input, edition).await,
+    };
+    loaded.map_err(ApiError::into_anyhow)
 }

@@ -42,6 +42,8 @@ pub struct Limits {
     pub body_bytes: usize,
     /// Multipart (file upload) request bodies; larger files go through `anchorfed import`.
     pub upload_bytes: usize,
+    /// Streamed import bodies (`POST /imports/spend`), counted as they stream.
+    pub import_bytes: u64,
     /// How long one request's operations may run before they are stopped (and, on
     /// PostgreSQL, each statement's `statement_timeout`).
     pub request_timeout_seconds: u64,
@@ -60,6 +62,7 @@ impl Default for Limits {
             batch: 10,
             body_bytes: 1 << 20,
             upload_bytes: 16 << 20,
+            import_bytes: 8 << 30,
             request_timeout_seconds: 30,
             response_bytes: 8 << 20,
         }
@@ -311,6 +314,10 @@ impl Settings {
             ("limits.batch", l.batch),
             ("limits.body_bytes", l.body_bytes),
             ("limits.upload_bytes", l.upload_bytes),
+            (
+                "limits.import_bytes",
+                usize::try_from(l.import_bytes).unwrap_or(usize::MAX),
+            ),
             ("limits.response_bytes", l.response_bytes),
             (
                 "limits.request_timeout_seconds",

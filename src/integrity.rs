@@ -6,8 +6,8 @@
 
 use anyhow::Context;
 use entity::vocab::{
-    AccessLevel, Aggregation, DisclosureClass, GrantAction, GranteeKind, MembershipStatus,
-    MetricGroup, ReturnStatus, Role, Sector,
+    AccessLevel, Aggregation, DisclosureClass, GrantAction, GranteeKind, ImportKind, ImportState,
+    MembershipStatus, MetricGroup, PlaceSource, ReturnStatus, Role, Sector,
 };
 use sea_orm::{ConnectionTrait, FromQueryResult, Iterable};
 
@@ -68,6 +68,10 @@ fn columns() -> Vec<Column> {
         // Tokens and who used them.
         col("tokens.role", "id", names(Role::as_str)),
         col("access_log.role", "id", names(Role::as_str)),
+        // File imports and what they wrote (spend lines: the large table, scanned whole).
+        col("import_jobs.kind", "id", names(ImportKind::as_str)),
+        col("import_jobs.state", "id", names(ImportState::as_str)),
+        col("spend_lines.place", "id", names(PlaceSource::as_str)),
     ]
 }
 

@@ -11,6 +11,7 @@ pub mod db;
 pub mod directory;
 pub mod domain;
 pub mod error;
+pub mod geography;
 pub mod graphql;
 pub mod ingest;
 pub mod integrity;

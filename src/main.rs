@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Load published geography: the ONS postcode lookup, the deprivation deciles.
+    Geography {
+        #[command(subcommand)]
+        command: GeographyCommand,
+    },
     /// Register trusted documents: operations clients run by id (trusted_documents.file).
     Documents {
         #[command(subcommand)]
@@ -75,6 +80,46 @@ enum DocumentsCommand {
 enum ImportCommand {
     /// Returns from a CSV: institution,period,metric,value,breakdown,method.
     Returns(ImportReturns),
+    /// Supplier spend lines of one institution and period, from a CSV:
+    /// supplier,supplier_id,postcode,district,amount,category,sme,vcse,sole_trader,anchor.
+    Spend(ImportSpend),
+}
+
+#[derive(Args)]
+struct ImportSpend {
+    file: PathBuf,
+    /// The institution's steward network (its key).
+    #[arg(long)]
+    network: String,
+    /// The institution whose spend lines these are (its key).
+    #[arg(long)]
+    institution: String,
+    /// The reporting period, such as 2023/24.
+    #[arg(long)]
+    period: String,
+}
+
+#[derive(Subcommand)]
+enum GeographyCommand {
+    /// Load a published file (all or nothing; loading a newer edition replaces what both name).
+    Load {
+        #[command(subcommand)]
+        file: GeographyLoad,
+    },
+}
+
+#[derive(Subcommand)]
+enum GeographyLoad {
+    /// The ONS National Statistics Postcode Lookup CSV (pcds, laua, lsoa11/lsoa21, doterm, …).
+    Nspl { file: PathBuf },
+    /// The English Indices of Deprivation's LSOA file as CSV (File 7: LSOA code, IMD rank and
+    /// decile, …).
+    Imd {
+        file: PathBuf,
+        /// The edition's year (default: 2019 for 2011 LSOAs, 2025 for 2021 LSOAs).
+        #[arg(long)]
+        edition: Option<i32>,
+    },
 }
 
 #[derive(Args)]
@@ -130,7 +175,10 @@ fn settings_for(
     let mut settings = Settings::load(config)?;
     if matches!(
         command,
-        Command::Token { .. } | Command::Import { .. } | Command::Documents { .. }
+        Command::Token { .. }
+            | Command::Import { .. }
+            | Command::Documents { .. }
+            | Command::Geography { .. }
     ) && std::env::var_os("ANCHORFED_LOG_LEVEL").is_none()
     {
         // A console command's output is its answer; routine progress would bury it.
@@ -162,6 +210,12 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Command::Import {
                 command: ImportCommand::Returns(i),
             } => import_returns(&settings, i).await,
+            Command::Import {
+                command: ImportCommand::Spend(i),
+            } => import_spend(&settings, i).await,
+            Command::Geography {
+                command: GeographyCommand::Load { file },
+            } => geography_load(&settings, file).await,
             Command::Documents {
                 command: DocumentsCommand::Add { file, id },
             } => documents_add(&settings, &file, id.as_deref()),
@@ -260,4 +314,81 @@ async fn import_returns(settings: &Settings, i: ImportReturns) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+async fn import_spend(settings: &Settings, i: ImportSpend) -> anyhow::Result<()> {
+    use anchorfed::ingest::spend;
+    use entity::vocab::ImportState;
+    let report =
+        cli::import_spend(settings, &i.network, &i.institution, &i.period, &i.file).await?;
+    let job = &report.job;
+    match (job.state, &report.version) {
+        (ImportState::Succeeded, Some(v)) if job.replayed => println!(
+            "already imported as version {} of {} {}: nothing written (job {})",
+            v.version, i.institution, v.period, job.id
+        ),
+        (ImportState::Succeeded, Some(v)) => {
+            println!(
+                "imported {} spend lines for {} {} as version {}: {} in all, {} lines ({}) with place unknown (job {})",
+                v.lines,
+                i.institution,
+                v.period,
+                v.version,
+                pounds(v.total),
+                v.place_unknown_lines,
+                pounds(v.place_unknown_total),
+                job.id
+            );
+            for u in spend::place_unknown_of(job) {
+                println!("  line {}: place unknown: {}", u.line, u.reason);
+            }
+        }
+        _ => {
+            for p in spend::problems_of(job) {
+                eprintln!("{}: {p}", i.file.display());
+            }
+            anyhow::bail!(
+                "{} (job {})",
+                job.failure.as_deref().unwrap_or("the import failed"),
+                job.id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn pounds(pence: i64) -> String {
+    format!(
+        "£{}",
+        anchorfed::domain::quantity::from_minor_units(pence, 2)
+    )
+}
+
+async fn geography_load(settings: &Settings, file: GeographyLoad) -> anyhow::Result<()> {
+    use anchorfed::geography::Loaded;
+    let (kind, path, what) = match file {
+        GeographyLoad::Nspl { file } => (cli::GeographyFile::Nspl, file, "postcodes"),
+        GeographyLoad::Imd { file, edition } => {
+            (cli::GeographyFile::Imd { edition }, file, "LSOA deciles")
+        }
+    };
+    match cli::geography_load(settings, kind, &path).await? {
+        Loaded::Written { rows, note } => {
+            println!("loaded {rows} {what} ({note})");
+            Ok(())
+        }
+        Loaded::Refused {
+            problems,
+            rows_read,
+            rows_rejected,
+        } => {
+            for p in &problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            if rows_read == 0 {
+                anyhow::bail!("the file was refused; nothing was loaded")
+            }
+            anyhow::bail!("{rows_rejected} of {rows_read} rows have problems; nothing was loaded")
+        }
+    }
 }

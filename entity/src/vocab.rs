@@ -124,3 +124,33 @@ vocabulary! {
         Revoked = "REVOKED",
     }
 }
+
+vocabulary! {
+    /// `import_jobs.state`: where a file import stands.
+    ImportState {
+        Queued = "QUEUED",
+        Running = "RUNNING",
+        Succeeded = "SUCCEEDED",
+        Failed = "FAILED",
+    }
+}
+
+vocabulary! {
+    /// `import_jobs.kind`: what a file import brings in.
+    ImportKind {
+        SpendLines = "SPEND_LINES",
+    }
+}
+
+vocabulary! {
+    /// `spend_lines.place`: where a supplier's place came from.
+    PlaceSource {
+        /// The postcode, through the postcode lookup.
+        Postcode = "POSTCODE",
+        /// The district given, for a line without a postcode.
+        District = "DISTRICT",
+        /// Nowhere: no postcode or district, or a postcode the lookup does not know (or
+        /// knows to have ended before the period). Counted as "place unknown", never guessed.
+        Unknown = "UNKNOWN",
+    }
+}

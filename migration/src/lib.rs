@@ -12,6 +12,8 @@ mod m20261129_000006_grant_metric_groups;
 mod m20261129_000007_disclosure_release;
 mod m20261130_000008_cell_decisions;
 pub mod m20261130_000009_current_returns;
+mod m20261130_000010_postcodes;
+mod m20261130_000011_spend_lines;
 
 pub struct Migrator;
 
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_disclosure_release::Migration),
             Box::new(m20261130_000008_cell_decisions::Migration),
             Box::new(m20261130_000009_current_returns::Migration),
+            Box::new(m20261130_000010_postcodes::Migration),
+            Box::new(m20261130_000011_spend_lines::Migration),
         ]
     }
 }

@@ -60,6 +60,7 @@ mod financial_year;
 mod gss;
 mod identifier;
 mod key;
+mod postcode;
 pub mod quantity;
 mod role;
 mod scope;
@@ -71,6 +72,7 @@ pub use financial_year::FinancialYear;
 pub use gss::{GssCode, GssKind};
 pub use identifier::{Identifier, IdentifierScheme};
 pub use key::{IdOrKey, Key};
+pub use postcode::Postcode;
 pub use scope::{Scopes, Verb, YearRange};
 pub use vocabularies::{AccessLevel, MetricGroup, Role, Sector};
 

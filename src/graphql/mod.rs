@@ -10,6 +10,7 @@ pub mod directory_writes;
 pub mod enums;
 pub mod identity;
 pub mod impact;
+pub mod imports;
 pub mod loaders;
 pub mod objects;
 pub mod returns;
@@ -34,6 +35,7 @@ pub struct Query(
     returns::ReturnsQuery,
     impact::ImpactQuery,
     sharing::SharingQuery,
+    imports::ImportsQuery,
 );
 
 #[derive(MergedObject, Default)]

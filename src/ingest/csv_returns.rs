@@ -74,9 +74,23 @@ impl ParsedFile {
 }
 
 /// Hashes what passes through, so the file is read once.
-struct Hashing<R> {
+pub(crate) struct Hashing<R> {
     inner: R,
     hasher: Sha256,
+}
+
+impl<R> Hashing<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// The SHA-256 of every byte read, in hex.
+    pub(crate) fn hex(self) -> String {
+        format!("{:x}", self.hasher.finalize())
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -90,10 +104,7 @@ impl<R: Read> Read for Hashing<R> {
 /// Reads a returns CSV. Problems of form (header, field count, encoding) are returned with
 /// their row and column; nothing is partially accepted.
 pub fn read<R: Read>(input: R) -> Result<ParsedFile, Vec<FileProblem>> {
-    let hashing = Hashing {
-        inner: input,
-        hasher: Sha256::new(),
-    };
+    let hashing = Hashing::new(input);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
@@ -123,7 +134,7 @@ pub fn read<R: Read>(input: R) -> Result<ParsedFile, Vec<FileProblem>> {
             "the file has no rows after the header",
         )]);
     }
-    let sha256 = format!("{:x}", reader.into_inner().hasher.finalize());
+    let sha256 = reader.into_inner().hex();
     Ok(ParsedFile {
         items: grouped.items,
         rows: grouped.rows,

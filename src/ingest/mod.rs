@@ -4,6 +4,8 @@
 
 pub mod csv_returns;
 pub mod demo;
+pub mod jobs;
+pub mod spend;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -7,6 +7,7 @@
 
 pub mod disclosure;
 pub mod returns;
+pub mod spend;
 
 use std::collections::BTreeSet;
 

@@ -561,6 +561,17 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Req
     }
 }
 
+/// The caller of a request outside GraphQL (the streamed imports), authenticated as every
+/// GraphQL request is; otherwise the status, code and message to refuse it with.
+pub(super) async fn authenticate_caller(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Caller, (StatusCode, &'static str, String)> {
+    authenticate(req, state)
+        .await
+        .map_err(|f| (f.status, f.code, f.message))
+}
+
 /// Keeps the operation-name label set bounded: names are client input.
 pub struct OperationLabels(Mutex<HashSet<String>>);
 

@@ -5,6 +5,7 @@
 mod document;
 pub mod documents;
 mod graphql_http;
+mod imports;
 mod rate_limit;
 
 use std::net::TcpListener;
@@ -64,6 +65,11 @@ impl Application {
         )
         .await?;
         db::migrate(&db).await?;
+        // Imports a stopped process left running are failed, and their staged rows removed.
+        crate::ingest::jobs::reap(&db)
+            .await
+            .map_err(ApiError::into_anyhow)
+            .context("Failed to reap abandoned import jobs")?;
         if demo {
             load_demo(&db).await?;
         }
@@ -124,6 +130,7 @@ impl Application {
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
+                .route("/imports/spend", web::post().to(imports::spend))
                 .service(
                     web::resource("/graphql")
                         .route(web::get().to(graphql_http::handle))

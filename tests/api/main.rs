@@ -23,4 +23,5 @@ mod returns;
 mod schema;
 mod sharing;
 mod sharing_model;
+mod spend;
 mod vocab;

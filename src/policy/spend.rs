@@ -1,0 +1,121 @@
+//! Who brings supplier spend lines in, and who follows the import. Spend lines are more
+//! sensitive than returns (a sole trader's name is personal data; a supplier's amounts are
+//! commercial): only the steward network's own admins and submitters, with `write:returns`,
+//! import them, and nobody reads another institution's lines line by line through any grant.
+//! There is no read of lines here at all; aggregates of them will go through disclosure
+//! control like every other aggregate.
+//!
+//! The decisions are those for returns (`policy::returns`), called, not restated, with the
+//! spend metric group and the period added: a token narrowed to other metric groups or years
+//! may not send spend lines for them.
+
+use crate::auth::{Caller, Principal};
+use crate::domain::{FinancialYear, MetricGroup};
+use crate::error::ApiError;
+
+use super::returns;
+
+fn forbid(p: &Principal, what: &str) -> ApiError {
+    ApiError::Forbidden {
+        reason: format!("{p:?}: {what}"),
+    }
+}
+
+/// Sending a spend file at all, decided from the token alone before a byte of the body is
+/// read: whoever may upload returns (a network's admins and submitters with `write:returns`,
+/// within their network scope), with spend within their metric scopes.
+pub fn may_upload_spend(caller: &Caller) -> Result<&Principal, ApiError> {
+    let p = returns::may_upload_returns(caller)?;
+    if !p.scopes.allows_metric_group(MetricGroup::Spend) {
+        return Err(forbid(
+            p,
+            "upload spend lines: token scopes leave out metrics:spend",
+        ));
+    }
+    Ok(p)
+}
+
+/// Importing spend lines of an institution stewarded by `steward_network` for `period`: its
+/// steward network's admins and submitters, as for submitting its returns, with spend and the
+/// period within their scopes.
+pub fn may_import_spend(
+    caller: &Caller,
+    steward_network: i64,
+    period: FinancialYear,
+) -> Result<&Principal, ApiError> {
+    let p = returns::may_submit_returns(caller, steward_network)?;
+    if !returns::may_submit_value(p, MetricGroup::Spend, period) {
+        return Err(forbid(
+            p,
+            &format!("import spend lines for {period}: outside the token's scopes"),
+        ));
+    }
+    Ok(p)
+}
+
+/// Following an import job (its state, its problems, what it wrote): those who may import
+/// for the job's network. Anyone else is told there is no such job.
+pub fn may_follow_import(caller: &Caller, network: i64) -> Result<&Principal, ApiError> {
+    returns::may_submit_returns(caller, network)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+    use crate::policy::tests::principal;
+
+    fn year(s: &str) -> FinancialYear {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_the_stewards_writers_import_spend() {
+        let fy = year("2023/24");
+        for role in Role::ALL {
+            let own = principal(
+                role,
+                role.anchor().filter(|a| *a == "network").map(|_| 1),
+                "",
+            );
+            let writer = matches!(role, Role::NetworkAdmin | Role::NetworkSubmitter);
+            assert_eq!(may_upload_spend(&own).is_ok(), writer, "{role}");
+            assert_eq!(may_import_spend(&own, 1, fy).is_ok(), writer, "{role}");
+            assert_eq!(may_follow_import(&own, 1).is_ok(), writer, "{role}");
+            // Never for an institution another network stewards, whatever the role.
+            assert!(may_import_spend(&own, 2, fy).is_err(), "{role}");
+            assert!(may_follow_import(&own, 2).is_err(), "{role}");
+        }
+        let anonymous = Caller::Anonymous;
+        assert!(matches!(
+            may_upload_spend(&anonymous),
+            Err(ApiError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            may_import_spend(&anonymous, 1, fy),
+            Err(ApiError::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn scopes_narrow_spend_imports() {
+        let fy = year("2023/24");
+        let ok = |scopes: &str| {
+            let c = principal(Role::NetworkSubmitter, Some(1), scopes);
+            (
+                may_upload_spend(&c).is_ok(),
+                may_import_spend(&c, 1, fy).is_ok(),
+            )
+        };
+        assert_eq!(ok("write:returns"), (true, true));
+        assert_eq!(ok("metrics:spend years:2023/24"), (true, true));
+        assert_eq!(
+            ok("read:returns read:impact"),
+            (false, false),
+            "no write verb"
+        );
+        assert_eq!(ok("metrics:employment"), (false, false), "spend left out");
+        assert_eq!(ok("years:2021/22-2022/23"), (true, false), "another year");
+        assert_eq!(ok("network:n2"), (false, false), "another network");
+    }
+}

@@ -1,0 +1,979 @@
+//! Issue 14, part A: supplier spend lines streamed in over `POST /imports/spend` (and the
+//! console), all or nothing, followed through `importJob`; the postcode lookup and the
+//! deprivation deciles loaded from files in their published layouts. Every test on both
+//! databases.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::both_databases;
+use crate::helpers::{As, Backend, TestApp, fresh_database_url, spawn_app, test_settings};
+
+const HEADER: &str =
+    "supplier,supplier_id,postcode,district,amount,category,sme,vcse,sole_trader,anchor\n";
+
+/// The NSPL's published header, May 2025 edition (2021 LSOAs).
+const NSPL_2025: &str = "pcd,pcd2,pcds,dointr,doterm,usertype,oseast1m,osnrth1m,osgrdind,oa21,cty,ced,laua,ward,nhser,ctry,rgn,pcon,ttwa,itl,park,lsoa21,msoa21,wz11,sicbl,bua24,ruc21,oac11,lat,long,lep1,lep2,pfa,imd,icb";
+/// The NSPL's published header, August 2020 edition (2011 LSOAs).
+const NSPL_2020: &str = "pcd,pcd2,pcds,dointr,doterm,usertype,oseast1m,osnrth1m,osgrdind,oa11,cty,ced,laua,ward,hlthau,nhser,ctry,rgn,pcon,eer,teclec,ttwa,pct,nuts,park,lsoa11,msoa11,wz11,ccg,bua11,buasd11,ru11ind,oac11,lat,long,lep1,lep2,pfa,imd,calncv,stp";
+
+/// One postcode of a generated lookup.
+#[derive(Clone)]
+struct Pc {
+    pcds: String,
+    laua: &'static str,
+    lsoa: String,
+    doterm: &'static str,
+}
+
+/// An NSPL file in the published layout `header`: every column present and quoted as ONS
+/// writes them, the columns this does not read filled with plausible codes.
+fn nspl(header: &str, rows: &[Pc]) -> String {
+    let names: Vec<&str> = header.split(',').collect();
+    let mut out = String::from(header);
+    out.push('\n');
+    for r in rows {
+        let (outward, inward) = r.pcds.split_once(' ').unwrap();
+        let fields: Vec<String> = names
+            .iter()
+            .map(|n| match *n {
+                "pcd" => format!("{outward:<4}{inward}"),
+                "pcd2" => format!("{outward:<5}{inward}"),
+                "pcds" => r.pcds.clone(),
+                "dointr" => "199001".into(),
+                "doterm" => r.doterm.into(),
+                "laua" => r.laua.into(),
+                "lsoa21" | "lsoa11" => r.lsoa.clone(),
+                "lat" => "52.512345".into(),
+                "long" => "-1.987654".into(),
+                "usertype" => "0".into(),
+                "osgrdind" => "1".into(),
+                "imd" => "12345".into(),
+                "cty" | "ced" | "park" => "E99999999".into(),
+                _ => "E00000001".into(),
+            })
+            .collect();
+        let quoted: Vec<String> = fields.iter().map(|f| format!("\"{f}\"")).collect();
+        out.push_str(&quoted.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The Indices of Deprivation's File 7 layout (its leading columns, by their published
+/// names), for LSOAs of `vintage` boundaries.
+fn imd(vintage: u16, rows: &[(&str, u32, u8)]) -> String {
+    let lad = if vintage == 2011 { 2019 } else { 2024 };
+    let mut out = format!(
+        "LSOA code ({vintage}),LSOA name ({vintage}),Local Authority District code ({lad}),\
+         Local Authority District name ({lad}),Index of Multiple Deprivation (IMD) Score,\
+         Index of Multiple Deprivation (IMD) Rank (where 1 is most deprived),\
+         Index of Multiple Deprivation (IMD) Decile (where 1 is most deprived 10% of LSOAs),\
+         Income Score (rate),Income Rank (where 1 is most deprived),\
+         Income Decile (where 1 is most deprived 10% of LSOAs)\n"
+    );
+    for (code, rank, decile) in rows {
+        out.push_str(&format!(
+            "{code},Sandwell 001A,E08000028,Sandwell,41.2,{rank},{decile},0.21,{rank},{decile}\n"
+        ));
+    }
+    out
+}
+
+/// Generated postcodes in Sandwell and Birmingham: `B69 1AA`, `B69 1AB`, …
+fn postcodes(n: usize) -> Vec<Pc> {
+    let letters = b"ABDEFGHJLNPQRSTUWXYZ";
+    (0..n)
+        .map(|i| {
+            let (a, b) = (letters[i % 20] as char, letters[(i / 20) % 20] as char);
+            let sandwell = i % 2 == 0;
+            Pc {
+                pcds: format!(
+                    "{} {}{b}{a}",
+                    if sandwell { "B69" } else { "B1" },
+                    1 + i / 400
+                ),
+                laua: if sandwell { "E08000028" } else { "E08000025" },
+                lsoa: format!("E0100{:04}", 9000 + i % 500),
+                doterm: "",
+            }
+        })
+        .collect()
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Lines, versions and staged rows stored, in that order.
+async fn stored(db: &DatabaseConnection) -> (i64, i64, i64) {
+    (
+        count(db, "SELECT COUNT(*) FROM spend_lines").await,
+        count(db, "SELECT COUNT(*) FROM spend_files").await,
+        count(db, "SELECT COUNT(*) FROM spend_staging").await,
+    )
+}
+
+async fn load_postcodes(db: &DatabaseConnection, csv: String) {
+    let loaded = anchorfed::geography::nspl::load(db, std::io::Cursor::new(csv.into_bytes()))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    assert!(
+        matches!(loaded, anchorfed::geography::Loaded::Written { .. }),
+        "{loaded:?}"
+    );
+}
+
+/// POSTs a spend file; returns the status and the answer.
+async fn post(app: &TestApp, token: Option<&str>, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let mut r = app
+        .client
+        .post(format!("{}/imports/spend?{query}", app.address))
+        .header("content-type", "text/csv")
+        .body(body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+const COLLEGE: &str = "institution=sandwell-college&period=2023/24";
+
+const JOB: &str = "query($id: ID!) { importJob(id: $id) { id kind state rowsRead rowsRejected failure \
+    network { key } institution { key } period problems { line column code reason } \
+    result { version replayed lines total placeUnknownLines placeUnknownAmount \
+             placeUnknown { line postcode reason } sha256 } } }";
+
+/// Follows a job until it has ended.
+async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let d = app.query_as(token, JOB, json!({ "id": id })).await;
+        let job = d["importJob"].clone();
+        if job["state"] == "SUCCEEDED" || job["state"] == "FAILED" {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the job did not end: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends a file and follows its job to its end.
+async fn import(app: &TestApp, token: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let (status, answer) = post(app, Some(token), query, body).await;
+    let id = answer["jobId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no job id: {status} {answer}"))
+        .to_owned();
+    (status, finished(app, token, &id).await)
+}
+
+/// 200,000 lines streamed in: every one stored once, exactly, each supplier placed by its
+/// postcode (or the district given), unknown postcodes counted and named, nothing left staged.
+async fn a_large_file_streams_in_whole(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pcs = postcodes(1000);
+    load_postcodes(&app.db, nspl(NSPL_2025, &pcs)).await;
+    let n = 200_000usize;
+    let mut body = String::with_capacity(n * 80);
+    body.push_str(HEADER);
+    let (mut total, mut unknown, mut unknown_total, mut in_sandwell) = (0i64, 0, 0i64, 0);
+    for i in 0..n {
+        let pence = (i as i64 % 1_000_000) * 7 + 1;
+        total += pence;
+        let amount = format!("{}.{:02}", pence / 100, pence % 100);
+        let (postcode, district) = match i {
+            _ if i % 1000 == 999 => {
+                unknown += 1;
+                unknown_total += pence;
+                ("ZZ9 9ZZ".to_owned(), "")
+            }
+            _ if i % 997 == 0 => ("".to_owned(), "E08000027"),
+            _ => {
+                let pc = &pcs[i % pcs.len()];
+                in_sandwell += usize::from(pc.laua == "E08000028");
+                (pc.pcds.clone(), "")
+            }
+        };
+        body.push_str(&format!(
+            "\"Fictional Supplier {i}, Ltd\",CH{i:08},{postcode},{district},{amount},Works,{},no,no,no\n",
+            if i % 3 == 0 { "yes" } else { "no" }
+        ));
+    }
+    let token = app.token(As::Submitter("sandwell"), "").await;
+    let (status, job) = import(&app, &token, COLLEGE, body.into_bytes()).await;
+    assert_eq!(status, 202);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert_eq!(job["rowsRead"], n);
+    assert_eq!(job["rowsRejected"], 0);
+    let r = &job["result"];
+    assert_eq!(
+        (
+            r["version"].clone(),
+            r["replayed"].clone(),
+            r["lines"].clone()
+        ),
+        (json!(1), json!(false), json!(n))
+    );
+    assert_eq!(
+        r["total"],
+        format!("{}.{:02}", total / 100, total % 100),
+        "exact to the penny"
+    );
+    assert_eq!(r["placeUnknownLines"], unknown);
+    assert_eq!(
+        r["placeUnknownAmount"],
+        format!("{}.{:02}", unknown_total / 100, unknown_total % 100)
+    );
+    let first = &r["placeUnknown"][0];
+    assert_eq!(
+        (first["line"].clone(), first["postcode"].clone()),
+        (json!(1001), json!("ZZ9 9ZZ"))
+    );
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in the postcode lookup")
+    );
+    assert_eq!(stored(&app.db).await, (n as i64, 1, 0));
+    let db = &app.db;
+    assert_eq!(
+        count(db, "SELECT CAST(SUM(amount) AS BIGINT) FROM spend_lines").await,
+        total
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM spend_lines WHERE district_code = 'E08000028' AND place = 'POSTCODE'"
+        )
+        .await,
+        in_sandwell as i64
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM spend_lines WHERE district_code = 'E08000027' AND place = 'DISTRICT' AND lsoa_code IS NULL"
+        )
+        .await,
+        count(db, "SELECT COUNT(*) FROM spend_lines WHERE postcode IS NULL").await
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM spend_lines WHERE place = 'UNKNOWN' AND district_code IS NULL"
+        )
+        .await,
+        unknown as i64
+    );
+    // Names are kept as given, commas and all.
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM spend_lines WHERE supplier = 'Fictional Supplier 7, Ltd' AND line = 9 AND supplier_id = 'CH00000007'"
+        )
+        .await,
+        1
+    );
+}
+
+/// Every kind of bad line is named with its line number, every bad line is counted, and
+/// nothing is written, however far into the file the bad line comes.
+async fn bad_lines_are_named_and_nothing_is_written(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.token(As::Admin("sandwell"), "").await;
+    let body = format!(
+        "{HEADER}Fictional Good Ltd,CH1,B69 4HE,,10.00,Works,yes,no,no,no\n\
+         ,CH2,,,10,,,,,\n\
+         Fictional No Id Ltd,,,,10,,,,,\n\
+         Fictional Bad Postcode Ltd,CH4,NOT A POSTCODE,,10,,,,,\n\
+         Fictional Region Ltd,CH5,,E47000007,10,,,,,\n\
+         Fictional Words Ltd,CH6,,,ten pounds,,,,,\n\
+         Fictional Fraction Ltd,CH7,,,1.234,,,,,\n\
+         Fictional Credit Ltd,CH8,,,-5.00,,,,,\n\
+         Fictional Maybe Ltd,CH9,,,10,,maybe,,,\n\
+         Fictional Short Ltd,CH10,,,10\n\
+         Fictional Nothing Ltd,CH11,,,,,,,,\n\
+         Fictional Two Ltd,,,,,,,,,\n"
+    );
+    let (status, job) = import(&app, &token, COLLEGE, body.into_bytes()).await;
+    assert_eq!(status, 422);
+    assert_eq!(job["state"], "FAILED");
+    assert_eq!(
+        (job["rowsRead"].clone(), job["rowsRejected"].clone()),
+        (json!(12), json!(11))
+    );
+    let named: Vec<(i64, Value)> = job["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["line"].as_i64().unwrap(), p["column"].clone()))
+        .collect();
+    let want = [
+        (3, json!("supplier")),
+        (4, json!("supplier_id")),
+        (5, json!("postcode")),
+        (6, json!("district")),
+        (7, json!("amount")),
+        (8, json!("amount")),
+        (9, json!("amount")),
+        (10, json!("sme")),
+        (11, Value::Null),
+        (12, json!("amount")),
+        (13, json!("supplier_id")),
+        (13, json!("amount")),
+    ];
+    assert_eq!(named, want, "{job}");
+    assert!(
+        job["failure"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written")
+    );
+    assert!(job["result"].is_null());
+    assert_eq!(stored(&app.db).await, (0, 0, 0));
+
+    // A bad line after more good lines than SQLite stages in one transaction: the staged
+    // rows go too.
+    let mut body = String::from(HEADER);
+    for i in 0..60_000 {
+        body.push_str(&format!("Fictional Supplier {i} Ltd,CH{i},,,1.00,,,,,\n"));
+    }
+    body.push_str("Fictional Last Ltd,CHX,,,1.001,,,,,\n");
+    let (status, job) = import(&app, &token, COLLEGE, body.into_bytes()).await;
+    assert_eq!(status, 422);
+    assert_eq!(job["problems"][0]["line"], 60_002);
+    assert_eq!(job["rowsRejected"], 1);
+    assert_eq!(stored(&app.db).await, (0, 0, 0));
+
+    // A wrong header is line 1; an empty file is refused too.
+    let (_, job) = import(&app, &token, COLLEGE, b"supplier,amount\nA,1\n".to_vec()).await;
+    assert_eq!(job["problems"][0]["line"], 1);
+    let (_, job) = import(&app, &token, COLLEGE, HEADER.as_bytes().to_vec()).await;
+    assert_eq!(
+        (job["state"].clone(), job["problems"][0]["line"].clone()),
+        (json!("FAILED"), json!(2))
+    );
+    assert_eq!(stored(&app.db).await, (0, 0, 0));
+
+    // A body cut short is no file, however good its lines: the client goes away midway.
+    let (address, t) = (app.address.clone(), token.clone());
+    let half = format!("{HEADER}Fictional Good Ltd,CH1,,,10.00,,,,,\n");
+    tokio::task::spawn_blocking(move || {
+        drop(start_upload(
+            &address,
+            Some(&t),
+            COLLEGE,
+            1 << 20,
+            half.as_bytes(),
+        ))
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let cut = loop {
+        let n = count(
+            &app.db,
+            "SELECT COUNT(*) FROM import_jobs WHERE state = 'FAILED' AND failure LIKE '%could not be read to its end%'",
+        )
+        .await;
+        if n == 1 || started.elapsed() > Duration::from_secs(20) {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(cut, 1, "the job of a body cut short fails");
+    assert_eq!(stored(&app.db).await, (0, 0, 0));
+}
+
+/// The same file twice writes once; a new file is a new version and the old one stays.
+async fn the_same_file_twice_writes_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    load_postcodes(&app.db, nspl(NSPL_2025, &postcodes(10))).await;
+    let token = app.token(As::Admin("sandwell"), "").await;
+    let mut file = String::from(HEADER);
+    for i in 0..500 {
+        file.push_str(&format!(
+            "Fictional Supplier {i} Ltd,CH{i},B69 1AA,,12.34,,,,,\n"
+        ));
+    }
+    let (_, first) = import(&app, &token, COLLEGE, file.clone().into_bytes()).await;
+    assert_eq!(first["state"], "SUCCEEDED", "{first}");
+    let (status, again) = import(&app, &token, COLLEGE, file.clone().into_bytes()).await;
+    assert_eq!(status, 202);
+    assert_eq!(again["state"], "SUCCEEDED");
+    assert_eq!(again["result"]["replayed"], true);
+    assert_eq!(again["result"]["version"], 1);
+    assert_eq!(again["result"]["sha256"], first["result"]["sha256"]);
+    assert_ne!(again["id"], first["id"]);
+    assert_eq!(stored(&app.db).await, (500, 1, 0));
+
+    // Another file for the same institution and period is version 2; version 1 stays.
+    file.push_str("Fictional Late Invoice Ltd,CHL,B69 1AA,,1.00,,,,,\n");
+    let (_, second) = import(&app, &token, COLLEGE, file.into_bytes()).await;
+    assert_eq!(
+        (
+            second["result"]["version"].clone(),
+            second["result"]["replayed"].clone()
+        ),
+        (json!(2), json!(false))
+    );
+    assert_eq!(stored(&app.db).await, (1001, 2, 0));
+    // The same file for another period is its own first version.
+    let (_, other) = import(
+        &app,
+        &token,
+        "institution=sandwell-college&period=2022/23",
+        format!("{HEADER}Fictional Supplier Ltd,CH1,,,1.00,,,,,\n").into_bytes(),
+    )
+    .await;
+    assert_eq!(other["result"]["version"], 1);
+    assert_eq!(other["period"], "2022/23");
+}
+
+/// Sends a request's head and the start of its body over a raw connection, and returns the
+/// connection without finishing the body.
+fn start_upload(
+    address: &str,
+    token: Option<&str>,
+    query: &str,
+    declared: usize,
+    body: &[u8],
+) -> std::net::TcpStream {
+    let host = address.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = format!(
+        "POST /imports/spend?{query} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/csv\r\n\
+         Content-Length: {declared}\r\n"
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // A refused upload may be answered and closed while this is still being written.
+    let _ = s.write_all(body);
+    s
+}
+
+/// The status line and headers the server answered with, before the body was sent.
+fn answer_unsent(mut s: std::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no answer while the body was unsent: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Whoever may not import is turned away from the headers, before a byte of the body is read
+/// (a body of 100 MB is declared and never sent); and nobody follows another network's jobs.
+async fn readers_without_rights_are_refused_before_the_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let declared = 100 << 20;
+    let refuse = |token: Option<String>, query: &'static str| {
+        let address = app.address.clone();
+        tokio::task::spawn_blocking(move || {
+            answer_unsent(start_upload(
+                &address,
+                token.as_deref(),
+                query,
+                declared,
+                HEADER.as_bytes(),
+            ))
+        })
+    };
+    let text = refuse(None, COLLEGE).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(
+        text.to_lowercase().contains("www-authenticate: bearer"),
+        "{text}"
+    );
+    let text = refuse(Some("not-a-token".into()), COLLEGE).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    for (token, why) in [
+        (app.token(As::Analyst("E47000007"), "").await, "an analyst"),
+        (app.token(As::Operator, "").await, "an operator"),
+        (
+            app.token(As::Admin("sandwell"), "read:returns read:impact")
+                .await,
+            "read verbs only",
+        ),
+        (
+            app.token(As::Submitter("sandwell"), "metrics:employment")
+                .await,
+            "another metric group",
+        ),
+        (
+            app.token(As::Submitter("sandwell"), "years:2021/22").await,
+            "another year",
+        ),
+        // The steward of Birmingham's institutions is not Sandwell's, and Black Country's
+        // admins do not steward Sandwell College though it is a member there.
+        (
+            app.token(As::Admin("birmingham"), "").await,
+            "another network",
+        ),
+        (
+            app.token(As::Admin("black-country"), "").await,
+            "a fellow member's network",
+        ),
+    ] {
+        let text = refuse(Some(token), COLLEGE).await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 403"), "{why}: {text}");
+    }
+    // A declared size past the limit is refused unread too.
+    let admin = app.token(As::Admin("sandwell"), "").await;
+    let address = app.address.clone();
+    let big = app.settings.limits.import_bytes as usize + 1;
+    let text = tokio::task::spawn_blocking(move || {
+        answer_unsent(start_upload(&address, Some(&admin), COLLEGE, big, b""))
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(stored(&app.db).await, (0, 0, 0));
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM import_jobs").await,
+        0,
+        "no job for a refusal"
+    );
+
+    // Bad queries and unknown institutions, for one who may import.
+    let admin = app.token(As::Admin("sandwell"), "").await;
+    let body = || format!("{HEADER}A,1,,,1,,,,,\n").into_bytes();
+    for (query, want) in [
+        ("institution=sandwell-college", 400),
+        ("institution=sandwell-college&period=2023-24", 400),
+        ("institution=no-such-place&period=2023/24", 404),
+        ("institution=bham-college&period=2023/24", 403),
+    ] {
+        assert_eq!(
+            post(&app, Some(&admin), query, body()).await.0,
+            want,
+            "{query}"
+        );
+    }
+
+    // A job is followed by its network's writers only; to others it does not exist.
+    let (status, answer) = post(&app, Some(&admin), COLLEGE, body()).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["jobId"].as_str().unwrap().to_owned();
+    let submitter = app.token(As::Submitter("sandwell"), "").await;
+    assert_eq!(
+        finished(&app, &submitter, &id).await["institution"]["key"],
+        "sandwell-college"
+    );
+    for token in [
+        app.token(As::Admin("black-country"), "").await,
+        app.token(As::Analyst("E47000007"), "").await,
+        app.token(As::Operator, "").await,
+        app.token(As::Admin("sandwell"), "read:returns").await,
+    ] {
+        let d = app.query_as(&token, JOB, json!({ "id": id })).await;
+        assert!(d["importJob"].is_null(), "{d}");
+    }
+    let (code, _) = app.error_code(JOB, json!({ "id": id })).await;
+    assert_eq!(code, "UNAUTHENTICATED");
+    let d = app
+        .query_as(&admin, JOB, json!({ "id": "no-such-job" }))
+        .await;
+    assert!(d["importJob"].is_null());
+}
+
+/// The service as a separate process, on `url`, with its data in `dir`.
+fn serve(url: &str, dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anchorfed"))
+        .env("DATABASE_URL", url)
+        .env("ANCHORFED_DATA_DIR", dir)
+        .env_remove("ANCHORFED_CONFIG")
+        .current_dir(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    (child, address)
+}
+
+async fn job_over(address: &str, token: &str, id: &str) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{address}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": JOB, "variables": { "id": id } }))
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["data"]["importJob"].clone()
+}
+
+/// The server is killed (SIGKILL) in the middle of an import, with rows already staged: once
+/// it starts again the job is failed, and nothing of the file is anywhere.
+async fn killed_mid_import_the_job_fails_and_nothing_is_left(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(backend, dir.path()).await;
+    let settings = test_settings(url.clone(), dir.path());
+    let db = anchorfed::db::connect(&settings.database_url(), 2, None)
+        .await
+        .unwrap();
+    anchorfed::db::migrate(&db).await.unwrap();
+    anchorfed::directory::demo::load(&db).await.unwrap();
+    let keys = anchorfed::auth::Keys::load(&settings.auth, &settings.data_dir).unwrap();
+    let issued = anchorfed::auth::IssueRequest {
+        role: anchorfed::domain::Role::NetworkAdmin,
+        network: Some(anchorfed::domain::IdOrKey::parse("sandwell").unwrap()),
+        region: None,
+        organisation: None,
+        scopes: None,
+        ttl_seconds: None,
+        subject: None,
+        issued_by: "test".into(),
+    }
+    .resolve(&db, &keys)
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.message()));
+    let token = anchorfed::auth::issue(&db, &keys, issued)
+        .await
+        .unwrap()
+        .token;
+
+    let (mut server, address) = serve(settings.database_url().expose_secret(), dir.path());
+    // More lines than SQLite stages in one transaction, so some are committed to staging;
+    // the rest of the declared body never comes.
+    let mut body = String::from(HEADER);
+    for i in 0..120_000 {
+        body.push_str(&format!(
+            "Fictional Supplier {i} Ltd,CH{i},,E08000028,1.00,,,,,\n"
+        ));
+    }
+    let (a, t) = (address.clone(), token.clone());
+    let upload = tokio::task::spawn_blocking(move || {
+        start_upload(&a, Some(&t), COLLEGE, body.len() * 2, body.as_bytes())
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let job = loop {
+        let running = count(
+            &db,
+            "SELECT COUNT(*) FROM import_jobs WHERE state = 'RUNNING' AND rows_read >= 50000",
+        )
+        .await;
+        if running == 1 {
+            break db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT id FROM import_jobs",
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index::<String>(0)
+                .unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the import did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if backend == Backend::Sqlite {
+        assert!(
+            stored(&db).await.2 >= 50_000,
+            "rows were staged before the kill"
+        );
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(upload);
+    assert_eq!(stored(&db).await.0, 0, "nothing reached the lines");
+
+    let (mut again, address) = serve(settings.database_url().expose_secret(), dir.path());
+    let started = Instant::now();
+    let seen = loop {
+        let seen = job_over(&address, &token, &job).await;
+        if seen["state"] == "FAILED" || started.elapsed() > Duration::from_secs(20) {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(seen["state"], "FAILED", "{seen}");
+    assert!(
+        seen["failure"].as_str().unwrap().contains("stopped"),
+        "{seen}"
+    );
+    assert_eq!(stored(&db).await, (0, 0, 0), "nothing partial anywhere");
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_anchorfed"))
+        .env("DATABASE_URL", app.settings.database_url().expose_secret())
+        .env("ANCHORFED_DATA_DIR", &app.settings.data_dir)
+        .env_remove("ANCHORFED_CONFIG")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The loaders read generated files in the published layouts (NSPL 2020 and 2025, IoD 2019
+/// and 2025) at the console. A terminated postcode still places spend of the periods it was
+/// live in, and only those; an unknown one is counted and named; a bad row refuses the file.
+async fn postcode_and_deprivation_files_load(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let old = [
+        Pc {
+            pcds: "B69 4HE".into(),
+            laua: "E08000028",
+            lsoa: "E01009411".into(),
+            doterm: "",
+        },
+        Pc {
+            pcds: "B69 9QZ".into(),
+            laua: "E08000028",
+            lsoa: "E01009412".into(),
+            doterm: "202006",
+        },
+        Pc {
+            pcds: "DY1 1AA".into(),
+            laua: "E08000027",
+            lsoa: "E01009300".into(),
+            doterm: "",
+        },
+    ];
+    std::fs::write(path("nspl2020.csv"), nspl(NSPL_2020, &old)).unwrap();
+    let out = ok(&cli(
+        &app,
+        &["geography", "load", "nspl", &path("nspl2020.csv")],
+    ));
+    assert!(
+        out.contains("loaded 3 postcodes (1 of them terminated)"),
+        "{out}"
+    );
+    // The 2025 edition moves DY1 1AA's LSOA to 2021 boundaries and adds one postcode; the
+    // 2011 LSOAs stay.
+    let new = [
+        Pc {
+            pcds: "DY1 1AA".into(),
+            laua: "E08000027",
+            lsoa: "E01035000".into(),
+            doterm: "",
+        },
+        Pc {
+            pcds: "WV1 1AA".into(),
+            laua: "E08000031",
+            lsoa: "E01010000".into(),
+            doterm: "",
+        },
+    ];
+    std::fs::write(path("nspl2025.csv"), nspl(NSPL_2025, &new)).unwrap();
+    ok(&cli(
+        &app,
+        &["geography", "load", "nspl", &path("nspl2025.csv")],
+    ));
+    assert_eq!(count(&app.db, "SELECT COUNT(*) FROM postcodes").await, 4);
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM postcodes WHERE postcode = 'DY1 1AA' AND lsoa11_code = 'E01009300' AND lsoa21_code = 'E01035000'").await,
+        1
+    );
+    // A bad row refuses the whole file, naming it.
+    let stray = Pc {
+        pcds: "B1 1AA".into(),
+        laua: "X123",
+        lsoa: "E01000001".into(),
+        doterm: "",
+    };
+    let bad = nspl(NSPL_2025, &[new[0].clone(), new[1].clone(), stray]);
+    std::fs::write(path("bad.csv"), bad).unwrap();
+    let out = cli(&app, &["geography", "load", "nspl", &path("bad.csv")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4, column laua"), "{err}");
+    assert_eq!(count(&app.db, "SELECT COUNT(*) FROM postcodes").await, 4);
+    // A file that is not the NSPL says so.
+    std::fs::write(path("other.csv"), "postcode,district\nB1 1AA,E08000025\n").unwrap();
+    let err = cli(&app, &["geography", "load", "nspl", &path("other.csv")]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("pcds"));
+
+    // Deprivation deciles: the 2019 edition on 2011 LSOAs, the 2025 edition on 2021 LSOAs.
+    std::fs::write(
+        path("iod2019.csv"),
+        imd(2011, &[("E01009411", 120, 1), ("E01009300", 30000, 10)]),
+    )
+    .unwrap();
+    let out = ok(&cli(
+        &app,
+        &["geography", "load", "imd", &path("iod2019.csv")],
+    ));
+    assert!(
+        out.contains("loaded 2 LSOA deciles (as the Indices of Deprivation 2019)"),
+        "{out}"
+    );
+    std::fs::write(path("iod2025.csv"), imd(2021, &[("E01035000", 5000, 2)])).unwrap();
+    ok(&cli(
+        &app,
+        &["geography", "load", "imd", &path("iod2025.csv")],
+    ));
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM lsoa_deprivation WHERE (edition = 2019 AND lsoa_vintage = 2011) OR (edition = 2025 AND lsoa_code = 'E01035000' AND imd_decile = 2)").await,
+        3
+    );
+    std::fs::write(path("iodbad.csv"), imd(2011, &[("E01009411", 120, 11)])).unwrap();
+    let out = cli(&app, &["geography", "load", "imd", &path("iodbad.csv")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2, column IMD decile"));
+
+    // B69 9QZ was terminated in June 2020: it places 2019/20's spend, not 2023/24's.
+    let file = format!(
+        "{HEADER}Fictional Couriers Ltd,CH1,B69 9QZ,,100.00,,,,,\n\
+         Fictional Builders Ltd,CH2,b694he,,50.00,,,,,\n\
+         Fictional Faraway Ltd,CH3,ZZ9 9ZZ,,25.00,,,,,\n\
+         Fictional Nowhere Ltd,CH4,,,5.00,,,,,\n"
+    );
+    std::fs::write(path("spend.csv"), &file).unwrap();
+    let base = [
+        "import",
+        "spend",
+        &path("spend.csv"),
+        "--network",
+        "sandwell",
+        "--institution",
+        "sandwell-college",
+        "--period",
+    ];
+    let out = ok(&cli(&app, &[&base[..], &["2019/20"]].concat()));
+    assert!(out.contains("2 lines (£30.00) with place unknown"), "{out}");
+    let out = ok(&cli(&app, &[&base[..], &["2023/24"]].concat()));
+    assert!(
+        out.contains("imported 4 spend lines for sandwell-college 2023/24 as version 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("3 lines (£130.00) with place unknown"),
+        "{out}"
+    );
+    assert!(out.contains("line 2: place unknown: postcode B69 9QZ was terminated in 2020-06, before 2023/24 began"), "{out}");
+    assert!(
+        out.contains("line 4: place unknown: postcode ZZ9 9ZZ is not in the postcode lookup"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 5: place unknown: no postcode or district given"),
+        "{out}"
+    );
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM spend_lines l JOIN spend_files f ON f.id = l.file_id WHERE f.period = '2019/20' AND l.postcode = 'B69 9QZ' AND l.district_code = 'E08000028' AND l.lsoa_code = 'E01009412'").await,
+        1
+    );
+    let again = ok(&cli(&app, &[&base[..], &["2023/24"]].concat()));
+    assert!(again.contains("already imported as version 1"), "{again}");
+    // Only the steward imports at the console too.
+    let out = cli(
+        &app,
+        &[
+            "import",
+            "spend",
+            &path("spend.csv"),
+            "--network",
+            "black-country",
+            "--institution",
+            "sandwell-college",
+            "--period",
+            "2023/24",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the steward network"));
+}
+
+/// The demo's sample files (marked as samples) load and import as the README shows.
+async fn the_demo_samples_load(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let demo = |f: &str| format!("{}/demo/{f}", env!("CARGO_MANIFEST_DIR"));
+    let out = ok(&cli(
+        &app,
+        &[
+            "geography",
+            "load",
+            "nspl",
+            &demo("geography/nspl-sample.csv"),
+        ],
+    ));
+    assert!(out.contains("postcodes"), "{out}");
+    ok(&cli(
+        &app,
+        &[
+            "geography",
+            "load",
+            "imd",
+            &demo("geography/imd-sample.csv"),
+        ],
+    ));
+    let out = ok(&cli(
+        &app,
+        &[
+            "import",
+            "spend",
+            &demo("spend-sample.csv"),
+            "--network",
+            "sandwell",
+            "--institution",
+            "sandwell-college",
+            "--period",
+            "2023/24",
+        ],
+    ));
+    assert!(out.contains("imported 27 spend lines"), "{out}");
+    assert!(out.contains("3 lines"), "{out}");
+}
+
+both_databases!(
+    a_large_file_streams_in_whole,
+    bad_lines_are_named_and_nothing_is_written,
+    the_same_file_twice_writes_once,
+    readers_without_rights_are_refused_before_the_body,
+    killed_mid_import_the_job_fails_and_nothing_is_left,
+    postcode_and_deprivation_files_load,
+    the_demo_samples_load,
+);
