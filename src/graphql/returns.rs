@@ -97,7 +97,7 @@ impl ReturnsQuery {
             status: f.status.map(Into::into),
         };
         let at = crate::domain::AsOf::given(as_of, Utc::now());
-        let rows = match svc::page(db, caller(ctx), &filter, at, page).await {
+        let rows = match svc::page_with_stewards(db, caller(ctx), &filter, at, page).await {
             Ok(rows) => rows,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
@@ -107,19 +107,18 @@ impl ReturnsQuery {
                 return Err(e.into());
             }
         };
-        let touched = svc::stewards_of(
-            db,
-            &rows
-                .items
-                .iter()
-                .map(|r| r.institution_id)
-                .collect::<Vec<_>>(),
-        )
-        .await?;
+        let touched = rows
+            .items
+            .iter()
+            .map(|row| row.steward_network_id)
+            .collect();
         log_read(ctx, "returns", touched, false).await;
-        Ok(connect(rows, page.after, ReturnCount { filter, at }, |r| {
-            (r.id, Return::stored(r))
-        }))
+        Ok(connect(
+            rows,
+            page.after,
+            ReturnCount { filter, at },
+            |row| (row.r.id, Return::stored(row.r)),
+        ))
     }
 }
 

@@ -108,13 +108,43 @@ pub async fn page<C: ConnectionTrait>(
     at: AsOf,
     p: PageArgs,
 ) -> ApiResult<Page<returns::Model>> {
+    let page = page_with_stewards(db, caller, f, at, p).await?;
+    Ok(Page {
+        items: page.items.into_iter().map(|row| row.r).collect(),
+        has_next: page.has_next,
+    })
+}
+
+/// A return with its institution's steward network, read in the same statement: the access
+/// log records whose data a read touched without asking again.
+#[derive(FromQueryResult)]
+pub struct WithSteward {
+    #[sea_orm(nested)]
+    pub r: returns::Model,
+    pub steward_network_id: i64,
+}
+
+/// [`page`], each return with its steward network.
+pub async fn page_with_stewards<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    f: &ReturnFilter,
+    at: AsOf,
+    p: PageArgs,
+) -> ApiResult<Page<WithSteward>> {
     let after = p.after.map(|a| Sql::format("r.id > {}", [Sql::value(a)]));
-    let mut statement = visible(caller, f, at, "r.*", after)?;
+    let mut statement = visible(
+        caller,
+        f,
+        at,
+        "r.*, i.steward_network_id AS steward_network_id",
+        after,
+    )?;
     statement.push(Sql::format(
         " ORDER BY r.id LIMIT {}",
         [Sql::value(i64::try_from(p.first + 1).unwrap_or(101))],
     ));
-    let rows = returns::Model::find_by_statement(statement.statement(db.get_database_backend()))
+    let rows = WithSteward::find_by_statement(statement.statement(db.get_database_backend()))
         .all(db)
         .await
         .context("Failed to read a page of returns")?;
@@ -195,8 +225,16 @@ pub async fn values_of<C: ConnectionTrait>(
     let statement = reach.with(Sql::format(
         "SELECT v.* FROM {} JOIN return_values v ON v.return_id = r.id \
          JOIN metrics m ON m.code = v.metric_code \
-         WHERE ({}) = 2 AND v.return_id IN ({}) ORDER BY v.return_id, m.position, v.breakdown",
-        [rows.from(), level, Sql::list(return_ids.iter().copied())],
+         WHERE ({}) = 2 AND v.return_id IN ({}) AND r.id IN ({}) \
+         ORDER BY v.return_id, m.position, v.breakdown",
+        // The ids twice: on the values and on the returns, so the plan (generic, made once
+        // per connection) finds both by key instead of scanning every return (8-40 ms).
+        [
+            rows.from(),
+            level,
+            Sql::list(return_ids.iter().copied()),
+            Sql::list(return_ids.iter().copied()),
+        ],
     ));
     let rows =
         return_values::Model::find_by_statement(statement.statement(db.get_database_backend()))
