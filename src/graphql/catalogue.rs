@@ -1,14 +1,16 @@
 //! The metric catalogue as the API shows it: what each metric measures, how it aggregates,
 //! and how disclosure control protects it.
 
+use std::sync::Arc;
+
 use async_graphql::Object;
 
 use super::enums::{Aggregation, DisclosureClass, MetricGroupGql};
 
 use crate::catalogue;
 
-/// A catalogue entry.
-pub struct Metric(pub catalogue::Metric);
+/// A catalogue entry; shared, since every value of a page names one of a dozen.
+pub struct Metric(pub Arc<catalogue::Metric>);
 
 #[Object]
 impl Metric {

@@ -63,7 +63,7 @@ pub fn connect<T, N, F>(
     page: Page<T>,
     after: Option<i64>,
     fields: F,
-    node: impl Fn(T) -> (i64, N),
+    mut node: impl FnMut(T) -> (i64, N),
 ) -> Connection<IdCursor, N, F>
 where
     N: OutputType,

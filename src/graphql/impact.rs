@@ -74,7 +74,7 @@ pub struct ImpactCell {
 #[Object]
 impl ImpactCell {
     async fn metric(&self) -> Metric {
-        Metric(self.metric.clone())
+        Metric(std::sync::Arc::new(self.metric.clone()))
     }
     async fn year(&self) -> Result<FinancialYear> {
         Ok(FinancialYear(self.cell.key.period.parse().map_err(

@@ -22,11 +22,36 @@ pub struct Loaders {
     db: DatabaseConnection,
     /// Whose request this is: loaders of returns data ask the policy with it.
     caller: Caller,
+    /// The metric catalogue, read at most once per request: a page's values name a dozen
+    /// metrics hundreds of times, and a loader's key, future and batch per value cost more
+    /// than the values themselves (issue 13).
+    catalogue: tokio::sync::OnceCell<Catalogue>,
 }
+
+/// The metric catalogue by code.
+pub type Catalogue = std::sync::Arc<HashMap<String, std::sync::Arc<crate::catalogue::Metric>>>;
 
 impl Loaders {
     pub fn new(db: DatabaseConnection, caller: Caller) -> Self {
-        Self { db, caller }
+        Self {
+            db,
+            caller,
+            catalogue: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The metric catalogue as this request first read it.
+    pub async fn catalogue(&self) -> Result<&Catalogue, async_graphql::Error> {
+        self.catalogue
+            .get_or_try_init(|| async {
+                let all = crate::catalogue::metrics(&self.db).await?;
+                Ok::<_, async_graphql::Error>(std::sync::Arc::new(
+                    all.into_iter()
+                        .map(|(code, m)| (code, std::sync::Arc::new(m)))
+                        .collect(),
+                ))
+            })
+            .await
     }
 }
 
@@ -75,9 +100,6 @@ pub struct StewardPage {
     pub network: i64,
     pub page: PageArgs,
 }
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MetricCode(pub String);
-
 /// Groups keys that share everything but their parent id, so each group is one statement.
 fn grouped<K, G: std::hash::Hash + Eq + Copy>(
     keys: &[K],
@@ -180,18 +202,6 @@ impl Loader<StewardCount> for Loaders {
         Ok(found
             .into_iter()
             .map(|(k, v)| (StewardCount(k), v))
-            .collect())
-    }
-}
-
-impl Loader<MetricCode> for Loaders {
-    type Value = crate::catalogue::Metric;
-    type Error = async_graphql::Error;
-    async fn load(&self, keys: &[MetricCode]) -> LoadResult<MetricCode, Self::Value> {
-        let all = crate::catalogue::metrics(&self.db).await?;
-        Ok(keys
-            .iter()
-            .filter_map(|k| all.get(&k.0).map(|m| (k.clone(), m.clone())))
             .collect())
     }
 }

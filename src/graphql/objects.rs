@@ -416,10 +416,13 @@ pub struct MetricValue {
 async fn metric_of(
     ctx: &Context<'_>,
     v: &return_values::Model,
-) -> Result<crate::catalogue::Metric> {
+) -> Result<std::sync::Arc<crate::catalogue::Metric>> {
     loaders(ctx)?
-        .load_one(MetricCode(v.metric_code.clone()))
+        .loader()
+        .catalogue()
         .await?
+        .get(&v.metric_code)
+        .cloned()
         .ok_or_else(|| {
             internal(&format!(
                 "return_values row {}, column metric_code: `{}` is not in the catalogue",
@@ -460,9 +463,19 @@ impl MetricValue {
 /// One version of an institution's return for one period.
 pub struct Return {
     r: returns::Model,
-    /// Values known already (a dry run's, or a fresh submission's); otherwise loaded.
-    values: Option<Vec<return_values::Model>>,
+    values: Values,
     institution: Option<entity::institutions::Model>,
+}
+
+/// A return's values, as far as they are known when the return is made.
+enum Values {
+    /// Not read yet: `values` reads them through the policy.
+    Load,
+    /// The caller's own submission (a dry run's, or a fresh one's): the token's metric
+    /// scopes still narrow what shows.
+    Submitted(Vec<return_values::Model>),
+    /// Read through the policy with the page they belong to: shown as they are.
+    Visible(Vec<return_values::Model>),
 }
 
 impl Return {
@@ -489,7 +502,7 @@ impl Return {
                 current_steward: false,
                 current_published: false,
             },
-            values: Some(
+            values: Values::Submitted(
                 p.values
                     .into_iter()
                     .map(|v| return_values::Model {
@@ -510,8 +523,22 @@ impl Return {
     pub(crate) fn stored(r: returns::Model) -> Self {
         Self {
             r,
-            values: None,
+            values: Values::Load,
             institution: None,
+        }
+    }
+
+    /// A return read with its institution and, when the query asked for them, the values the
+    /// caller sees (`returns::values_of`).
+    pub(crate) fn read(
+        r: returns::Model,
+        institution: entity::institutions::Model,
+        values: Option<Vec<return_values::Model>>,
+    ) -> Self {
+        Self {
+            r,
+            values: values.map_or(Values::Load, Values::Visible),
+            institution: Some(institution),
         }
     }
 }
@@ -577,7 +604,8 @@ impl Return {
     /// The values the caller may see (its token's metric scopes apply).
     async fn values(&self, ctx: &Context<'_>) -> Result<Vec<MetricValue>> {
         let rows = match &self.values {
-            Some(v) => {
+            Values::Visible(v) => v.clone(),
+            Values::Submitted(v) => {
                 // Known values are the caller's own submission; scopes still narrow what shows.
                 let allowed = policy::returns::visible_metric_groups(caller(ctx));
                 let mut out = vec![];
@@ -592,7 +620,7 @@ impl Return {
                 }
                 out
             }
-            None => loaders(ctx)?
+            Values::Load => loaders(ctx)?
                 .load_one(ValuesOf(self.r.id))
                 .await?
                 .unwrap_or_default(),

@@ -51,7 +51,10 @@ impl ReturnsQuery {
             .into_values()
             .collect();
         all.sort_by_key(|m| m.position);
-        Ok(all.into_iter().map(Metric).collect())
+        Ok(all
+            .into_iter()
+            .map(|m| Metric(std::sync::Arc::new(m)))
+            .collect())
     }
 
     /// The returns the caller sees at DETAIL: for each institution and period, the version
@@ -97,7 +100,14 @@ impl ReturnsQuery {
             status: f.status.map(Into::into),
         };
         let at = crate::domain::AsOf::given(as_of, Utc::now());
-        let rows = match svc::page_with_stewards(db, caller(ctx), &filter, at, page).await {
+        // The page's values in one statement when the query asks for them (look-ahead), so
+        // each return's `values` is a field read, not a loader's key, future and batch; the
+        // page statement then says which metric groups the caller sees of each return.
+        let look = ctx.look_ahead();
+        let wants_values = look.field("nodes").field("values").exists()
+            || look.field("edges").field("node").field("values").exists();
+        let read = svc::page_with_institutions(db, caller(ctx), &filter, at, page, wants_values);
+        let rows = match read.await {
             Ok(rows) => rows,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
@@ -110,14 +120,22 @@ impl ReturnsQuery {
         let touched = rows
             .items
             .iter()
-            .map(|row| row.steward_network_id)
+            .map(|row| row.institution.steward_network_id)
             .collect();
         log_read(ctx, "returns", touched, false).await;
+        let mut values = if wants_values {
+            svc::values_at_detail(db, &rows.items).await?
+        } else {
+            Default::default()
+        };
         Ok(connect(
             rows,
             page.after,
             ReturnCount { filter, at },
-            |row| (row.r.id, Return::stored(row.r)),
+            |row| {
+                let seen = wants_values.then(|| values.remove(&row.r.id).unwrap_or_default());
+                (row.r.id, Return::read(row.r, row.institution, seen))
+            },
         ))
     }
 }

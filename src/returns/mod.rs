@@ -13,7 +13,7 @@ use sea_orm::{
 };
 
 use crate::auth::Caller;
-use crate::domain::{AsOf, FinancialYear};
+use crate::domain::{AsOf, FinancialYear, MetricGroup};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Page, PageArgs};
 use crate::policy;
@@ -55,17 +55,20 @@ pub struct ReturnFilter {
 }
 
 /// The returns the caller sees at DETAIL at `at` that the filter keeps: a statement
-/// selecting `columns` from them (`r`, with its institution `i`), and any more conditions.
+/// selecting `columns` (given the statement's `reach` and rows) from them (`r`, with its
+/// institution `i`), and any more conditions.
 fn visible(
     caller: &Caller,
     f: &ReturnFilter,
     at: AsOf,
-    columns: &'static str,
+    columns: impl FnOnce(&policy::returns::Reach, &policy::returns::ReturnRows) -> Sql,
+    join: Option<Sql>,
     more: Option<Sql>,
 ) -> ApiResult<Sql> {
     let reach = policy::returns::reach(caller);
     let candidates = policy::returns::candidates(caller, &reach);
     let rows = policy::returns::ReturnRows::of_institutions("cand");
+    let columns = columns(&reach, &rows);
     let mut conditions = vec![policy::returns::returns_visible(caller, &reach, &rows, at)?];
     if let Some(i) = f.institution {
         conditions.push(Sql::format("r.institution_id = {}", [Sql::value(i)]));
@@ -85,13 +88,17 @@ fn visible(
         conditions.push(Sql::format("r.status = {}", [Sql::value(s)]));
     }
     conditions.extend(more);
+    let from = match join {
+        Some(j) => Sql::format("{} {}", [rows.from(), j]),
+        None => rows.from(),
+    };
     Ok(Sql::format(
         "WITH {}, {} SELECT {} FROM {} WHERE {}",
         [
             reach.cte(),
             candidates,
-            Sql::raw(columns),
-            rows.from(),
+            columns,
+            from,
             Sql::join(
                 conditions.into_iter().map(|c| Sql::format("({})", [c])),
                 " AND ",
@@ -108,47 +115,157 @@ pub async fn page<C: ConnectionTrait>(
     at: AsOf,
     p: PageArgs,
 ) -> ApiResult<Page<returns::Model>> {
-    let page = page_with_stewards(db, caller, f, at, p).await?;
+    let page = page_with_institutions(db, caller, f, at, p, false).await?;
     Ok(Page {
         items: page.items.into_iter().map(|row| row.r).collect(),
         has_next: page.has_next,
     })
 }
 
-/// A return with its institution's steward network, read in the same statement: the access
-/// log records whose data a read touched without asking again.
-#[derive(FromQueryResult)]
-pub struct WithSteward {
-    #[sea_orm(nested)]
+/// A return with its institution, read in the same statement: the access log records whose
+/// data a read touched (the steward network), and `institution { … }` needs no statement of
+/// its own.
+pub struct WithInstitution {
     pub r: returns::Model,
-    pub steward_network_id: i64,
+    pub institution: institutions::Model,
+    /// The metric groups whose values the caller sees at DETAIL, when the page was read
+    /// with them ([`page_with_institutions`]'s `levels`).
+    pub detail_groups: Option<Vec<MetricGroup>>,
 }
 
-/// [`page`], each return with its steward network.
-pub async fn page_with_stewards<C: ConnectionTrait>(
+/// The institution's columns in [`page_with_institutions`], prefixed so they do not collide
+/// with the return's own (`id`, `created_at`).
+const INSTITUTION_PREFIX: &str = "inst_";
+
+/// The columns holding the policy's level for each metric group, in `MetricGroup::ALL`'s order.
+const LEVEL_COLUMNS: [&str; 4] = ["level_0", "level_1", "level_2", "level_3"];
+const _: () = assert!(LEVEL_COLUMNS.len() == MetricGroup::ALL.len());
+
+impl FromQueryResult for WithInstitution {
+    fn from_query_result(row: &sea_orm::QueryResult, pre: &str) -> Result<Self, sea_orm::DbErr> {
+        // The level columns are there only when the page was read with them.
+        let detail_groups = match row.try_get::<Option<i32>>(pre, LEVEL_COLUMNS[0]) {
+            Err(_) => None,
+            Ok(_) => {
+                let mut groups = vec![];
+                for (group, column) in MetricGroup::ALL.into_iter().zip(LEVEL_COLUMNS) {
+                    if row.try_get::<Option<i32>>(pre, column)? == Some(2) {
+                        groups.push(group);
+                    }
+                }
+                Some(groups)
+            }
+        };
+        Ok(Self {
+            r: returns::Model::from_query_result(row, pre)?,
+            institution: institutions::Model::from_query_result(
+                row,
+                &format!("{pre}{INSTITUTION_PREFIX}"),
+            )?,
+            detail_groups,
+        })
+    }
+}
+
+/// [`page`], each return with its institution and, with `levels`, the metric groups whose
+/// values the caller sees at DETAIL: the policy's [`policy::returns::value_level`] for each
+/// group, in the page's own statement, so the values need no policy of their own
+/// ([`values_at_detail`]).
+pub async fn page_with_institutions<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,
     f: &ReturnFilter,
     at: AsOf,
     p: PageArgs,
-) -> ApiResult<Page<WithSteward>> {
+    levels: bool,
+) -> ApiResult<Page<WithInstitution>> {
+    use sea_orm::{IdenStatic, Iterable};
     let after = p.after.map(|a| Sql::format("r.id > {}", [Sql::value(a)]));
+    // `i` in the statement is the candidates' relation (id and steward only): the rest of the
+    // institution is joined by key, for the page's rows alone.
+    let columns = |reach: &policy::returns::Reach, rows: &policy::returns::ReturnRows| {
+        let mut columns: Vec<Sql> = vec![Sql::raw("r.*")];
+        columns.extend(institutions::Column::iter().map(|c| {
+            let name = Sql::raw(IdenStatic::as_str(&c));
+            // The alias's prefix is INSTITUTION_PREFIX.
+            Sql::format("ii.{} AS inst_{}", [name.clone(), name])
+        }));
+        if levels {
+            for (group, column) in MetricGroup::ALL.into_iter().zip(LEVEL_COLUMNS) {
+                let level =
+                    policy::returns::value_level(caller, reach, rows, Sql::value(group.as_str()));
+                columns.push(Sql::format("({}) AS {}", [level, Sql::raw(column)]));
+            }
+        }
+        Sql::join(columns, ", ")
+    };
     let mut statement = visible(
         caller,
         f,
         at,
-        "r.*, i.steward_network_id AS steward_network_id",
+        columns,
+        Some(Sql::raw("JOIN institutions ii ON ii.id = r.institution_id")),
         after,
     )?;
     statement.push(Sql::format(
         " ORDER BY r.id LIMIT {}",
         [Sql::value(i64::try_from(p.first + 1).unwrap_or(101))],
     ));
-    let rows = WithSteward::find_by_statement(statement.statement(db.get_database_backend()))
+    let rows = WithInstitution::find_by_statement(statement.statement(db.get_database_backend()))
         .all(db)
         .await
         .context("Failed to read a page of returns")?;
     Ok(Page::from_overfetch(rows, p.first as usize))
+}
+
+#[derive(FromQueryResult)]
+struct GroupedValue {
+    #[sea_orm(nested)]
+    v: return_values::Model,
+    metric_group: String,
+}
+
+/// The values of a page of returns read with `levels` ([`page_with_institutions`]): those of
+/// the metric groups the policy gave at DETAIL for each return, by return id.
+pub async fn values_at_detail<C: ConnectionTrait>(
+    db: &C,
+    page: &[WithInstitution],
+) -> ApiResult<HashMap<i64, Vec<return_values::Model>>> {
+    let detail: HashMap<i64, &[MetricGroup]> = page
+        .iter()
+        .filter_map(|row| Some((row.r.id, row.detail_groups.as_deref()?)))
+        .filter(|(_, groups)| !groups.is_empty())
+        .collect();
+    if detail.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let statement = Sql::format(
+        "SELECT v.*, m.metric_group AS metric_group FROM return_values v \
+         JOIN metrics m ON m.code = v.metric_code WHERE v.return_id IN ({}) \
+         ORDER BY v.return_id, m.position, v.breakdown",
+        [Sql::list(detail.keys().copied())],
+    );
+    let rows = GroupedValue::find_by_statement(statement.statement(db.get_database_backend()))
+        .all(db)
+        .await
+        .context("Failed to read the returns' values")?;
+    let mut out: HashMap<i64, Vec<return_values::Model>> = HashMap::new();
+    for row in rows {
+        let group: MetricGroup = row.metric_group.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "metrics row `{}`, column metric_group: `{}` is no metric group",
+                row.v.metric_code,
+                row.metric_group
+            )
+        })?;
+        if detail
+            .get(&row.v.return_id)
+            .is_some_and(|groups| groups.contains(&group))
+        {
+            out.entry(row.v.return_id).or_default().push(row.v);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(FromQueryResult)]
@@ -200,7 +317,7 @@ pub async fn count<C: ConnectionTrait>(
     f: &ReturnFilter,
     at: AsOf,
 ) -> ApiResult<u64> {
-    let statement = visible(caller, f, at, "COUNT(*) AS n", None)?;
+    let statement = visible(caller, f, at, |_, _| Sql::raw("COUNT(*) AS n"), None, None)?;
     let row = Count::find_by_statement(statement.statement(db.get_database_backend()))
         .one(db)
         .await
@@ -400,7 +517,7 @@ pub async fn submissions(
     };
     // The latest version as this admin sees it: the policy's own predicate, so the chase
     // list never shows more than `returns` would.
-    let statement = visible(caller, &f, AsOf::Now, "r.*", None)?;
+    let statement = visible(caller, &f, AsOf::Now, |_, _| Sql::raw("r.*"), None, None)?;
     let latest = returns::Model::find_by_statement(statement.statement(db.get_database_backend()))
         .all(db)
         .await
