@@ -16,7 +16,9 @@
 //! - `BENCH_READS_SECONDS` (default 10) and `BENCH_READS_WARMUP` (default 2): each load's
 //!   length and the unmeasured warm-up before it;
 //! - `BENCH_READS_ONLY`: the reads to run, by letter (`c,g`);
-//! - `BENCH_READS_LOG_LEVEL`: anchorfed's `log_level` (default: its default, `info`).
+//! - `BENCH_READS_LOG_LEVEL`: anchorfed's `log_level` (default: its default, `info`);
+//! - `BENCH_READS_CACHE=off`: anchorfed with its response cache off (`cache.enabled = false`),
+//!   so every request is worked out; on by default, as the service runs.
 //!
 //! A URL naming a database an earlier run left (`…/bench_…`) is measured again without
 //! generating.
@@ -853,6 +855,11 @@ async fn main() {
     let secs = env_u64("BENCH_READS_SECONDS", 10);
     let warmup = env_u64("BENCH_READS_WARMUP", 2);
     let only = std::env::var("BENCH_READS_ONLY").ok();
+    let cache_on = std::env::var("BENCH_READS_CACHE").map_or(true, |v| v != "off");
+    println!(
+        "reads: anchorfed's response cache {}",
+        if cache_on { "on (the default)" } else { "off" }
+    );
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let url = common::database_url(&arg, dir.path()).await;
@@ -958,6 +965,7 @@ async fn main() {
     let mut cmd = anchorfed(dir.path(), &url);
     cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env("ANCHORFED_METRICS__ENABLED", "true")
+        .env("ANCHORFED_CACHE__ENABLED", cache_on.to_string())
         .env(
             "ANCHORFED_METRICS__BIND",
             format!("127.0.0.1:{metrics_port}"),

@@ -8,6 +8,7 @@
 //! flushes every entry handed over ([`AccessLog::flush`]); a crash can lose the entries
 //! still in the channel, at most [`CAPACITY`], none of them older than the crash's moment.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -69,6 +70,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct AccessLog {
     tx: mpsc::Sender<Msg>,
+    /// Also keeps what it records, for an answer the response cache may give again.
+    kept: Option<Arc<Mutex<Vec<crate::cache::Read>>>>,
 }
 
 impl AccessLog {
@@ -76,11 +79,28 @@ impl AccessLog {
     pub fn start(db: DatabaseConnection) -> Self {
         let (tx, rx) = mpsc::channel(CAPACITY);
         tokio::spawn(writer(db, rx));
-        Self { tx }
+        Self { tx, kept: None }
+    }
+
+    /// A handle that records as this one does and also keeps what it records in `kept`.
+    pub fn keeping(&self, kept: Arc<Mutex<Vec<crate::cache::Read>>>) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            kept: Some(kept),
+        }
     }
 
     /// Hands an entry to the writer, waiting for room when the channel is full.
     pub async fn record(&self, e: Entry) {
+        if let Some(kept) = &self.kept
+            && let Ok(mut kept) = kept.lock()
+        {
+            kept.push(crate::cache::Read {
+                operation: e.operation.clone(),
+                networks: e.networks.clone(),
+                refused: e.refused,
+            });
+        }
         if let Err(mpsc::error::SendError(Msg::Entry(e))) = self.tx.send(Msg::Entry(e)).await {
             // The writer is gone (the runtime is shutting down): keep the entry in the logs.
             tracing::error!(entry = ?e, "access log writer stopped; entry kept only here");

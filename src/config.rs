@@ -108,6 +108,27 @@ pub struct TrustedDocuments {
     pub anonymous_only: bool,
 }
 
+/// The response cache (`cache.rs`): answers to repeated reads, kept while the data stands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// The bytes of answers kept at most (the least recently used go first).
+    pub max_bytes: u64,
+    /// The longest an answer is kept, even with nothing changed.
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: 64 * 1024 * 1024,
+            ttl_seconds: 60,
+        }
+    }
+}
+
 /// Where `/metrics` is served: nowhere (the default), on its own address, or on the main
 /// address behind a bearer token (or both: its own address and a token).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -244,6 +265,7 @@ pub struct Settings {
     pub rate_limit: RateLimits,
     pub trusted_documents: TrustedDocuments,
     pub metrics: MetricsSettings,
+    pub cache: CacheSettings,
     pub shutdown_timeout_seconds: u64,
     pub auth: AuthSettings,
 }
@@ -264,6 +286,7 @@ impl Default for Settings {
             rate_limit: RateLimits::default(),
             trusted_documents: TrustedDocuments::default(),
             metrics: MetricsSettings::default(),
+            cache: CacheSettings::default(),
             shutdown_timeout_seconds: 30,
             auth: AuthSettings::default(),
         }

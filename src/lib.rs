@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod analytics;
 pub mod auth;
+pub mod cache;
 pub mod catalogue;
 pub mod cli;
 pub mod config;

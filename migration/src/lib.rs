@@ -14,6 +14,7 @@ mod m20261130_000008_cell_decisions;
 pub mod m20261130_000009_current_returns;
 mod m20261130_000010_postcodes;
 mod m20261130_000011_spend_lines;
+pub mod m20261130_000012_data_version;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_current_returns::Migration),
             Box::new(m20261130_000010_postcodes::Migration),
             Box::new(m20261130_000011_spend_lines::Migration),
+            Box::new(m20261130_000012_data_version::Migration),
         ]
     }
 }

@@ -16,7 +16,7 @@ pub mod objects;
 pub mod returns;
 pub mod scalars;
 pub mod sharing;
-mod spans;
+pub mod spans;
 
 use std::sync::Arc;
 
@@ -48,7 +48,10 @@ pub struct Mutation(
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema the server runs, with the settings' limits.
+/// Builds the schema the server runs, with the settings' limits. It has no extensions: with
+/// one, async-graphql sends every field through the extension chain, which cost a large page
+/// more than resolving it (issue 13). Spans come from the HTTP layer (`spans`); prices from
+/// [`pricing`], which refuses what costs too much before this runs it.
 pub fn build(
     settings: &Settings,
     db: DatabaseConnection,
@@ -56,13 +59,9 @@ pub fn build(
     access_log: AccessLog,
     noise: NoiseKey,
 ) -> AppSchema {
-    let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(settings.limits.depth)
-        // The complexity limit is enforced by `cost::Pricing`, which says by how much.
-        .limit_recursive_depth(64)
-        .limit_directives(10)
-        .extension(spans::RequestSpans)
-        .extension(cost::Pricing::new(settings.limits.complexity))
+    let mut b = limited(settings)
+        // Pricing has refused anything dearer already; this only backs it up.
+        .limit_complexity(settings.limits.complexity)
         .data(db)
         .data(keys)
         .data(access_log)
@@ -71,6 +70,25 @@ pub fn build(
         b = b.disable_introspection();
     }
     b.finish()
+}
+
+/// The same schema for pricing operations without running them (`cost::PriceOnly`), and
+/// refusing, with the figures, those over the complexity limit.
+pub fn pricing(settings: &Settings) -> AppSchema {
+    let mut b = limited(settings).extension(cost::Pricing::new(settings.limits.complexity));
+    if !settings.introspection {
+        b = b.disable_introspection();
+    }
+    b.finish()
+}
+
+fn limited(
+    settings: &Settings,
+) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(settings.limits.depth)
+        .limit_recursive_depth(64)
+        .limit_directives(10)
 }
 
 /// The SDL that `schema.graphql` must equal.

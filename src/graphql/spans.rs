@@ -1,72 +1,58 @@
-//! Tracing spans for a GraphQL request: parsing, validation, execution and each root field,
-//! inside the HTTP request's span. Not one per nested field: a page of a thousand objects
-//! made a thousand spans, each formatting its path, which cost more than resolving them
-//! (issue 13). Where time goes below a root field, the statement log (`anchorfed::sql`) says.
+//! Tracing spans for a GraphQL request, inside the HTTP request's span: parsing, and
+//! execution (validation included) naming the operation and its root fields. Made by the
+//! HTTP layer, not by a schema extension: with any extension in the schema, async-graphql
+//! sends every field's resolution through the extension chain (a boxed future per field),
+//! and a page of a thousand objects paid for that, and before that for a span per field, more
+//! than for resolving them (issue 13). Where time goes below a root field, the statement log
+//! (`anchorfed::sql`) says.
 
-use std::sync::Arc;
+use async_graphql::parser::types::{ExecutableDocument, Selection};
+use tracing::Span;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextResolve,
-    NextValidation, ResolveInfo,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
-use tracing::Instrument as _;
-
-pub struct RequestSpans;
-
-impl ExtensionFactory for RequestSpans {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestSpans)
-    }
+/// The span parsing a document runs in.
+pub fn parse() -> Span {
+    tracing::info_span!(target: "async_graphql::graphql", "parse")
 }
 
-#[async_trait::async_trait]
-impl Extension for RequestSpans {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let span = tracing::info_span!(target: "async_graphql::graphql", "parse");
-        next.run(ctx, query, variables).instrument(span).await
-    }
+/// The span an operation is validated and executed in.
+pub fn execute(doc: Option<&ExecutableDocument>, operation: Option<&str>) -> Span {
+    let fields = doc.map(root_fields);
+    tracing::info_span!(
+        target: "async_graphql::graphql",
+        "execute",
+        operation,
+        fields = fields.as_deref(),
+    )
+}
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let span = tracing::info_span!(target: "async_graphql::graphql", "validation");
-        next.run(ctx).instrument(span).await
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let span = tracing::info_span!(target: "async_graphql::graphql", "execute", operation = operation_name);
-        next.run(ctx, operation_name).instrument(span).await
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.path_node.parent.is_some() || info.is_for_introspection {
-            return next.run(ctx, info).await;
+/// `returns,networks`: the fields at the root of every operation in the document, in order.
+fn root_fields(doc: &ExecutableDocument) -> String {
+    let mut names: Vec<&str> = vec![];
+    for (_, op) in doc.operations.iter() {
+        for item in &op.node.selection_set.node.items {
+            let name = match &item.node {
+                Selection::Field(f) => f.node.name.node.as_str(),
+                Selection::FragmentSpread(_) | Selection::InlineFragment(_) => "...",
+            };
+            if !names.contains(&name) {
+                names.push(name);
+            }
         }
-        let span = tracing::info_span!(
-            target: "async_graphql::graphql",
-            "field",
-            name = info.name,
-        );
-        next.run(ctx, info).instrument(span).await
+    }
+    names.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_execution_span_names_each_root_field_once() {
+        let doc = async_graphql::parser::parse_query(
+            "query A { returns(first: 1) { nodes { id } } networks(first: 1) { nodes { key } } \
+             again: returns(first: 2) { totalCount } ... on Query { region(code: \"x\") { name } } }",
+        )
+        .unwrap();
+        assert_eq!(root_fields(&doc), "returns,networks,...");
     }
 }

@@ -16,6 +16,7 @@ use async_graphql::{BatchRequest, Request, ServerError, Variables};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
+use tracing::Instrument as _;
 use tracing_actix_web::RequestId;
 
 use super::documents::TrustedDocuments;
@@ -362,6 +363,10 @@ fn precheck(
     limits: &Limits,
 ) -> Result<Checked, RequestFailure> {
     let op_name = req.operation_name.clone();
+    let parsed = crate::graphql::spans::parse().in_scope(|| req.parsed_query().map(|_| ()));
+    if let Err(e) = parsed {
+        return Err(RequestFailure::bad_input(e.message));
+    }
     let doc = match req.parsed_query() {
         Ok(doc) => doc,
         Err(e) => {
@@ -460,7 +465,10 @@ fn code_errors(errors: &mut [ServerError], request_level: bool) {
 }
 
 struct Executed {
-    body: Json,
+    /// The response's JSON text: written once, straight from async-graphql's answer (not
+    /// through a `serde_json::Value` of the whole answer first, which copied a large page
+    /// twice).
+    body: String,
     request_error: bool,
     codes: Vec<String>,
 }
@@ -481,7 +489,51 @@ async fn execute_one(
             tokio::spawn,
         ))
         .data(caller.clone());
-    let mut resp = state.schema.execute(req).await;
+    let mut req = req;
+    // The response cache: a kept answer to this caller's same read, made at the data's
+    // present version, is given again, its access-log entries recorded again.
+    let now = chrono::Utc::now();
+    let mut keep = None;
+    if let Some(cache) = &state.cache {
+        let query = req.query.clone();
+        let variables = req.variables.clone();
+        let operation = req.operation_name.clone();
+        let key = req.parsed_query().ok().and_then(|doc| {
+            crate::cache::Key::of(caller, &query, &variables, operation.as_deref(), doc, now)
+        });
+        if let Some(key) = key {
+            match crate::cache::freshness(&state.db, now).await {
+                Ok(at) => {
+                    if let Some(answer) = cache.get(&key, now, at) {
+                        for r in &answer.reads {
+                            state
+                                .access_log
+                                .record(crate::access_log::Entry::new(
+                                    caller,
+                                    &r.operation,
+                                    r.networks.clone(),
+                                    r.refused,
+                                ))
+                                .await;
+                        }
+                        return Executed {
+                            body: answer.body.clone(),
+                            request_error: false,
+                            codes: vec![],
+                        };
+                    }
+                    let kept = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+                    req = req.data(state.access_log.keeping(kept.clone()));
+                    keep = Some((key, at, kept));
+                }
+                // Without the version, nothing is given from the cache or kept in it.
+                Err(e) => tracing::warn!(error = ?e, "response cache skipped"),
+            }
+        }
+    }
+    let operation = req.operation_name.clone();
+    let span = crate::graphql::spans::execute(req.parsed_query().ok(), operation.as_deref());
+    let mut resp = state.schema.execute(req).instrument(span).await;
     // A response with no data whose errors are all the request's own (raised before any
     // field ran, or coercing the client's variables, which async-graphql does lazily) is a
     // request error in the specification's terms.
@@ -493,7 +545,7 @@ async fn execute_one(
             .all(|e| e.path.is_empty() || is_input_coercion(&e.message));
     code_errors(&mut resp.errors, request_error);
     crate::error::report(&mut resp.errors, request_id);
-    let codes = resp
+    let codes: Vec<String> = resp
         .errors
         .iter()
         .filter_map(|e| {
@@ -503,14 +555,35 @@ async fn execute_one(
                 .map(|v| v.to_string().trim_matches('"').to_owned())
         })
         .collect();
-    let mut body = serde_json::to_value(&resp).unwrap_or_else(|e| {
+    let failed = |e: serde_json::Error| {
         tracing::error!(request_id, error = %e, "a GraphQL response could not be serialized");
         let mut error = error_json("INTERNAL", "internal error");
         error["extensions"]["requestId"] = request_id.into();
-        json!({ "errors": [error] })
-    });
-    if request_error && let Some(obj) = body.as_object_mut() {
-        obj.remove("data");
+        json!({ "errors": [error] }).to_string()
+    };
+    let body = if request_error {
+        // A request error has no `data` at all, not `null`; such answers are small.
+        match serde_json::to_value(&resp) {
+            Ok(mut v) => {
+                if let Some(obj) = v.as_object_mut() {
+                    obj.remove("data");
+                }
+                v.to_string()
+            }
+            Err(e) => failed(e),
+        }
+    } else {
+        serde_json::to_string(&resp).unwrap_or_else(failed)
+    };
+    if let (Some(cache), Some((key, at, kept))) = (&state.cache, keep)
+        && !request_error
+        && codes.is_empty()
+    {
+        let reads = kept
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default();
+        cache.put(key, body.clone(), reads, now, at);
     }
     Executed {
         body,
@@ -784,7 +857,7 @@ impl Run<'_> {
         } else {
             StatusCode::OK
         };
-        let text = out.body.to_string();
+        let text = out.body;
         if checked.is_query
             && let Err(f) = self.within_size(&text)
         {
@@ -853,7 +926,7 @@ impl Run<'_> {
                     Err(f) => {
                         any_request_error = true;
                         codes.push(f.code.to_owned());
-                        bodies.push(f.body());
+                        bodies.push(f.body().to_string());
                     }
                 }
             }
@@ -866,7 +939,7 @@ impl Run<'_> {
                 return f.respond(self.media);
             }
         };
-        let text = Json::Array(bodies).to_string();
+        let text = format!("[{}]", bodies.join(","));
         if all_queries && let Err(f) = self.within_size(&text) {
             record(self.state, label, self.started, true, &[f.code.to_owned()]);
             return f.respond(self.media);
@@ -978,7 +1051,7 @@ async fn price(state: &AppState, r: &mut Request, caller: &Caller) -> usize {
         probe = probe.operation_name(name.clone());
     }
     let _ = state
-        .schema
+        .pricing
         .execute(probe.data(priced.clone()).data(caller.clone()))
         .await;
     priced.cost().unwrap_or(0)

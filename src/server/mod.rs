@@ -36,6 +36,11 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub db: DatabaseConnection,
     pub schema: AppSchema,
+    /// The schema that prices operations before `schema` runs them.
+    pub pricing: AppSchema,
+    /// Answers to repeated reads (`cache.enabled`).
+    pub cache: Option<crate::cache::ResponseCache>,
+    pub access_log: AccessLog,
     pub metrics: Metrics,
     rate_limiter: Option<rate_limit::RateLimiter>,
     trusted_documents: documents::TrustedDocuments,
@@ -96,6 +101,13 @@ impl Application {
             access_log.clone(),
             noise,
         );
+        let pricing = graphql::pricing(&settings);
+        let cache = settings.cache.enabled.then(|| {
+            crate::cache::ResponseCache::new(
+                settings.cache.max_bytes,
+                Duration::from_secs(settings.cache.ttl_seconds.max(1)),
+            )
+        });
         let shutdown = settings.shutdown_timeout_seconds;
         let rate_limiter = rate_limit::RateLimiter::new(&settings.rate_limit);
         let trusted_documents =
@@ -111,6 +123,9 @@ impl Application {
             keys,
             db: db.clone(),
             schema,
+            pricing,
+            cache,
+            access_log: access_log.clone(),
             metrics,
             rate_limiter,
             trusted_documents,

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod cache;
 mod cli;
 mod demo_returns;
 mod directory;
@@ -19,6 +20,7 @@ mod imports;
 mod limits;
 mod migrations;
 mod outage;
+mod read_costs;
 mod returns;
 mod schema;
 mod sharing;
