@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod directory;
 pub mod domain;

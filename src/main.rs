@@ -235,6 +235,7 @@ async fn serve(mut settings: Settings, demo: bool, bind: Option<SocketAddr>) -> 
     } else {
         println!("anchorfed is serving GraphQL at {addr}graphql");
     }
+    println!("the regional dashboard is at {addr}dashboard");
     app.run_until_stopped()
         .await
         .context("The server stopped with an error")
