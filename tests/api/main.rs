@@ -6,6 +6,7 @@
 mod helpers;
 
 mod cli;
+mod dashboard;
 mod demo_returns;
 mod directory;
 mod directory_writes;
