@@ -123,9 +123,12 @@ fn serve(path: &str) -> HttpResponse {
         .body(a.body)
 }
 
-/// The total size of the assets, uncompressed (BENCHMARKS.md measures them compressed).
-pub fn asset_bytes() -> usize {
-    ASSETS.iter().map(|a| a.body.len()).sum()
+/// Every embedded file: its address and its size uncompressed (`examples/dashboard_timing.rs`
+/// fetches each one compressed for BENCHMARKS.md).
+pub fn assets() -> impl Iterator<Item = (String, usize)> {
+    ASSETS
+        .iter()
+        .map(|a| (format!("/dashboard/{}", a.path), a.body.len()))
 }
 
 #[cfg(test)]

@@ -140,10 +140,11 @@ impl Browser {
         let path = self.downloads.path().join(name);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if path.exists() {
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    return text;
-                }
+            // Chromium writes to a `.crdownload` file and renames it when whole.
+            if path.exists()
+                && let Ok(text) = std::fs::read_to_string(&path)
+            {
+                return text;
             }
             let present: Vec<_> = std::fs::read_dir(self.downloads.path())
                 .map(|d| d.flatten().map(|e| e.file_name()).collect())
@@ -211,10 +212,10 @@ async fn wait_for_driver(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let client = reqwest::Client::new();
     loop {
-        if let Ok(r) = client.get(format!("{url}/status")).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{url}/status")).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,
