@@ -460,3 +460,78 @@ crate::both_databases!(
     dashboard_shows_each_reader_what_impact_answers,
     dashboard_downloads_tables_and_passes_axe,
 );
+
+/// Over plain HTTP: the page and its assets are served compressed with a policy that keeps
+/// them to this server; GraphiQL links to it; its documents run by id for anonymous callers
+/// when only registered documents are allowed, with no registry file at all.
+async fn dashboard_is_served_and_its_documents_run_by_id(backend: Backend) {
+    let app = crate::helpers::spawn_with(backend, true, |s| {
+        s.trusted_documents.anonymous_only = true;
+    })
+    .await;
+    anchorfed::ingest::demo::load(&app.db)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    anchorfed::sharing::demo_grants(&app.db)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+
+    let page = app.get("/dashboard").await;
+    assert_eq!(page.status().as_u16(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    assert!(page.text().await.unwrap().contains("/dashboard/app.js"));
+    for (path, size) in anchorfed::dashboard::assets() {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(r.headers()["content-encoding"], "gzip", "{path}");
+        assert!(
+            r.bytes().await.unwrap().len() < size,
+            "{path} is compressed"
+        );
+    }
+    assert_eq!(
+        app.get("/dashboard/nothing.js").await.status().as_u16(),
+        404
+    );
+    let graphiql = app.get("/").await.text().await.unwrap();
+    assert!(graphiql.contains("href=\"/dashboard\""));
+
+    // Anonymous callers may run the built-in documents only.
+    let run = |body: Value| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .json(&body)
+            .send()
+    };
+    let r = run(json!({"documentId": "dashboard-headline",
+                       "variables": {"region": REGION, "year": YEAR}}))
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    let by_id = &body["data"]["impact"];
+    let asked = app
+        .query_as(
+            &app.token(As::Analyst(REGION), "").await,
+            HEADLINE,
+            json!({"region": REGION, "year": YEAR}),
+        )
+        .await;
+    assert_eq!(
+        by_id["cells"].as_array().unwrap().len(),
+        asked["impact"]["cells"].as_array().unwrap().len()
+    );
+    let r = run(json!({"query": HEADLINE, "variables": {"region": REGION, "year": YEAR}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a document of its own is refused");
+}
+
+crate::both_databases!(dashboard_is_served_and_its_documents_run_by_id);
