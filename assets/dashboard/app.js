@@ -122,7 +122,32 @@ function yearsWindow(now = new Date()) {
   for (let y = first; y <= current; y += 1) {
     years.push(`${y}/${String((y + 1) % 100).padStart(2, "0")}`);
   }
-  return years;
+  return years.filter(yearAllowed);
+}
+
+// Whether the token's `years:` scopes (`years:2021/22-2023/24`, `years:2022/23`) reach a
+// year; a token without them, or no token, reaches every year. Asking `impact` for a year
+// outside them is refused, so the page does not.
+function yearAllowed(year) {
+  const scopes = (state.viewer && state.viewer.scopes) || [];
+  const ranges = scopes.filter((s) => s.startsWith("years:")).map((s) => s.slice(6).split("-"));
+  return !ranges.length || ranges.some(([from, to]) => year >= from && year <= (to || from));
+}
+
+// A section whose figures the API refused or could not give says so in place of them.
+function showProblem(ids, e) {
+  const text =
+    e && e.code === "FORBIDDEN"
+      ? "Your token does not reach these figures: its role or scopes leave them out."
+      : `These figures could not be loaded: ${e ? e.message : "unknown error"}.`;
+  for (const id of ids) $(id).replaceChildren(h("p", { class: "problem", dataProblem: (e && e.code) || "ERROR" }, text));
+}
+
+// A refused token fails the whole page; anything else fails only its section.
+function settled(result) {
+  if (result.status === "fulfilled") return result.value;
+  if (result.reason && result.reason.code === "UNAUTHENTICATED") throw result.reason;
+  return null;
 }
 
 // ---------------------------------------------------------------- DOM helpers
@@ -348,7 +373,7 @@ function renderNetworks(data, headline) {
     local: cell(n.key, "local_spend_share"),
     heads: cell(n.key, "headcount"),
   }));
-  const region = {
+  const region = headline && {
     name: "Region (each institution once)",
     members: cellOf(headline, "procurement_spend_total") ? cellOf(headline, "procurement_spend_total").eligible : "—",
     spend: cellOf(headline, "procurement_spend_total"),
@@ -391,7 +416,7 @@ function renderNetworks(data, headline) {
       { label: "Employees", num: true },
       { label: "Anchors reporting spend", num: true },
     ],
-    rows: [...rows, region].map((r) => [
+    rows: [...rows, region].filter(Boolean).map((r) => [
       { text: r.name },
       { text: grouped(String(r.members)), num: true },
       valueCell(r.spend),
@@ -406,6 +431,10 @@ function renderNetworks(data, headline) {
 
 function renderTrends() {
   const report = state.trends;
+  if (!report) {
+    showProblem(["trends-chart", "trends-table"], state.trendsError);
+    return;
+  }
   const code = $("trend-metric").value;
   const fig = FIGURES.find((f) => f.code === code);
   const years = reportedYears(report.cells);
@@ -578,13 +607,12 @@ async function loadContext() {
 // The trends over every year, then, for a fixed panel, over the years anyone reported:
 // a panel keeps the institutions that reported in every year asked for.
 async function loadTrends() {
-  const all = (await query.trends(state.region, yearsWindow(), false)).impact;
-  if (!$("panel").checked) {
-    state.trends = all;
-    return;
-  }
-  const years = reportedYears(all.cells);
-  state.trends = years.length ? (await query.trends(state.region, years, true)).impact : all;
+  const [all] = await Promise.allSettled([query.trends(state.region, yearsWindow(), false)]);
+  state.trends = settled(all) && all.value.impact;
+  state.trendsError = all.reason;
+  if (!state.trends || !$("panel").checked) return;
+  const years = reportedYears(state.trends.cells);
+  if (years.length) state.trends = (await query.trends(state.region, years, true)).impact;
 }
 
 // The years from the first to the last in which any anchor reported what this reader may
@@ -598,7 +626,7 @@ function reportedYears(cells) {
 
 // The years to choose from, newest first; the default is the newest with reports.
 function fillYears() {
-  const cells = state.trends.cells;
+  const cells = state.trends ? state.trends.cells : yearsWindow().map((year) => ({ year, eligible: 1, contributors: 0 }));
   const years = reportedYears(cells).slice().reverse();
   const reported = years.filter((y) => cells.some((c) => c.year === y && c.contributors > 0));
   const select = $("year");
@@ -609,17 +637,32 @@ function fillYears() {
 }
 
 async function loadYear(fresh) {
-  const [headline, networks, districts, geo] = await Promise.all([
+  const results = await Promise.allSettled([
     query.headline(state.region, state.year),
     query.networks(state.region, state.year),
     query.districts(state.region, state.year, $("map-metric").value),
     geography(),
   ]);
+  const [headline, networks, districts, geo] = results.map(settled);
   if (!fresh()) return;
-  state.headline = headline.impact;
-  renderHeadline(headline.impact);
-  renderNetworks(networks, headline.impact);
-  renderMap(districts, geo);
+  state.headline = headline && headline.impact;
+  if (headline) renderHeadline(headline.impact);
+  else {
+    showProblem(["headline"], results[0].reason);
+    $("withheld").replaceChildren();
+  }
+  if (networks) renderNetworks(networks, state.headline);
+  else showProblem(["networks-chart", "networks-table"], results[1].reason);
+  if (districts && geo) renderMap(districts, geo);
+  else showProblem(["map-chart", "map-table"], results[2].reason || results[3].reason);
+}
+
+async function loadMap(fresh) {
+  const results = await Promise.allSettled([query.districts(state.region, state.year, $("map-metric").value), geography()]);
+  const [districts, geo] = results.map(settled);
+  if (!fresh()) return;
+  if (districts && geo) renderMap(districts, geo);
+  else showProblem(["map-chart", "map-table"], results[0].reason || results[1].reason);
 }
 
 async function loadEverything(fresh) {
@@ -672,12 +715,7 @@ function setUp() {
     }),
   );
   $("trend-metric").addEventListener("change", () => renderTrends());
-  $("map-metric").addEventListener("change", () =>
-    load(async (fresh) => {
-      const [districts, geo] = await Promise.all([query.districts(state.region, state.year, $("map-metric").value), geography()]);
-      if (fresh()) renderMap(districts, geo);
-    }),
-  );
+  $("map-metric").addEventListener("change", () => load(loadMap));
   load(loadEverything);
 }
 

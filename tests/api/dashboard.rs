@@ -231,7 +231,15 @@ async fn check_reader(b: &Browser, app: &TestApp, reader: &Reader<'_>) -> (Value
     }
     assert_eq!(rows.len(), 1 + 5 + 1, "header, five networks, the region");
 
-    // The map's table: each home district as the API gives it.
+    suppressed += check_districts(b, app, reader).await;
+    (Value::Array(figures.clone()), suppressed)
+}
+
+/// The map's table: each home district as the API gives the reader; returns how many are
+/// suppressed.
+async fn check_districts(b: &Browser, app: &TestApp, reader: &Reader<'_>) -> usize {
+    let vars = json!({"region": REGION, "year": YEAR});
+    let mut suppressed = 0;
     let by_district = api(app, reader, BY_DISTRICT, vars).await;
     let rows = table(b, "districts-").await;
     let dcells = by_district["impact"]["cells"].as_array().unwrap();
@@ -248,7 +256,7 @@ async fn check_reader(b: &Browser, app: &TestApp, reader: &Reader<'_>) -> (Value
             format!("{} of {}", c["contributors"], c["eligible"])
         );
     }
-    (Value::Array(figures.clone()), suppressed)
+    suppressed
 }
 
 async fn screenshot(b: &Browser, backend: Backend, who: &str) {
@@ -453,6 +461,41 @@ async fn dashboard_downloads_tables_and_passes_axe(backend: Backend) {
         "axe-core: {}",
         serde_json::to_string_pretty(&serious).unwrap()
     );
+
+    // A token whose scopes reach spend in two years only: the page asks for those years
+    // alone (impact refuses any other), shows the districts' spend as impact answers that
+    // reader, and says which sections the token does not reach instead of failing whole.
+    let scoped = app
+        .token(As::Analyst(REGION), "metrics:spend years:2021/22-2022/23")
+        .await;
+    let analyst = Reader {
+        name: "scoped analyst",
+        token: Some(&scoped),
+        role: "REGION_ANALYST",
+    };
+    b.client
+        .find(fantoccini::Locator::Css("#panel"))
+        .await
+        .unwrap()
+        .send_keys(" ")
+        .await
+        .unwrap();
+    b.wait_ready("!document.getElementById('panel').checked")
+        .await;
+    open(&b, &app, &analyst).await;
+    assert_eq!(
+        b.js("return [...document.getElementById('year').options].map(o => o.value)")
+            .await,
+        json!(["2022/23", "2021/22"])
+    );
+    let refused = b
+        .js("return [...document.querySelectorAll('[data-problem=FORBIDDEN]')].map(e => e.parentElement.id)")
+        .await;
+    assert!(
+        refused.as_array().unwrap().contains(&json!("headline")),
+        "the headline asks for employment too, which the token does not reach: {refused}"
+    );
+    check_districts(&b, &app, &analyst).await;
     b.close().await;
 }
 
