@@ -8,7 +8,7 @@
 //! `trusted_documents.anonymous_only` is on. `docs/dashboard.md` describes the page.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, guard, web};
 
 /// The dashboard's GraphQL operations, by id: the one list of them. Each file holds one
 /// named operation; the page (`assets/dashboard/app.js`) names the same ids.
@@ -86,15 +86,16 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsa
                    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
                    frame-ancestors 'none'";
 
-/// Registers the page and its assets under `/dashboard`, compressed when the client
-/// accepts it.
+/// Registers the page and its assets under `/dashboard` (GET and HEAD), compressed when
+/// the client accepts it.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    let read = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     cfg.service(
         web::scope("/dashboard")
             .wrap(actix_web::middleware::Compress::default())
-            .route("", web::get().to(index))
-            .route("/", web::get().to(index))
-            .route("/{file:.+}", web::get().to(asset)),
+            .route("", read().to(index))
+            .route("/", read().to(index))
+            .route("/{file:.+}", read().to(asset)),
     );
 }
 

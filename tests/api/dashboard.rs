@@ -543,6 +543,14 @@ async fn dashboard_is_served_and_its_documents_run_by_id(backend: Backend) {
         app.get("/dashboard/nothing.js").await.status().as_u16(),
         404
     );
+    let head = app
+        .client
+        .head(format!("{}/dashboard/app.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert!(head.bytes().await.unwrap().is_empty());
     let graphiql = app.get("/").await.text().await.unwrap();
     assert!(graphiql.contains("href=\"/dashboard\""));
 
