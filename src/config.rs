@@ -104,7 +104,8 @@ impl Default for RateLimits {
 pub struct TrustedDocuments {
     /// A JSON object from document id to document text (`anchorfed documents add` writes it).
     pub file: Option<PathBuf>,
-    /// Anonymous callers may run registered documents only.
+    /// Anonymous callers may run registered documents only: those of the file and the
+    /// built-in ones (the dashboard's), so without a file, the dashboard's only.
     pub anonymous_only: bool,
 }
 
@@ -355,12 +356,6 @@ impl Settings {
             }
         }
         self.validate_rate_limits()?;
-        if self.trusted_documents.anonymous_only && self.trusted_documents.file.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "trusted_documents.anonymous_only",
-                reason: "needs trusted_documents.file: without it, callers without a token could run nothing".into(),
-            });
-        }
         self.validate_metrics()?;
         if self.db_max_connections == 0 {
             return Err(ConfigError::Invalid {

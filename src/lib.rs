@@ -8,6 +8,7 @@ pub mod cache;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod directory;
 pub mod domain;

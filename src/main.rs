@@ -236,10 +236,16 @@ async fn serve(mut settings: Settings, demo: bool, bind: Option<SocketAddr>) -> 
     let graphiql = settings.graphiql;
     let app = Application::build(settings, demo).await?;
     let addr = format!("http://127.0.0.1:{}/", app.port());
+    // One line: scripts (and tests) read the address from the first line and may then close
+    // the pipe, which a second line would find broken.
     if graphiql {
-        println!("anchorfed is serving GraphiQL at {addr} (GraphQL at {addr}graphql)");
+        println!(
+            "anchorfed is serving GraphiQL at {addr} (GraphQL at {addr}graphql, the regional dashboard at {addr}dashboard)"
+        );
     } else {
-        println!("anchorfed is serving GraphQL at {addr}graphql");
+        println!(
+            "anchorfed is serving GraphQL at {addr}graphql (the regional dashboard at {addr}dashboard)"
+        );
     }
     app.run_until_stopped()
         .await

@@ -5,6 +5,8 @@
 //!
 //! The registry is a JSON object from id to document text, read once at start; `anchorfed
 //! documents add` writes it. Ids are `sha256:<hex of the text>` unless the operator names one.
+//! The dashboard's operations (`crate::dashboard::DOCUMENTS`) are built in: every server
+//! registers them, with or without a file, and a file cannot take their ids.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,19 +23,36 @@ impl TrustedDocuments {
     /// Reads the registry; no file configured is an empty registry. A file that cannot be
     /// read, or a document in it that does not parse, stops the service at start.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut by_id: BTreeMap<String, String> = built_in()
+            .map(|(id, text)| (id.to_owned(), text.to_owned()))
+            .collect();
         let Some(path) = file else {
-            return Ok(Self::default());
+            return Ok(Self { by_id });
         };
-        let by_id = read(path)?;
-        for (id, text) in &by_id {
-            check(text).with_context(|| {
+        for (id, text) in read(path)? {
+            check(&text).with_context(|| {
                 format!(
                     "trusted document `{id}` in {} does not parse",
                     path.display()
                 )
             })?;
+            if by_id.get(&id).is_some_and(|b| *b != text) {
+                anyhow::bail!(
+                    "trusted document `{id}` in {} takes the id of a built-in document; remove it or give it another id",
+                    path.display()
+                );
+            }
+            by_id.insert(id, text);
         }
         Ok(Self { by_id })
+    }
+
+    /// How many documents came from the registry file, not built in.
+    pub fn registered(&self) -> usize {
+        self.by_id
+            .keys()
+            .filter(|id| !built_in().any(|(b, _)| b == id.as_str()))
+            .count()
     }
 
     pub fn get(&self, id: &str) -> Option<&str> {
@@ -47,6 +66,11 @@ impl TrustedDocuments {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+/// The documents every server registers: the dashboard's operations.
+fn built_in() -> impl Iterator<Item = (&'static str, &'static str)> {
+    crate::dashboard::DOCUMENTS.iter().copied()
 }
 
 /// The id a document is registered under when the operator names none.
@@ -91,6 +115,9 @@ pub fn register(path: &Path, text: &str, id: Option<&str>) -> anyhow::Result<Str
     if id.trim().is_empty() {
         anyhow::bail!("--id must not be empty");
     }
+    if built_in().any(|(b, _)| b == id) {
+        anyhow::bail!("`{id}` is a built-in document (the dashboard's); give another --id");
+    }
     match by_id.get(&id) {
         Some(existing) if existing == text => return Ok(id),
         Some(_) => anyhow::bail!(
@@ -127,8 +154,10 @@ mod tests {
         );
         assert!(register(&path, "{ regions { name } }", Some("dashboard-metrics")).is_err());
         assert!(register(&path, "{ regions {", None).is_err());
+        assert!(register(&path, "{ regions { name } }", Some("dashboard-headline")).is_err());
         let docs = TrustedDocuments::load(Some(&path)).unwrap();
-        assert_eq!(docs.len(), 2);
+        assert_eq!(docs.registered(), 2);
+        assert_eq!(docs.len(), 2 + crate::dashboard::DOCUMENTS.len());
         assert_eq!(docs.get(&id), Some(q));
         assert_eq!(docs.get("nope"), None);
     }
@@ -141,6 +170,11 @@ mod tests {
         let err = format!("{:#}", TrustedDocuments::load(Some(&path)).unwrap_err());
         assert!(err.contains("`a`"), "{err}");
         assert!(TrustedDocuments::load(Some(&dir.path().join("missing.json"))).is_err());
-        assert!(TrustedDocuments::load(None).unwrap().is_empty());
+        let built_in = TrustedDocuments::load(None).unwrap();
+        assert_eq!(built_in.registered(), 0);
+        assert!(built_in.get("dashboard-headline").is_some());
+        std::fs::write(&path, r#"{"dashboard-headline": "{ regions { code } }"}"#).unwrap();
+        let err = format!("{:#}", TrustedDocuments::load(Some(&path)).unwrap_err());
+        assert!(err.contains("built-in"), "{err}");
     }
 }

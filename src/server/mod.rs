@@ -112,12 +112,11 @@ impl Application {
         let rate_limiter = rate_limit::RateLimiter::new(&settings.rate_limit);
         let trusted_documents =
             documents::TrustedDocuments::load(settings.trusted_documents.file.as_deref())?;
-        if !trusted_documents.is_empty() {
-            tracing::info!(
-                trusted_documents = trusted_documents.len(),
-                "trusted documents registered"
-            );
-        }
+        tracing::info!(
+            trusted_documents = trusted_documents.len(),
+            trusted_documents.from_file = trusted_documents.registered(),
+            "trusted documents registered (the dashboard's built in)"
+        );
         let state = web::Data::new(AppState {
             settings,
             keys,
@@ -146,6 +145,7 @@ impl Application {
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
                 .route("/imports/spend", web::post().to(imports::spend))
+                .configure(crate::dashboard::configure)
                 .service(
                     web::resource("/graphql")
                         .route(web::get().to(graphql_http::handle))
@@ -226,14 +226,24 @@ async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::NotFound()
             .body("GraphiQL is switched off on this server; POST /graphql\n");
     }
+    let page = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .title("anchorfed")
+        .finish();
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("anchorfed")
-                .finish(),
-        )
+        .body(with_dashboard_link(&page))
+}
+
+/// GraphiQL's page with a link to the regional dashboard in a corner.
+fn with_dashboard_link(page: &str) -> String {
+    const LINK: &str = "<a href=\"/dashboard\" style=\"position:fixed;right:12px;bottom:12px;\
+        z-index:10;padding:6px 10px;background:#fff;color:#0b4f8a;border:1px solid #0b4f8a;\
+        border-radius:4px;font:14px sans-serif\">Regional dashboard</a>";
+    match page.rfind("</body>") {
+        Some(at) => format!("{}{LINK}{}", &page[..at], &page[at..]),
+        None => format!("{page}{LINK}"),
+    }
 }
 
 async fn healthz() -> HttpResponse {

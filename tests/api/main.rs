@@ -7,6 +7,7 @@ mod helpers;
 
 mod cache;
 mod cli;
+mod dashboard;
 mod demo_returns;
 mod directory;
 mod directory_writes;
