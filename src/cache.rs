@@ -5,9 +5,10 @@
 //! system's nightly pull) while the data changes a few times a day, so most answers can be
 //! given again instead of worked out again. What keeps that safe:
 //!
-//! - **Who**: the key holds the caller's token id (or "anonymous"); tokens without an id are
-//!   never cached. A token's role, network, scopes and expiry are fixed when it is issued, and
-//!   every request still authenticates, so a revoked or expired token gets no cached answer.
+//! - **Who**: the key holds the caller's token id (or "anonymous") and everything the request
+//!   authenticated to (role, network, region, organisation, scopes), so a token whose stored
+//!   row is changed gets answers of its own; tokens without an id are never cached. Every
+//!   request still authenticates, so a revoked or expired token gets no cached answer.
 //! - **What**: the query text, variables and operation name, whole (no hash to collide), and
 //!   the UTC date (memberships "now" change at midnight).
 //! - **Changes**: `data_version` (migration 000012), moved by triggers on every table readers
@@ -17,7 +18,10 @@
 //! - **Time**: a grant that expires changes what callers see without a write, so an answer is
 //!   kept at most until the next grant in force expires, and never longer than the TTL.
 //! - **Which reads**: queries whose root fields are all in [`CACHEABLE_ROOTS`], answered without
-//!   any error. Mutations, batches, the viewer, tokens, grants and the access log never are.
+//!   any error. Mutations, batches, the viewer, tokens, grants and the access log never are;
+//!   nor a document that names `asOf` (an instant ahead of now makes its answer change with the
+//!   clock), nor a document and variables over [`MAX_REQUEST_BYTES`] or an answer over a
+//!   sixteenth of the cache (so padding cannot fill memory past `cache.max_bytes`).
 //! - **Accountability**: each answer keeps the access-log entries its making recorded, and a
 //!   cached answer records them again, for this caller, now. Rate limits and pricing run as
 //!   before, ahead of the cache.
@@ -49,6 +53,10 @@ pub const CACHEABLE_ROOTS: [&str; 10] = [
     "impact",
 ];
 
+/// The most bytes of document and variables a kept read may have: dashboards' documents are a
+/// few kilobytes; a padded one is not kept.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024;
+
 /// What the cache is asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -70,17 +78,31 @@ impl Key {
         doc: &ExecutableDocument,
         now: DateTime<Utc>,
     ) -> Option<Key> {
-        if !cacheable(doc, operation) {
+        if !cacheable(doc, operation) || query.contains("asOf") {
             return None;
         }
         let caller = match caller.principal() {
             None => "anonymous".to_owned(),
-            Some(p) => format!("token:{}", p.token_id.as_deref()?),
+            // What the request authenticated to, not only which token: the stored row of a
+            // token decides its reach, and an operator may change it.
+            Some(p) => format!(
+                "token:{} {} network={:?} region={:?} org={:?} scopes={:?}",
+                p.token_id.as_deref()?,
+                p.role.as_str(),
+                p.network.as_ref().map(|n| n.id),
+                p.region.as_ref().map(|r| r.as_str()),
+                p.organisation.as_ref().map(|o| o.id),
+                p.scopes,
+            ),
         };
+        let variables = serde_json::to_string(variables).ok()?;
+        if query.len() + variables.len() > MAX_REQUEST_BYTES {
+            return None;
+        }
         Some(Key {
             caller,
             query: query.to_owned(),
-            variables: serde_json::to_string(variables).ok()?,
+            variables,
             operation: operation.map(str::to_owned),
             day: now.date_naive(),
         })
@@ -158,6 +180,8 @@ pub async fn freshness<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> ApiRes
 pub struct ResponseCache {
     entries: moka::sync::Cache<Key, Arc<Answer>>,
     ttl: Duration,
+    /// The largest answer kept.
+    max_answer: usize,
 }
 
 impl ResponseCache {
@@ -172,6 +196,7 @@ impl ResponseCache {
                 .time_to_live(ttl)
                 .build(),
             ttl,
+            max_answer: usize::try_from(max_bytes / 16).unwrap_or(usize::MAX),
         }
     }
 
@@ -196,6 +221,9 @@ impl ResponseCache {
         made: DateTime<Utc>,
         at: Freshness,
     ) {
+        if body.len() > self.max_answer {
+            return;
+        }
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::seconds(60));
         let until = match at.next_expiry {
             Some(t) => t.min(made + ttl),
@@ -210,7 +238,40 @@ impl ResponseCache {
                 until,
             }),
         );
+        // Evict now rather than at moka's next housekeeping, so the bound holds as it fills.
+        self.entries.run_pending_tasks();
     }
+}
+
+/// The tracked tables (migration 000012) that have lost their data-version trigger, for
+/// instance to a table rebuilt by hand: while any has, the cache must stay off.
+pub async fn untracked_tables<C: ConnectionTrait>(db: &C) -> ApiResult<Vec<&'static str>> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT DISTINCT event_object_table AS name FROM information_schema.triggers \
+             WHERE trigger_name LIKE '%_data_version'"
+        }
+        _ => {
+            "SELECT DISTINCT tbl_name AS name FROM sqlite_master WHERE type = 'trigger' \
+             AND name LIKE '%_data_version_%'"
+        }
+    };
+    #[derive(FromQueryResult)]
+    struct Name {
+        name: String,
+    }
+    let found: Vec<String> =
+        Name::find_by_statement(Sql::raw(sql).statement(db.get_database_backend()))
+            .all(db)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("Failed to list the data-version triggers"))?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+    Ok(migration::m20261130_000012_data_version::TRACKED
+        .into_iter()
+        .filter(|t| !found.iter().any(|f| f == t))
+        .collect())
 }
 
 #[cfg(test)]
@@ -251,6 +312,35 @@ mod tests {
         assert!(cacheable(&two, Some("A")));
         assert!(!cacheable(&two, Some("B")));
         assert!(!cacheable(&two, None));
+    }
+
+    #[test]
+    fn reads_naming_as_of_or_padded_past_the_bound_are_not_kept() {
+        let now = Utc::now();
+        let vars = async_graphql::Variables::default();
+        let key = |q: &str| Key::of(&Caller::Anonymous, q, &vars, None, &doc(q), now);
+        assert!(key("{ metrics { code } }").is_some());
+        assert!(
+            key("query($a: DateTime) { returns(first: 1, asOf: $a) { totalCount } }").is_none()
+        );
+        let padded = format!(
+            "{{ metrics {{ code }} }}\n#{}",
+            "x".repeat(MAX_REQUEST_BYTES)
+        );
+        assert!(key(&padded).is_none());
+        let cache = ResponseCache::new(16 * 1024, Duration::from_secs(60));
+        let at = Freshness {
+            version: 1,
+            next_expiry: None,
+        };
+        let k = key("{ metrics { code } }").unwrap();
+        cache.put(k.clone(), "x".repeat(2 * 1024), vec![], now, at);
+        assert!(
+            cache.get(&k, now, at).is_none(),
+            "over a sixteenth of the cache"
+        );
+        cache.put(k.clone(), "x".repeat(512), vec![], now, at);
+        assert!(cache.get(&k, now, at).is_some());
     }
 
     #[test]

@@ -102,12 +102,23 @@ impl Application {
             noise,
         );
         let pricing = graphql::pricing(&settings);
-        let cache = settings.cache.enabled.then(|| {
+        let mut cache = settings.cache.enabled.then(|| {
             crate::cache::ResponseCache::new(
                 settings.cache.max_bytes,
                 Duration::from_secs(settings.cache.ttl_seconds.max(1)),
             )
         });
+        if cache.is_some() {
+            let missing = crate::cache::untracked_tables(&db).await?;
+            if !missing.is_empty() {
+                // A kept answer could outlive a change to these tables: serve without.
+                tracing::error!(
+                    tables = %missing.join(", "),
+                    "tables without their data-version trigger (rebuilt by hand?): the response cache is off; recreate the triggers (migration m20261130_000012_data_version)"
+                );
+                cache = None;
+            }
+        }
         let shutdown = settings.shutdown_timeout_seconds;
         let rate_limiter = rate_limit::RateLimiter::new(&settings.rate_limit);
         let trusted_documents =

@@ -239,6 +239,66 @@ async fn callers_never_share_kept_answers(backend: Backend) {
     assert_eq!(status, 401, "{body}");
 }
 
+/// A token's stored row decides its reach: an operator narrowing it in SQL gets the narrower
+/// answer at once, kept answer or not (red team 6, F1).
+async fn a_changed_token_row_gets_answers_of_its_own(backend: Backend) {
+    let app = with_demo_returns(backend).await;
+    let (token, id) = app.issue(As::Admin("birmingham"), "", None).await;
+    let vars = json!({"f": {"period": "2022/23"}});
+    let groups = |d: &Value| -> std::collections::BTreeSet<String> {
+        d["returns"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|n| n["values"].as_array().unwrap().iter())
+            .map(|v| v["metric"]["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let wide = app.query_as(&token, RETURNS, vars.clone()).await;
+    assert_eq!(app.query_as(&token, RETURNS, vars.clone()).await, wide);
+    let spend = |c: &String| c.contains("spend");
+    assert!(groups(&wide).iter().any(|c| !spend(c)), "{wide}");
+    let sql = format!("UPDATE tokens SET scopes = 'metrics:spend' WHERE id = '{id}'");
+    app.db.execute_unprepared(&sql).await.unwrap();
+    let narrow = app.query_as(&token, RETURNS, vars.clone()).await;
+    assert!(!groups(&narrow).is_empty(), "{narrow}");
+    assert!(
+        groups(&narrow).iter().all(spend),
+        "the narrowed token still got {:?}",
+        groups(&narrow)
+    );
+}
+
+/// A tracked table that lost its trigger (a table rebuilt by hand) is found, so the server
+/// starts with the cache off (red team 6, F4).
+async fn a_table_without_its_trigger_is_found(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    assert!(
+        anchorfed::cache::untracked_tables(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let drop = match backend {
+        Backend::Postgres => "DROP TRIGGER networks_data_version ON networks",
+        Backend::Sqlite => "DROP TRIGGER networks_data_version_update",
+    };
+    app.db.execute_unprepared(drop).await.unwrap();
+    if backend == Backend::Sqlite {
+        // A rebuilt table has none of its three.
+        for op in ["insert", "delete"] {
+            app.db
+                .execute_unprepared(&format!("DROP TRIGGER networks_data_version_{op}"))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        anchorfed::cache::untracked_tables(&app.db).await.unwrap(),
+        vec!["networks"]
+    );
+}
+
 /// Every table but those the migration names untracked moves the data version.
 async fn every_table_readers_see_moves_the_data_version(backend: Backend) {
     let app = crate::helpers::spawn_app(backend).await;
@@ -289,4 +349,6 @@ both_databases!(
     grants_that_end_end_kept_answers,
     callers_never_share_kept_answers,
     every_table_readers_see_moves_the_data_version,
+    a_changed_token_row_gets_answers_of_its_own,
+    a_table_without_its_trigger_is_found,
 );
