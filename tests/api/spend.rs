@@ -1214,3 +1214,100 @@ async fn a_return_s_spend_is_derived_from_its_lines(backend: Backend) {
 }
 
 both_databases!(a_return_s_spend_is_derived_from_its_lines);
+
+/// The demo's spend lines: the 2022/23 returns of a few fictional Sandwell institutions have
+/// their spend derived from the sample lines (their other values carried over), equal to the
+/// sums worked out here from the sample files; loading again writes nothing.
+async fn the_demo_derives_returns_spend_from_its_lines(backend: Backend) {
+    use anchorfed::ingest::spend::demo;
+    let app = spawn_app(backend).await;
+    anchorfed::ingest::demo::load(&app.db).await.unwrap();
+    assert_eq!(demo::load(&app.db).await.unwrap(), demo::INSTITUTIONS.len());
+    assert_eq!(
+        demo::load(&app.db).await.unwrap(),
+        0,
+        "loading again writes nothing"
+    );
+    // The sample lookup, read here: postcode → district, unless terminated before 2022/23.
+    let nspl = std::fs::read_to_string(format!(
+        "{}/demo/geography/nspl-sample.csv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let rows: Vec<Vec<String>> = nspl
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .map(|f| f.trim_matches('"').to_owned())
+                .collect()
+        })
+        .collect();
+    let lookup: std::collections::HashMap<&str, Option<&str>> = rows
+        .iter()
+        .map(|f| {
+            let live = f[4].is_empty() || f[4].as_str() >= "202204";
+            (f[2].as_str(), live.then_some(f[12].as_str()))
+        })
+        .collect();
+    let local = codes(
+        &app.db,
+        "SELECT nd.district_code FROM network_districts nd JOIN networks n \
+         ON n.id = nd.network_id WHERE n.key = 'sandwell'",
+    )
+    .await;
+    let region = codes(
+        &app.db,
+        "SELECT rd.district_code FROM region_districts rd JOIN networks n \
+         ON n.region_id = rd.region_id WHERE n.key = 'sandwell'",
+    )
+    .await;
+    let mut seen = vec![];
+    for (key, nth, times) in demo::INSTITUTIONS {
+        let want = expected_sums(&demo::varied(nth, times), &lookup, &local, &region);
+        assert!(
+            want[1] > 0 && want[2] > want[1] && want[0] > want[2],
+            "{want:?}"
+        );
+        let value = |metric: &str| {
+            format!(
+                "SELECT v.value FROM return_values v JOIN returns r ON r.id = v.return_id \
+                 JOIN institutions i ON i.id = r.institution_id WHERE i.key = '{key}' \
+                 AND r.period = '2022/23' AND r.current_published AND v.metric_code = '{metric}'"
+            )
+        };
+        let got = [
+            count(&app.db, &value("procurement_spend_total")).await,
+            count(&app.db, &value("procurement_spend_local")).await,
+            count(&app.db, &value("procurement_spend_region")).await,
+        ];
+        assert_eq!(got, want, "{key}");
+        assert!(!seen.contains(&got), "each institution's lines differ");
+        seen.push(got);
+        let carried = count(
+            &app.db,
+            &format!(
+                "SELECT COUNT(*) FROM return_values v JOIN returns r ON r.id = v.return_id \
+                 JOIN institutions i ON i.id = r.institution_id WHERE i.key = '{key}' \
+                 AND r.period = '2022/23' AND r.current_published \
+                 AND v.metric_code IN ('headcount', 'land_owned', 'emissions_scope1')"
+            ),
+        )
+        .await;
+        assert_eq!(carried, 3, "{key}'s other values are carried over");
+        let versions = count(
+            &app.db,
+            &format!(
+                "SELECT COUNT(*) FROM returns r JOIN institutions i ON i.id = r.institution_id \
+                 WHERE i.key = '{key}' AND r.period = '2022/23'"
+            ),
+        )
+        .await;
+        assert_eq!(
+            versions, 2,
+            "{key}: the synthetic return and the derived one"
+        );
+    }
+}
+
+both_databases!(the_demo_derives_returns_spend_from_its_lines);

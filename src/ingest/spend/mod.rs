@@ -19,6 +19,7 @@
 //! been terminated before the period began, leaves the place unknown: the line is kept,
 //! counted as "place unknown" and reported by its line, never guessed.
 
+pub mod demo;
 pub mod derive;
 pub mod lines;
 mod stage;
