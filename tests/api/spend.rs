@@ -1308,6 +1308,28 @@ async fn the_demo_derives_returns_spend_from_its_lines(backend: Backend) {
             "{key}: the synthetic return and the derived one"
         );
     }
+    // What the README shows for the college.
+    let d = app
+        .query_as(
+            &app.token(As::Admin("sandwell"), "").await,
+            "{ returns(filter: { institution: \"sandwell-college\", period: \"2022/23\" }, first: 1) \
+               { nodes { version basis values { metric { code } value method } } } }",
+            json!({}),
+        )
+        .await;
+    let r = &d["returns"]["nodes"][0];
+    assert_eq!(r["basis"], "derived from 27 spend lines", "{d}");
+    let local = r["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"]["code"] == "procurement_spend_local")
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(local["value"], "183100.64", "{d}");
+    assert_eq!(
+        local["method"],
+        "derived from spend lines version 1 (27 lines, 3 of them place unknown)"
+    );
 }
 
 both_databases!(the_demo_derives_returns_spend_from_its_lines);
