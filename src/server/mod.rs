@@ -214,7 +214,8 @@ impl Application {
     }
 }
 
-/// `serve --demo`: the West Midlands directory, synthetic returns and public grants.
+/// `serve --demo`: the West Midlands directory, synthetic returns, sample spend lines (and the
+/// returns' spend derived from them) and public grants.
 async fn load_demo(db: &DatabaseConnection) -> anyhow::Result<()> {
     directory::demo::load(db)
         .await
@@ -224,6 +225,14 @@ async fn load_demo(db: &DatabaseConnection) -> anyhow::Result<()> {
         .map_err(ApiError::into_anyhow)
         .context("Failed to load the synthetic demo returns")?;
     tracing::info!(demo.returns = n, "synthetic demo returns loaded");
+    let s = crate::ingest::spend::demo::load(db)
+        .await
+        .map_err(ApiError::into_anyhow)
+        .context("Failed to load the demo's spend lines")?;
+    tracing::info!(
+        demo.spend_files = s,
+        "demo spend lines loaded (2022/23 returns' spend derived from them)"
+    );
     let g = crate::sharing::demo_grants(db)
         .await
         .map_err(ApiError::into_anyhow)

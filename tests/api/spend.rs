@@ -977,3 +977,359 @@ both_databases!(
     postcode_and_deprivation_files_load,
     the_demo_samples_load,
 );
+
+/// Pence from an amount as the file gives it (`1234.5`, `12.34`).
+fn pence(amount: &str) -> i64 {
+    let (pounds, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+    let fraction = format!("{fraction:0<2}");
+    pounds.parse::<i64>().unwrap() * 100 + fraction[..2].parse::<i64>().unwrap()
+}
+
+async fn codes(db: &DatabaseConnection, sql: &str) -> std::collections::HashSet<String> {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+/// The current (steward) version of sandwell-college's 2023/24 return: its version, basis, and
+/// the derived values (total, local, region) with the local value's method note.
+async fn derived_return(db: &DatabaseConnection) -> (i64, String, [i64; 3], String) {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT r.id, CAST(r.version AS BIGINT), r.basis FROM returns r \
+             JOIN institutions i ON i.id = r.institution_id \
+             WHERE i.key = 'sandwell-college' AND r.period = '2023/24' AND r.current_steward",
+        ))
+        .await
+        .unwrap()
+        .expect("a current return");
+    let id: i64 = row.try_get_by_index(0).unwrap();
+    let value = |metric: &str| {
+        format!(
+            "SELECT value FROM return_values WHERE return_id = {id} AND metric_code = '{metric}'"
+        )
+    };
+    let method = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT method FROM return_values WHERE return_id = {id} \
+                 AND metric_code = 'procurement_spend_local'"
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<String>(0)
+        .unwrap();
+    (
+        row.try_get_by_index(1).unwrap(),
+        row.try_get_by_index(2).unwrap(),
+        [
+            count(db, &value("procurement_spend_total")).await,
+            count(db, &value("procurement_spend_local")).await,
+            count(db, &value("procurement_spend_region")).await,
+        ],
+        method,
+    )
+}
+
+/// A spend file of `n` lines for the derivation test: suppliers in Sandwell, Birmingham
+/// (the region, not the network's place), Warwick (neither), placed by postcode or by the
+/// district given, and some whose place is unknown (a terminated postcode, one the lookup
+/// does not know, none given).
+fn mixed_file(n: usize, seed: i64) -> String {
+    let mut file = String::from(HEADER);
+    for i in 0..n {
+        let (postcode, district) = match (i as i64 + seed) % 8 {
+            0 => ("B69 1AA", ""),
+            1 => ("B1 1AA", ""),
+            2 => ("CV34 4AA", ""),
+            3 => ("B70 9ZZ", ""),
+            4 => ("ZZ9 9ZZ", ""),
+            5 => ("", "E08000028"),
+            6 => ("", "E07000218"),
+            _ => ("", ""),
+        };
+        let p = (i as i64 * 7919 + seed * 104_729) % 5_000_000 + 1;
+        file.push_str(&format!(
+            "Fictional Supplier {i} Ltd,CH{i},{postcode},{district},{}.{:02},,,,,\n",
+            p / 100,
+            p % 100
+        ));
+    }
+    file
+}
+
+/// The sums a file's lines come to, worked out here from the CSV itself: (total, in the
+/// network's districts, in the region's districts).
+fn expected_sums(
+    file: &str,
+    lookup: &std::collections::HashMap<&str, Option<&str>>,
+    local: &std::collections::HashSet<String>,
+    region: &std::collections::HashSet<String>,
+) -> [i64; 3] {
+    let mut sums = [0i64; 3];
+    for line in file.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let amount = pence(f[4]);
+        let district = if f[2].is_empty() {
+            (!f[3].is_empty()).then_some(f[3])
+        } else {
+            lookup.get(f[2]).copied().flatten()
+        };
+        sums[0] += amount;
+        if let Some(d) = district {
+            sums[1] += if local.contains(d) { amount } else { 0 };
+            sums[2] += if region.contains(d) { amount } else { 0 };
+        }
+    }
+    sums
+}
+
+/// Issue 14, part B: a return's local and regional spend are derived from its spend lines
+/// when a file is switched in, as a new version of the return: equal to the sums over the
+/// lines (worked out here from the CSV), the same file twice restating nothing, a new file
+/// restating them again, and the earlier version kept.
+async fn a_return_s_spend_is_derived_from_its_lines(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pc = |pcds: &str, laua: &'static str, doterm: &'static str| Pc {
+        pcds: pcds.into(),
+        laua,
+        lsoa: "E01009001".into(),
+        doterm,
+    };
+    load_postcodes(
+        &app.db,
+        nspl(
+            NSPL_2025,
+            &[
+                pc("B69 1AA", "E08000028", ""),
+                pc("B1 1AA", "E08000025", ""),
+                pc("CV34 4AA", "E07000222", ""),
+                pc("B70 9ZZ", "E08000028", "202001"),
+            ],
+        ),
+    )
+    .await;
+    // Where each postcode is for 2023/24: the terminated one and the unknown one nowhere.
+    let lookup: std::collections::HashMap<&str, Option<&str>> = [
+        ("B69 1AA", Some("E08000028")),
+        ("B1 1AA", Some("E08000025")),
+        ("CV34 4AA", Some("E07000222")),
+        ("B70 9ZZ", None),
+        ("ZZ9 9ZZ", None),
+    ]
+    .into();
+    let local = codes(
+        &app.db,
+        "SELECT nd.district_code FROM network_districts nd JOIN networks n \
+         ON n.id = nd.network_id WHERE n.key = 'sandwell'",
+    )
+    .await;
+    let region = codes(
+        &app.db,
+        "SELECT rd.district_code FROM region_districts rd JOIN networks n \
+         ON n.region_id = rd.region_id WHERE n.key = 'sandwell'",
+    )
+    .await;
+    assert!(local.contains("E08000028") && !local.contains("E08000025"));
+    assert!(region.contains("E08000025") && !region.contains("E07000222"));
+
+    let token = app.token(As::Admin("sandwell"), "").await;
+    let first = mixed_file(400, 1);
+    let want = expected_sums(&first, &lookup, &local, &region);
+    assert!(
+        want[0] > want[2] && want[2] > want[1] && want[1] > 0,
+        "{want:?}"
+    );
+    let (_, job) = import(&app, &token, COLLEGE, first.clone().into_bytes()).await;
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    let (v1, basis, got, method) = derived_return(&app.db).await;
+    assert_eq!(got, want, "the derived spend is the sum over the lines");
+    assert_eq!(basis, "derived from 400 spend lines");
+    assert!(method.contains("spend lines version 1"), "{method}");
+
+    // The same file again derives nothing new.
+    let (_, again) = import(&app, &token, COLLEGE, first.into_bytes()).await;
+    assert_eq!(again["result"]["replayed"], true);
+    assert_eq!(derived_return(&app.db).await.0, v1);
+
+    // A new file restates the return as its next version; the earlier one stays.
+    let second = mixed_file(250, 5);
+    let want2 = expected_sums(&second, &lookup, &local, &region);
+    assert_ne!(want2, want);
+    let (_, job) = import(&app, &token, COLLEGE, second.into_bytes()).await;
+    assert_eq!(job["result"]["version"], 2, "{job}");
+    let (v2, basis, got, method) = derived_return(&app.db).await;
+    assert_eq!(v2, v1 + 1);
+    assert_eq!(got, want2);
+    assert_eq!(basis, "derived from 250 spend lines");
+    assert!(method.contains("spend lines version 2"), "{method}");
+    let kept = count(
+        &app.db,
+        &format!(
+            "SELECT v.value FROM return_values v JOIN returns r ON r.id = v.return_id \
+             JOIN institutions i ON i.id = r.institution_id WHERE i.key = 'sandwell-college' \
+             AND r.period = '2023/24' AND r.version = {v1} \
+             AND v.metric_code = 'procurement_spend_local'"
+        ),
+    )
+    .await;
+    assert_eq!(kept, want[1], "the earlier version keeps what it derived");
+
+    // Read through the API as returns are: the steward network sees the derived values.
+    let d = app
+        .query_as(
+            &token,
+            "{ returns(filter: { period: \"2023/24\" }, first: 50) { nodes { institution { key } version basis \
+               values { metric { code } value method } } } }",
+            json!({}),
+        )
+        .await;
+    let ours = d["returns"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["institution"]["key"] == "sandwell-college")
+        .unwrap_or_else(|| panic!("{d}"))
+        .clone();
+    assert_eq!(ours["basis"], "derived from 250 spend lines", "{ours}");
+    let local_value = ours["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"]["code"] == "procurement_spend_local")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        local_value["value"],
+        format!("{}.{:02}", want2[1] / 100, want2[1] % 100),
+        "{local_value}"
+    );
+}
+
+both_databases!(a_return_s_spend_is_derived_from_its_lines);
+
+/// The demo's spend lines: the 2022/23 returns of a few fictional Sandwell institutions have
+/// their spend derived from the sample lines (their other values carried over), equal to the
+/// sums worked out here from the sample files; loading again writes nothing.
+async fn the_demo_derives_returns_spend_from_its_lines(backend: Backend) {
+    use anchorfed::ingest::spend::demo;
+    let app = spawn_app(backend).await;
+    anchorfed::ingest::demo::load(&app.db).await.unwrap();
+    assert_eq!(demo::load(&app.db).await.unwrap(), demo::INSTITUTIONS.len());
+    assert_eq!(
+        demo::load(&app.db).await.unwrap(),
+        0,
+        "loading again writes nothing"
+    );
+    // The sample lookup, read here: postcode → district, unless terminated before 2022/23.
+    let nspl = std::fs::read_to_string(format!(
+        "{}/demo/geography/nspl-sample.csv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let rows: Vec<Vec<String>> = nspl
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .map(|f| f.trim_matches('"').to_owned())
+                .collect()
+        })
+        .collect();
+    let lookup: std::collections::HashMap<&str, Option<&str>> = rows
+        .iter()
+        .map(|f| {
+            let live = f[4].is_empty() || f[4].as_str() >= "202204";
+            (f[2].as_str(), live.then_some(f[12].as_str()))
+        })
+        .collect();
+    let local = codes(
+        &app.db,
+        "SELECT nd.district_code FROM network_districts nd JOIN networks n \
+         ON n.id = nd.network_id WHERE n.key = 'sandwell'",
+    )
+    .await;
+    let region = codes(
+        &app.db,
+        "SELECT rd.district_code FROM region_districts rd JOIN networks n \
+         ON n.region_id = rd.region_id WHERE n.key = 'sandwell'",
+    )
+    .await;
+    let mut seen = vec![];
+    for (key, nth, times) in demo::INSTITUTIONS {
+        let want = expected_sums(&demo::varied(nth, times), &lookup, &local, &region);
+        assert!(
+            want[1] > 0 && want[2] > want[1] && want[0] > want[2],
+            "{want:?}"
+        );
+        let value = |metric: &str| {
+            format!(
+                "SELECT v.value FROM return_values v JOIN returns r ON r.id = v.return_id \
+                 JOIN institutions i ON i.id = r.institution_id WHERE i.key = '{key}' \
+                 AND r.period = '2022/23' AND r.current_published AND v.metric_code = '{metric}'"
+            )
+        };
+        let got = [
+            count(&app.db, &value("procurement_spend_total")).await,
+            count(&app.db, &value("procurement_spend_local")).await,
+            count(&app.db, &value("procurement_spend_region")).await,
+        ];
+        assert_eq!(got, want, "{key}");
+        assert!(!seen.contains(&got), "each institution's lines differ");
+        seen.push(got);
+        let carried = count(
+            &app.db,
+            &format!(
+                "SELECT COUNT(*) FROM return_values v JOIN returns r ON r.id = v.return_id \
+                 JOIN institutions i ON i.id = r.institution_id WHERE i.key = '{key}' \
+                 AND r.period = '2022/23' AND r.current_published \
+                 AND v.metric_code IN ('headcount', 'land_owned', 'emissions_scope1')"
+            ),
+        )
+        .await;
+        assert_eq!(carried, 3, "{key}'s other values are carried over");
+        let versions = count(
+            &app.db,
+            &format!(
+                "SELECT COUNT(*) FROM returns r JOIN institutions i ON i.id = r.institution_id \
+                 WHERE i.key = '{key}' AND r.period = '2022/23'"
+            ),
+        )
+        .await;
+        assert_eq!(
+            versions, 2,
+            "{key}: the synthetic return and the derived one"
+        );
+    }
+    // What the README shows for the college.
+    let d = app
+        .query_as(
+            &app.token(As::Admin("sandwell"), "").await,
+            "{ returns(filter: { institution: \"sandwell-college\", period: \"2022/23\" }, first: 1) \
+               { nodes { version basis values { metric { code } value method } } } }",
+            json!({}),
+        )
+        .await;
+    let r = &d["returns"]["nodes"][0];
+    assert_eq!(r["basis"], "derived from 27 spend lines", "{d}");
+    let local = r["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"]["code"] == "procurement_spend_local")
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(local["value"], "183100.64", "{d}");
+    assert_eq!(
+        local["method"],
+        "derived from spend lines version 1 (27 lines, 3 of them place unknown)"
+    );
+}
+
+both_databases!(the_demo_derives_returns_spend_from_its_lines);

@@ -10,7 +10,8 @@
 //!    left staged;
 //! 4. a good file is switched in by one transaction ([`switch`]): its version row, its lines
 //!    moved out of staging with the place each supplier resolves to, the job marked
-//!    succeeded. A file seen before for the same institution and period (by its SHA-256)
+//!    succeeded, and the institution's return for the period restated with its spend
+//!    derived from the lines ([`derive`]). A file seen before for the same institution and period (by its SHA-256)
 //!    writes nothing and answers with the version it wrote then.
 //!
 //! A supplier's place comes from its postcode through the postcode lookup, or from the
@@ -18,6 +19,8 @@
 //! been terminated before the period began, leaves the place unknown: the line is kept,
 //! counted as "place unknown" and reported by its line, never guessed.
 
+pub mod demo;
+pub mod derive;
 pub mod lines;
 mod stage;
 
@@ -254,6 +257,7 @@ async fn switch(
             let file = insert_file(&txn, target, summary).await?;
             move_lines(&txn, job, &file, start_month(target)?).await?;
             let (file, unknown) = count_unknown(&txn, file).await?;
+            derive::restate(&txn, target, &file).await?;
             (file, false, unknown)
         }
     };
