@@ -825,33 +825,18 @@ async fn the_dominance_rule_is_no_oracle(backend: Backend) {
     let admin = app.token(As::Admin(me), "").await;
     let metric = "procurement_spend_total";
     let sector = "UNIVERSITY";
-    const SUBMIT: &str =
-        "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }";
+    assert_eq!(metric, "procurement_spend_total", "what `submit` reports");
     let round = std::sync::atomic::AtomicUsize::new(0);
     let plant = |key: String| {
         let (app, admin) = (&app, &admin);
-        async move {
-            let r = app
-                .query_as(
-                    admin,
-                    "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
-                    json!({"in": {"key": key, "name": format!("Fictional {key}"),
-                        "sector": sector, "homeDistrict": "E08000028", "steward": me,
-                        "memberFrom": "2020-04-01"}}),
-                )
-                .await;
-            assert!(r.get("errors").is_none(), "{r}");
-        }
+        async move { create(app, admin, me, &key, sector).await }
     };
     let submit = |key: &str, value: f64| {
         let n = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (app, admin) = (&app, &admin);
-        let body = json!({"i": {"networkId": me, "idempotencyKey": format!("oracle-{n}"),
-            "returns": [{"institution": key, "period": YEAR,
-                "values": [{"metric": metric, "value": format!("{value:.2}")}]}]}});
+        let (app, admin, key) = (&app, &admin, key.to_owned());
         async move {
-            let r = app.query_as(admin, SUBMIT, body).await;
-            assert!(r.get("errors").is_none(), "{r}");
+            let value = format!("{value:.2}");
+            submit(app, admin, me, &key, &value, &format!("oracle-{n}")).await
         }
     };
     let (low, high) = (1e9, 1e11);
@@ -961,25 +946,8 @@ async fn padding_a_cell_does_not_shrink_its_noise(backend: Backend) {
     let sector = "UNIVERSITY";
     for n in 0..9 {
         let key = format!("padding-{n}");
-        let r = app
-            .query_as(
-                &admin,
-                "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
-                json!({"in": {"key": key, "name": format!("Fictional {key}"), "sector": sector,
-                    "homeDistrict": "E08000028", "steward": me, "memberFrom": "2020-04-01"}}),
-            )
-            .await;
-        assert!(r.get("errors").is_none(), "{r}");
-        let r = app
-            .query_as(
-                &admin,
-                "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
-                json!({"i": {"networkId": me, "idempotencyKey": format!("padding-{n}"),
-                    "returns": [{"institution": key, "period": YEAR,
-                        "values": [{"metric": metric, "value": "8000000.00"}]}]}}),
-            )
-            .await;
-        assert!(r.get("errors").is_none(), "{r}");
+        create(&app, &admin, me, &key, sector).await;
+        submit(&app, &admin, me, &key, "8000000.00", &key).await;
     }
     let truth = truth(&app).await;
     let cells = ask(
@@ -1033,22 +1001,8 @@ async fn a_reporting_season_leaves_the_total_shown(backend: Backend) {
     let mut reported = vec![];
     for n in 0..3 {
         let key = format!("late-{n}");
-        for (q, v) in [
-            (
-                "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
-                json!({"in": {"key": key, "name": format!("Fictional {key}"),
-                    "sector": "LOCAL_AUTHORITY", "homeDistrict": "E08000028", "steward": me,
-                    "memberFrom": "2020-04-01"}}),
-            ),
-            (
-                "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
-                json!({"i": {"networkId": me, "idempotencyKey": format!("late-{n}"),
-                    "returns": [{"institution": key, "period": YEAR,
-                        "values": [{"metric": metric, "value": "1000000.00"}]}]}}),
-            ),
-        ] {
-            app.query_as(&admin, q, v).await;
-        }
+        create(&app, &admin, me, &key, "LOCAL_AUTHORITY").await;
+        submit(&app, &admin, me, &key, "1000000.00", &key).await;
         reported.push(key);
         let (c, who) = region_total(&app, metric).await;
         let v = c
@@ -1065,30 +1019,40 @@ async fn a_reporting_season_leaves_the_total_shown(backend: Backend) {
     }
 }
 
-/// Creates an institution stewarded by `network` (a local authority in Sandwell) and, when
-/// `value` is given, submits its return for YEAR.
-async fn plant(app: &TestApp, admin: &str, network: &str, key: &str, value: Option<&str>) {
+/// Creates an institution stewarded by `network`, a `sector` in Sandwell, a member since 2020.
+async fn create(app: &TestApp, admin: &str, network: &str, key: &str, sector: &str) {
     app.query_as(
         admin,
         "mutation($in: InstitutionInput!) { createInstitution(input: $in) { key } }",
-        json!({"in": {"key": key, "name": format!("Fictional {key}"), "sector": "LOCAL_AUTHORITY",
+        json!({"in": {"key": key, "name": format!("Fictional {key}"), "sector": sector,
             "homeDistrict": "E08000028", "steward": network, "memberFrom": "2020-04-01"}}),
     )
     .await;
+}
+
+/// Submits `key`'s return for YEAR with one total spend, under the batch key `batch`.
+async fn submit(app: &TestApp, admin: &str, network: &str, key: &str, value: &str, batch: &str) {
+    app.query_as(
+        admin,
+        "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
+        json!({"i": {"networkId": network, "idempotencyKey": batch,
+            "returns": [{"institution": key, "period": YEAR,
+                "values": [{"metric": "procurement_spend_total", "value": value}]}]}}),
+    )
+    .await;
+}
+
+/// Creates a local authority stewarded by `network` and, when `value` is given, submits its
+/// return for YEAR.
+async fn plant(app: &TestApp, admin: &str, network: &str, key: &str, value: Option<&str>) {
+    create(app, admin, network, key, "LOCAL_AUTHORITY").await;
     if let Some(v) = value {
         report(app, admin, network, key, v).await;
     }
 }
 
 async fn report(app: &TestApp, admin: &str, network: &str, key: &str, value: &str) {
-    app.query_as(
-        admin,
-        "mutation($i: SubmitReturnsInput!) { submitReturns(input: $i) { returns { id } } }",
-        json!({"i": {"networkId": network, "idempotencyKey": format!("report-{key}"),
-            "returns": [{"institution": key, "period": YEAR,
-                "values": [{"metric": "procurement_spend_total", "value": value}]}]}}),
-    )
-    .await;
+    submit(app, admin, network, key, value, &format!("report-{key}")).await;
 }
 
 /// The fifth red team's probe (finding Y): a network that plants two institutions beside a
