@@ -150,6 +150,25 @@ mod tests {
     }
 
     #[test]
+    fn suppliers_need_read_returns_and_ask_the_returns_rules() {
+        let fy = year("2022/23");
+        let impact_only = principal(Role::NetworkAdmin, Some(1), "read:impact");
+        assert!(matches!(
+            suppliers_readable(&impact_only, 7, fy),
+            Err(ApiError::Forbidden { .. })
+        ));
+        let admin = principal(Role::NetworkAdmin, Some(1), "");
+        let sql = suppliers_readable(&admin, 7, fy).unwrap();
+        // The returns' own predicates: the current version for the steward, the spend level.
+        assert!(sql.text().contains("r.current_steward"), "{}", sql.text());
+        assert!(sql.text().contains("CASE"), "{}", sql.text());
+        assert!(matches!(
+            suppliers_refused(&Caller::Anonymous, "x", fy),
+            ApiError::Forbidden { .. }
+        ));
+    }
+
+    #[test]
     fn scopes_narrow_spend_imports() {
         let fy = year("2023/24");
         let ok = |scopes: &str| {
