@@ -1,16 +1,22 @@
 //! File imports: `importJob(id)`, the state of a file sent to `POST /imports/spend` (or
-//! `anchorfed import spend`), for those who may import for its network.
+//! `anchorfed import spend`), for those who may import for its network; and what the
+//! imported lines show: `topSuppliers`, for DETAIL readers of the institution's returns.
 
+use async_graphql::connection::{Connection, CursorType};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entity::{import_jobs, spend_files};
 
-use super::context::{caller, db, internal, loaders};
+use super::connection::{BadCursor, MAX_PAGE};
+use super::context::{caller, db, id_or_key, internal, loaders, log_read};
 use super::loaders::{InstitutionId, NetworkId};
 use super::objects::{Institution, Network};
 use super::scalars::{Decimal, FinancialYear};
 use crate::domain::quantity;
 use crate::error::ApiError;
+use crate::ingest::spend::suppliers;
 use crate::ingest::{jobs, spend};
 use crate::policy;
 
@@ -198,6 +204,90 @@ impl ImportJob {
     }
 }
 
+/// A cursor naming the last supplier row seen, by its total and first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupplierCursor(suppliers::After);
+
+impl CursorType for SupplierCursor {
+    type Error = BadCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, BadCursor> {
+        let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| BadCursor)?;
+        let text = String::from_utf8(raw).map_err(|_| BadCursor)?;
+        let (total, line) = text
+            .strip_prefix("sup:")
+            .and_then(|rest| rest.split_once(':'))
+            .ok_or(BadCursor)?;
+        Ok(SupplierCursor(suppliers::After {
+            total: total.parse().map_err(|_| BadCursor)?,
+            first_line: line.parse().map_err(|_| BadCursor)?,
+        }))
+    }
+
+    fn encode_cursor(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("sup:{}:{}", self.0.total, self.0.first_line))
+    }
+}
+
+/// One supplier of an institution for a period, from its current spend lines. Sole traders
+/// are never named: all their lines are one row, `soleTrader: true`, with no name, id or
+/// district.
+pub struct Supplier(suppliers::SupplierRow);
+
+#[Object]
+impl Supplier {
+    /// The supplier's name as given; "sole trader" for the row of all sole traders.
+    async fn name(&self) -> &str {
+        self.0.supplier.as_deref().unwrap_or("sole trader")
+    }
+    /// Companies House number, charity number, or the institution's own id; null for sole
+    /// traders.
+    async fn supplier_id(&self) -> Option<&str> {
+        self.0.supplier_id.as_deref()
+    }
+    /// The district the supplier is in (its code); null when unknown, and for sole traders.
+    async fn district(&self) -> Option<&str> {
+        self.0.district_code.as_deref()
+    }
+    /// The sum of the supplier's lines, in pounds.
+    async fn total_amount(&self) -> Decimal {
+        Decimal(quantity::from_minor_units(self.0.total, 2))
+    }
+    async fn line_count(&self) -> i32 {
+        clamp(self.0.lines)
+    }
+    /// Whether this is the row of all sole traders' lines.
+    async fn sole_trader(&self) -> bool {
+        self.0.sole_traders
+    }
+    /// Any of its lines marks the supplier an SME.
+    async fn sme(&self) -> bool {
+        self.0.sme
+    }
+    /// Any of its lines marks it voluntary, community or social enterprise.
+    async fn vcse(&self) -> bool {
+        self.0.vcse
+    }
+    /// Any of its lines marks it another anchor institution.
+    async fn anchor(&self) -> bool {
+        self.0.anchor
+    }
+}
+
+pub struct SupplierCount {
+    file: Option<i64>,
+}
+
+#[Object]
+impl SupplierCount {
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        match self.file {
+            Some(file) => Ok(suppliers::count(db(ctx)?, file).await?),
+            None => Ok(0),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct ImportsQuery;
 
@@ -219,5 +309,66 @@ impl ImportsQuery {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The institution's suppliers for the period, from its current spend lines, largest
+    /// total first (ties by the supplier's first line). Only for those who see the
+    /// institution's returns for the period at DETAIL, spend included; sole traders are never
+    /// named.
+    #[graphql(complexity = "(first.max(0) as usize) * child_complexity + 1")]
+    async fn top_suppliers(
+        &self,
+        ctx: &Context<'_>,
+        institution: ID,
+        period: FinancialYear,
+        first: i32,
+        after: Option<String>,
+    ) -> Result<Connection<SupplierCursor, Supplier, SupplierCount>> {
+        if !(1..=MAX_PAGE).contains(&first) {
+            return Err(ApiError::bad_input(
+                "first",
+                format!("must be between 1 and {MAX_PAGE}, got {first}"),
+            )
+            .into());
+        }
+        let after = after
+            .as_deref()
+            .map(SupplierCursor::decode_cursor)
+            .transpose()
+            .map_err(|e| ApiError::bad_input("after", e))?
+            .map(|c| c.0);
+        let db = db(ctx)?;
+        let inst = crate::directory::institution(db, &id_or_key("institution", &institution)?)
+            .await?
+            .ok_or_else(|| suppliers::not_found(institution.as_str()))?;
+        let period = period.0;
+        if let Err(e) = suppliers::check(db, caller(ctx), &inst, period).await {
+            if matches!(e, ApiError::Forbidden { .. }) {
+                log_read(ctx, "topSuppliers", vec![inst.steward_network_id], true).await;
+            }
+            return Err(e.into());
+        }
+        log_read(ctx, "topSuppliers", vec![inst.steward_network_id], false).await;
+        let file = suppliers::current_file(db, inst.id, period).await?;
+        let page = match file {
+            Some(file) => suppliers::page(db, file, first as u64, after).await?,
+            None => crate::pagination::Page {
+                items: vec![],
+                has_next: false,
+            },
+        };
+        let mut c = Connection::with_additional_fields(
+            after.is_some(),
+            page.has_next,
+            SupplierCount { file },
+        );
+        c.edges.extend(page.items.into_iter().map(|row| {
+            let cursor = SupplierCursor(suppliers::After {
+                total: row.total,
+                first_line: row.first_line,
+            });
+            async_graphql::connection::Edge::new(cursor, Supplier(row))
+        }));
+        Ok(c)
     }
 }

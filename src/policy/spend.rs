@@ -10,8 +10,9 @@
 //! may not send spend lines for them.
 
 use crate::auth::{Caller, Principal};
-use crate::domain::{FinancialYear, MetricGroup};
+use crate::domain::{AsOf, FinancialYear, MetricGroup};
 use crate::error::ApiError;
+use crate::sql::Sql;
 
 use super::returns;
 
@@ -59,6 +60,57 @@ pub fn may_follow_import(caller: &Caller, network: i64) -> Result<&Principal, Ap
     returns::may_submit_returns(caller, network)
 }
 
+/// Reading an institution's suppliers for `period` (`topSuppliers`): whoever sees that
+/// institution's return for the period, as it stands now, with its spend at DETAIL. The rules
+/// are the returns' ([`returns::returns_visible`] for the return, [`returns::value_level`]
+/// for its spend): the steward network's readers, fellow members' admins on the period's last
+/// day, DETAIL grants covering spend and the year, all narrowed by the token's scopes. Every
+/// spend file restates its return, so an institution with lines for the period has one.
+///
+/// A statement selecting `n`, the number of such returns (0 or 1): 0 refuses. A token whose
+/// verbs leave out `read:returns` is refused before any statement.
+pub fn suppliers_readable(
+    caller: &Caller,
+    institution: i64,
+    period: FinancialYear,
+) -> Result<Sql, ApiError> {
+    let reach = returns::reach(caller);
+    let candidates = returns::candidates(caller, &reach);
+    let rows = returns::ReturnRows::of_institutions("cand");
+    let visible = returns::returns_visible(caller, &reach, &rows, AsOf::Now)?;
+    let spend = returns::value_level(
+        caller,
+        &reach,
+        &rows,
+        Sql::value(MetricGroup::Spend.as_str()),
+    );
+    Ok(Sql::format(
+        "WITH {}, {} SELECT COUNT(*) AS n FROM {} WHERE r.institution_id = {} AND r.period = {} \
+           AND ({}) AND {} = 2",
+        [
+            reach.cte(),
+            candidates,
+            rows.from(),
+            Sql::value(institution),
+            Sql::value(period.to_string()),
+            visible,
+            spend,
+        ],
+    ))
+}
+
+/// The refusal of `topSuppliers`, in words.
+pub fn suppliers_refused(caller: &Caller, institution: &str, period: FinancialYear) -> ApiError {
+    let what = format!(
+        "topSuppliers: the suppliers of {institution} for {period} are shown only to those who \
+         see its returns for the period at DETAIL, spend included"
+    );
+    match caller.principal() {
+        Some(p) => forbid(p, &what),
+        None => ApiError::Forbidden { reason: what },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +146,25 @@ mod tests {
         assert!(matches!(
             may_import_spend(&anonymous, 1, fy),
             Err(ApiError::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn suppliers_need_read_returns_and_ask_the_returns_rules() {
+        let fy = year("2022/23");
+        let impact_only = principal(Role::NetworkAdmin, Some(1), "read:impact");
+        assert!(matches!(
+            suppliers_readable(&impact_only, 7, fy),
+            Err(ApiError::Forbidden { .. })
+        ));
+        let admin = principal(Role::NetworkAdmin, Some(1), "");
+        let sql = suppliers_readable(&admin, 7, fy).unwrap();
+        // The returns' own predicates: the current version for the steward, the spend level.
+        assert!(sql.text().contains("r.current_steward"), "{}", sql.text());
+        assert!(sql.text().contains("CASE"), "{}", sql.text());
+        assert!(matches!(
+            suppliers_refused(&Caller::Anonymous, "x", fy),
+            ApiError::Forbidden { .. }
         ));
     }
 

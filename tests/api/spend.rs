@@ -1333,3 +1333,373 @@ async fn the_demo_derives_returns_spend_from_its_lines(backend: Backend) {
 }
 
 both_databases!(the_demo_derives_returns_spend_from_its_lines);
+
+/// A spend file for `topSuppliers`: named suppliers with several lines each (two with equal
+/// totals, so ties are ordered), and sole traders, whose names must never be shown.
+fn suppliers_file() -> String {
+    let mut file = String::from(HEADER);
+    let named = [
+        (
+            "Fictional Alpha Ltd",
+            "CH001",
+            "E08000028",
+            "yes",
+            "no",
+            "no",
+        ),
+        (
+            "Fictional Beta Trust",
+            "CC002",
+            "E08000025",
+            "no",
+            "yes",
+            "no",
+        ),
+        ("Fictional Gamma College", "UKPRN3", "", "no", "no", "yes"),
+        (
+            "Fictional Delta Ltd",
+            "CH004",
+            "E07000222",
+            "yes",
+            "no",
+            "no",
+        ),
+        (
+            "Fictional Epsilon Ltd",
+            "CH005",
+            "E08000028",
+            "no",
+            "no",
+            "no",
+        ),
+    ];
+    let sole = [
+        ("Jane Quillfeather Plumbing", "ST-A"),
+        ("Owen Marchbank Joinery", "ST-B"),
+    ];
+    for i in 0..24usize {
+        if i % 6 == 5 {
+            let (name, id) = sole[i % 2];
+            file.push_str(&format!(
+                "{name},{id},,E08000028,{}.{:02},Repairs,yes,no,yes,no\n",
+                100 + i * 13,
+                i * 7 % 100
+            ));
+            continue;
+        }
+        let (name, id, district, sme, vcse, anchor) = named[i % 5];
+        // Alpha (0) and Epsilon (4) come to the same total: four lines of 1500.00 each.
+        let amount = match i % 5 {
+            0 | 4 => "1500.00".to_owned(),
+            k => format!("{}.{:02}", 300 + k * 211 + i * 17, (i * 31) % 100),
+        };
+        file.push_str(&format!(
+            "{name},{id},,{district},{amount},Goods,{sme},{vcse},no,{anchor}\n"
+        ));
+    }
+    file
+}
+
+/// The suppliers a file comes to, worked out here from the CSV: (name, id, district, total
+/// in pence, lines, sme, vcse, anchor), largest total first, ties by first line.
+#[allow(clippy::type_complexity)]
+fn expected_suppliers(
+    file: &str,
+) -> Vec<(
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    bool,
+    bool,
+    bool,
+)> {
+    // key -> (first line, name, id, district, total, lines, sme, vcse, anchor)
+    let mut rows: Vec<(
+        usize,
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+        bool,
+        bool,
+        bool,
+    )> = vec![];
+    let yes = |s: &str| s == "yes";
+    for (n, line) in file.lines().skip(1).enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let sole = yes(f[8]);
+        let id = (!sole).then(|| f[1].to_owned());
+        let row = match rows.iter_mut().find(|r| r.2 == id) {
+            Some(r) => r,
+            None => {
+                rows.push((
+                    n,
+                    if sole {
+                        "sole trader".into()
+                    } else {
+                        f[0].into()
+                    },
+                    id.clone(),
+                    (!sole && !f[3].is_empty()).then(|| f[3].to_owned()),
+                    0,
+                    0,
+                    false,
+                    false,
+                    false,
+                ));
+                rows.last_mut().unwrap()
+            }
+        };
+        row.4 += pence(f[4]);
+        row.5 += 1;
+        row.6 |= yes(f[6]);
+        row.7 |= yes(f[7]);
+        row.8 |= yes(f[9]);
+    }
+    rows.sort_by_key(|r| (-r.4, r.0));
+    rows.into_iter()
+        .map(|r| (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8))
+        .collect()
+}
+
+const SUPPLIERS: &str = "query($i: ID!, $p: FinancialYear!, $n: Int!, $a: String) { \
+    topSuppliers(institution: $i, period: $p, first: $n, after: $a) { totalCount \
+      pageInfo { hasNextPage endCursor } \
+      edges { cursor node { name supplierId district totalAmount lineCount soleTrader sme vcse anchor } } } }";
+
+/// Every page of `topSuppliers` for sandwell-college's 2022/23 lines, `n` at a time, with
+/// the raw answers (to search for names).
+async fn all_suppliers(app: &TestApp, token: &str, n: i64) -> (Vec<Value>, Vec<Value>) {
+    let mut nodes = vec![];
+    let mut answers = vec![];
+    let mut after = Value::Null;
+    loop {
+        let d = app
+            .query_as(
+                token,
+                SUPPLIERS,
+                json!({"i": "sandwell-college", "p": "2022/23", "n": n, "a": after}),
+            )
+            .await;
+        let conn = d["topSuppliers"].clone();
+        let edges = conn["edges"].as_array().unwrap().clone();
+        assert!(edges.len() as i64 <= n, "{conn}");
+        nodes.extend(edges.iter().map(|e| e["node"].clone()));
+        answers.push(d.clone());
+        if conn["pageInfo"]["hasNextPage"] != true {
+            return (nodes, answers);
+        }
+        after = conn["pageInfo"]["endCursor"].clone();
+        assert!(answers.len() < 50, "pages never end");
+    }
+}
+
+/// `topSuppliers`: an institution's suppliers from its current spend lines, equal to the sums
+/// worked out from the CSV, largest first, by pages; sole traders never named; shown only to
+/// those who see the institution's returns at DETAIL with spend, every read logged.
+async fn top_suppliers_are_sums_for_detail_readers_only(backend: Backend) {
+    let mut app = spawn_app(backend).await;
+    let admin = app.token(As::Admin("sandwell"), "").await;
+    let file = suppliers_file();
+    let (_, job) = import(
+        &app,
+        &admin,
+        "institution=sandwell-college&period=2022/23",
+        file.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    let want = expected_suppliers(&file);
+    assert_eq!(
+        want.len(),
+        6,
+        "five named suppliers and the sole traders' row"
+    );
+    assert_eq!(want[0].3, want[1].3, "a tie at the top: {want:?}");
+
+    // All of it, in pages of 1, 4 and 100: the same list each time, the sums from the CSV.
+    for n in [1, 4, 100] {
+        let (nodes, answers) = all_suppliers(&app, &admin, n).await;
+        assert_eq!(
+            answers.len(),
+            want.len().div_ceil(n as usize),
+            "pages of {n}"
+        );
+        assert_eq!(answers[0]["topSuppliers"]["totalCount"], 6);
+        let got: Vec<_> = nodes
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().unwrap().to_owned(),
+                    v["supplierId"].as_str().map(str::to_owned),
+                    v["district"].as_str().map(str::to_owned),
+                    pence(v["totalAmount"].as_str().unwrap()),
+                    v["lineCount"].as_i64().unwrap(),
+                    v["sme"].as_bool().unwrap(),
+                    v["vcse"].as_bool().unwrap(),
+                    v["anchor"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "pages of {n}");
+        let sole: Vec<_> = nodes.iter().filter(|v| v["soleTrader"] == true).collect();
+        assert_eq!(sole.len(), 1);
+        assert!(sole[0]["supplierId"].is_null() && sole[0]["district"].is_null());
+        let text = serde_json::to_string(&answers).unwrap();
+        for name in ["Quillfeather", "Marchbank", "ST-A", "ST-B"] {
+            assert!(!text.contains(name), "a sole trader named in {text}");
+        }
+    }
+    // Alpha's 6000.00 first: tied with Epsilon, and before it in the file.
+    assert_eq!(want[0].0, "Fictional Alpha Ltd");
+    assert_eq!(want[1].0, "Fictional Epsilon Ltd");
+    assert_eq!(want[0].3, 600_000);
+    let bad = app
+        .error_as(
+            &admin,
+            SUPPLIERS,
+            json!({"i": "sandwell-college", "p": "2022/23", "n": 2, "a": "bm90LWEtY3Vyc29y"}),
+        )
+        .await;
+    assert_eq!(bad, "BAD_USER_INPUT");
+
+    // Who may read them: DETAIL readers of the college's 2022/23 returns, spend included.
+    create_org(&app, "spend-research").await;
+    create_org(&app, "other-research").await;
+    let grant = |grantee: Value, level: &str, group: &str| {
+        json!({"i": {
+            "networkId": "sandwell",
+            "grantee": grantee,
+            "level": level,
+            "metricGroups": [group],
+            "fromYear": "2020/21",
+            "toYear": "2022/23",
+            "expiresAt": (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339(),
+            "agreement": {
+                "reference": "DSA-2026-077",
+                "lawfulBasis": "UK GDPR Art 6(1)(e): public task",
+                "purpose": "Supplier analysis",
+                "reviewDate": (chrono::Utc::now() + chrono::Duration::days(20)).date_naive().to_string()
+            }
+        }})
+    };
+    for (grantee, level, group) in [
+        (json!({"region": "E47000007"}), "AGGREGATE", "SPEND"),
+        (json!({"organisation": "spend-research"}), "DETAIL", "SPEND"),
+        (
+            json!({"organisation": "other-research"}),
+            "DETAIL",
+            "EMISSIONS",
+        ),
+    ] {
+        let g = app
+            .query_as(
+                &admin,
+                "mutation($i: GrantInput!) { grantAccess(input: $i) { id } }",
+                grant(grantee, level, group),
+            )
+            .await;
+        assert!(g["grantAccess"]["id"].is_string(), "{g}");
+    }
+    let vars = json!({"i": "sandwell-college", "p": "2022/23", "n": 10});
+    let allowed = [
+        app.token(As::Submitter("sandwell"), "").await,
+        // A fellow member network's admin: the college was in the Black Country on 2023-03-31.
+        app.token(As::Admin("black-country"), "").await,
+        app.token(As::Researcher("spend-research"), "").await,
+        app.token(
+            As::Researcher("spend-research"),
+            "metrics:spend read:returns",
+        )
+        .await,
+    ];
+    for token in &allowed {
+        let d = app.query_as(token, SUPPLIERS, vars.clone()).await;
+        assert_eq!(d["topSuppliers"]["totalCount"], 6, "{d}");
+        assert_eq!(
+            d["topSuppliers"]["edges"][0]["node"]["name"],
+            "Fictional Alpha Ltd"
+        );
+    }
+    let refused = [
+        app.token(As::Admin("birmingham"), "").await,
+        app.token(As::Analyst("E47000007"), "").await,
+        app.token(As::Researcher("other-research"), "").await,
+        app.token(As::Admin("sandwell"), "metrics:emissions").await,
+        app.token(As::Researcher("spend-research"), "read:impact")
+            .await,
+    ];
+    for token in &refused {
+        let (_, body) = app.post_as(token, SUPPLIERS, vars.clone()).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{body}"
+        );
+        assert!(
+            body["data"].is_null() || body["data"]["topSuppliers"].is_null(),
+            "{body}"
+        );
+        assert!(!body.to_string().contains("Alpha"), "{body}");
+    }
+    let (code, body) = app.error_code(SUPPLIERS, vars.clone()).await;
+    assert_eq!(code, "FORBIDDEN", "anonymous: {body}");
+    // A grant that does not reach the year refuses too: the researcher's ends in 2022/23.
+    let (_, job) = import(
+        &app,
+        &admin,
+        "institution=sandwell-college&period=2023/24",
+        file.into_bytes(),
+    )
+    .await;
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    let later = json!({"i": "sandwell-college", "p": "2023/24", "n": 10});
+    let (_, body) = app.post_as(&allowed[2], SUPPLIERS, later.clone()).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    let d = app.query_as(&admin, SUPPLIERS, later).await;
+    assert_eq!(d["topSuppliers"]["totalCount"], 6, "{d}");
+
+    // Every read logged against the college's steward network: 6 refused (5 tokens and the
+    // anonymous caller) plus the later year's, and the allowed ones.
+    let allowed_reads: i64 = [1i64, 4, 100].iter().map(|n| (6 + n - 1) / n).sum::<i64>() + 3 + 1;
+    let url = app.settings.database_url();
+    app.stop().await;
+    let db = sea_orm::Database::connect(url.expose_secret().to_owned())
+        .await
+        .unwrap();
+    let logged = |refused: bool| {
+        format!(
+            "SELECT COUNT(*) FROM access_log a WHERE a.operation = 'topSuppliers' AND {} \
+               AND EXISTS (SELECT 1 FROM access_log_networks an JOIN networks n ON n.id = an.network_id \
+                 WHERE an.entry_id = a.id AND n.key = 'sandwell')",
+            if refused {
+                "a.refused"
+            } else {
+                "NOT a.refused"
+            }
+        )
+    };
+    assert_eq!(count(&db, &logged(true)).await, 7, "refused reads");
+    assert_eq!(
+        count(&db, &logged(false)).await,
+        allowed_reads,
+        "allowed reads"
+    );
+}
+
+both_databases!(top_suppliers_are_sums_for_detail_readers_only);
+
+async fn create_org(app: &TestApp, key: &str) {
+    let op = app.token(As::Operator, "").await;
+    app.query_as(
+        &op,
+        "mutation($k: String!) { createOrganisation(input: {key: $k, name: \"A research group\"}) { id } }",
+        json!({ "k": key }),
+    )
+    .await;
+}

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod derive;
 pub mod lines;
 mod stage;
+pub mod suppliers;
 
 use std::io::Read;
 
