@@ -483,54 +483,21 @@ async fn execute_one(
     if !state.settings.introspection_anonymous && caller.principal().is_none() {
         req = req.disable_introspection();
     }
-    let req = req
+    let mut req = req
         .data(DataLoader::new(
             Loaders::new(state.db.clone(), caller.clone()),
             tokio::spawn,
         ))
         .data(caller.clone());
-    let mut req = req;
-    // The response cache: a kept answer to this caller's same read, made at the data's
-    // present version, is given again, its access-log entries recorded again.
     let now = chrono::Utc::now();
-    let mut keep = None;
-    if let Some(cache) = &state.cache {
-        let query = req.query.clone();
-        let variables = req.variables.clone();
-        let operation = req.operation_name.clone();
-        let key = req.parsed_query().ok().and_then(|doc| {
-            crate::cache::Key::of(caller, &query, &variables, operation.as_deref(), doc, now)
-        });
-        if let Some(key) = key {
-            match crate::cache::freshness(&state.db, now).await {
-                Ok(at) => {
-                    if let Some(answer) = cache.get(&key, now, at) {
-                        for r in &answer.reads {
-                            state
-                                .access_log
-                                .record(crate::access_log::Entry::new(
-                                    caller,
-                                    &r.operation,
-                                    r.networks.clone(),
-                                    r.refused,
-                                ))
-                                .await;
-                        }
-                        return Executed {
-                            body: answer.body.clone(),
-                            request_error: false,
-                            codes: vec![],
-                        };
-                    }
-                    let kept = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
-                    req = req.data(state.access_log.keeping(kept.clone()));
-                    keep = Some((key, at, kept));
-                }
-                // Without the version, nothing is given from the cache or kept in it.
-                Err(e) => tracing::warn!(error = ?e, "response cache skipped"),
-            }
-        }
-    }
+    let keep = match kept_answer(state, &mut req, caller, now).await {
+        Ok(answer) => return answer,
+        Err(keep) => keep,
+    };
+    let mut req = match &keep {
+        Some((_, _, kept)) => req.data(state.access_log.keeping(kept.clone())),
+        None => req,
+    };
     let operation = req.operation_name.clone();
     let span = crate::graphql::spans::execute(req.parsed_query().ok(), operation.as_deref());
     let mut resp = state.schema.execute(req).instrument(span).await;
@@ -590,6 +557,64 @@ async fn execute_one(
         request_error,
         codes,
     }
+}
+
+/// What the response cache needs to keep an answer: its key, the data version it was made at,
+/// and the access-log entries its making records.
+type Keep = Option<(
+    crate::cache::Key,
+    crate::cache::Freshness,
+    std::sync::Arc<std::sync::Mutex<Vec<crate::cache::Read>>>,
+)>;
+
+/// The response cache's side of a request: `Ok` with a kept answer to this caller's same read,
+/// made at the data's present version (its access-log entries recorded again), or `Err` with
+/// what keeping this request's answer needs (`None` when it may not be kept).
+async fn kept_answer(
+    state: &AppState,
+    req: &mut Request,
+    caller: &Caller,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Executed, Keep> {
+    let Some(cache) = &state.cache else {
+        return Err(None);
+    };
+    let query = req.query.clone();
+    let variables = req.variables.clone();
+    let operation = req.operation_name.clone();
+    let key = req.parsed_query().ok().and_then(|doc| {
+        crate::cache::Key::of(caller, &query, &variables, operation.as_deref(), doc, now)
+    });
+    let Some(key) = key else {
+        return Err(None);
+    };
+    let at = match crate::cache::freshness(&state.db, now).await {
+        Ok(at) => at,
+        Err(e) => {
+            // Without the version, nothing is given from the cache or kept in it.
+            tracing::warn!(error = ?e, "response cache skipped");
+            return Err(None);
+        }
+    };
+    let Some(answer) = cache.get(&key, now, at) else {
+        return Err(Some((key, at, Default::default())));
+    };
+    for r in &answer.reads {
+        state
+            .access_log
+            .record(crate::access_log::Entry::new(
+                caller,
+                &r.operation,
+                r.networks.clone(),
+                r.refused,
+            ))
+            .await;
+    }
+    Ok(Executed {
+        body: answer.body.clone(),
+        request_error: false,
+        codes: vec![],
+    })
 }
 
 /// Authenticates the request once: no `Authorization` header is an anonymous caller; a header

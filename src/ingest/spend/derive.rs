@@ -82,6 +82,8 @@ pub async fn sums<C: ConnectionTrait>(
 
 /// Writes the institution's return for the file's period again, as its next version, with its
 /// spend derived from `file`'s lines. Runs in the switch's transaction.
+// Long because it is the steps of one write in the switch's transaction, in order: the sums,
+// the version it restates, the new return, its values, the current-version flags.
 pub async fn restate(
     txn: &DatabaseTransaction,
     target: &Target,

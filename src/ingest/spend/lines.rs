@@ -234,6 +234,8 @@ fn record_fault(e: &csv::Error) -> Fault {
 }
 
 /// Checks one line: every problem with it, or the line as it will be staged.
+// Long because it is one check per column of the published layout, in the layout's order, each
+// adding its own problem so a line reports all of them at once.
 fn check(record: &csv::StringRecord, line: u64) -> Result<StagedLine, Vec<LineProblem>> {
     let mut problems = vec![];
     let field = |i: usize| record.get(i).unwrap_or("");
