@@ -480,7 +480,7 @@ async fn geography_of(
     }
 }
 
-/// Each cell as the API shows it. Cells split by category that disclosure control withheld
+/// Each cell as the API shows it, in the order of the measures. Cells split by category that disclosure control withheld
 /// from a reader who sees some of their contributors only in aggregate are left out: a
 /// category is text an institution wrote, and its name alone could tell what it bought.
 fn shape(lines: &Lines, measures: &[Measure], cells: Vec<Cell>) -> Result<Vec<SpendCell>> {
@@ -510,5 +510,12 @@ fn shape(lines: &Lines, measures: &[Measure], cells: Vec<Cell>) -> Result<Vec<Sp
             scale,
         });
     }
+    out.sort_by(|a, b| {
+        (a.measure, &a.cell.key, &a.cell.breakdown).cmp(&(
+            b.measure,
+            &b.cell.key,
+            &b.cell.breakdown,
+        ))
+    });
     Ok(out)
 }

@@ -632,3 +632,60 @@ async fn an_answer_too_large_is_refused(backend: Backend) {
 }
 
 both_databases!(an_answer_too_large_is_refused);
+
+/// The README's example on the demo: the analysis of the sample lines agrees with the spend
+/// derived into the same institutions' returns (total, in the network's place, in the
+/// region), and shows the README's figures.
+async fn the_demo_analysis_agrees_with_the_derived_returns(backend: Backend) {
+    use anchorfed::ingest::spend::demo;
+    let app = spawn_app(backend).await;
+    anchorfed::ingest::demo::load(&app.db).await.unwrap();
+    assert_eq!(demo::load(&app.db).await.unwrap(), demo::INSTITUTIONS.len());
+    let admin = app.token(As::Admin("sandwell"), "").await;
+    let mut derived = [0i64; 3];
+    for (key, _, _) in demo::INSTITUTIONS {
+        let d = app
+            .query_as(
+                &admin,
+                "query($i: ID!) { returns(filter: { institution: $i, period: \"2022/23\" }, first: 1) \
+                   { nodes { values { metric { code } value } } } }",
+                json!({ "i": key }),
+            )
+            .await;
+        for v in d["returns"]["nodes"][0]["values"].as_array().unwrap() {
+            let at = match v["metric"]["code"].as_str().unwrap() {
+                "procurement_spend_total" => 0,
+                "procurement_spend_local" => 1,
+                "procurement_spend_region" => 2,
+                _ => continue,
+            };
+            derived[at] += cents(&v["value"]);
+        }
+    }
+    let mut seen = [0i64; 3];
+    for (at, geography) in [
+        (1, json!({"network": "sandwell"})),
+        (2, json!({"region": "E47000007"})),
+    ] {
+        let a = analysis(
+            &app,
+            Some(&admin),
+            json!({"networkIds": ["sandwell"], "years": ["2022/23"], "geography": geography}),
+        )
+        .await;
+        let cells = by_measure(&a);
+        seen[0] = cents(&cells["TOTAL"]["value"]);
+        seen[at] = cents(&cells["IN_GEOGRAPHY"]["value"]);
+        assert_eq!(cells["TOTAL"]["contributors"], demo::INSTITUTIONS.len());
+        if at == 1 {
+            // The README's figures.
+            assert_eq!(cells["TOTAL"]["value"], "13758578.37", "{a}");
+            assert_eq!(cells["IN_GEOGRAPHY"]["value"], "1558804.56", "{a}");
+            assert_eq!(cells["SHARE_IN_GEOGRAPHY"]["value"], "0.1133", "{a}");
+            assert_eq!(cells["SUPPLIERS"]["value"], "81", "{a}");
+        }
+    }
+    assert_eq!(seen, derived, "the analysis and the derived returns agree");
+}
+
+both_databases!(the_demo_analysis_agrees_with_the_derived_returns);
