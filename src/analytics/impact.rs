@@ -56,6 +56,8 @@ pub struct Cell {
     /// Why disclosure control withheld the value, when it did.
     pub suppressed: Option<disclosure::Reason>,
     pub contributors: i64,
+    /// Contributors whose value here is derived from spend lines (a ratio's: either part).
+    pub derived: i64,
     /// Contributors the reader sees only at AGGREGATE: disclosure control applies when any.
     pub aggregate_only: i64,
     pub eligible: i64,
@@ -203,6 +205,8 @@ impl Row {
             (r.agg_den_sum, r.agg_den_largest, r.agg_den_second) = (Some(sum), largest, second);
         }
         r.contributors = self.contributors - (self.aggregate_only - n);
+        // Which of the dropped contributors were derived is not kept: at most all that remain.
+        r.derived = self.derived.min(r.contributors);
         r.aggregate_only = n;
         r.agg_members = self.agg_members.as_deref().map(|list| {
             list.split(',')
@@ -448,6 +452,7 @@ fn sum_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         value,
         suppressed,
         contributors: r.contributors,
+        derived: r.derived,
         aggregate_only: r.aggregate_only,
         eligible: 0,
         eligible_aggregate_only: 0,
@@ -556,6 +561,7 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
         value,
         suppressed,
         contributors: r.contributors,
+        derived: r.derived,
         aggregate_only: r.aggregate_only,
         eligible: r.contributors,
         eligible_aggregate_only: 0,
@@ -590,6 +596,7 @@ fn answer_empty_cells(
                     value: None,
                     suppressed: None,
                     contributors: 0,
+                    derived: 0,
                     aggregate_only: 0,
                     eligible: *n,
                     eligible_aggregate_only: *aggregate_only,

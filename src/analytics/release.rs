@@ -97,9 +97,11 @@ pub async fn release<C: ConnectionTrait>(
         c.eligible = disclosure::round_count(c.eligible);
         if c.value.is_none() {
             c.contributors = 0;
+            c.derived = 0;
             c.suppressed = c.suppressed.or(Some(Reason::Protected));
         } else {
             c.contributors = disclosure::round_count(c.contributors);
+            c.derived = disclosure::round_count(c.derived).min(c.contributors);
         }
     }
     Ok(())

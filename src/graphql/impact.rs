@@ -146,6 +146,11 @@ impl ImpactCell {
     async fn contributors(&self) -> i32 {
         i32::try_from(self.cell.contributors).unwrap_or(i32::MAX)
     }
+    /// Contributors whose value here was derived from their spend lines (imported, not typed;
+    /// for a ratio, either part): rounded as `contributors` is when disclosure control applies.
+    async fn derived_contributors(&self) -> i32 {
+        i32::try_from(self.cell.derived).unwrap_or(i32::MAX)
+    }
     /// Institutions that were members of the networks in scope on the period's last day,
     /// each once.
     async fn eligible(&self) -> i32 {

@@ -635,7 +635,7 @@ both_databases!(an_answer_too_large_is_refused);
 
 /// The README's example on the demo: the analysis of the sample lines agrees with the spend
 /// derived into the same institutions' returns (total, in the network's place, in the
-/// region), and shows the README's figures.
+/// region), and shows the README's figures; `impact` counts the derived contributors.
 async fn the_demo_analysis_agrees_with_the_derived_returns(backend: Backend) {
     use anchorfed::ingest::spend::demo;
     let app = spawn_app(backend).await;
@@ -686,6 +686,36 @@ async fn the_demo_analysis_agrees_with_the_derived_returns(backend: Backend) {
         }
     }
     assert_eq!(seen, derived, "the analysis and the derived returns agree");
+
+    // `impact` says which cells rest on derived values: the spend the three institutions'
+    // lines restate, and a share of two derived sums; not headcount, which they typed.
+    let d = app
+        .query_as(
+            &admin,
+            "{ impact(input: { networkIds: [\"sandwell\"], years: [\"2022/23\"], \
+               metrics: [\"procurement_spend_total\", \"local_spend_share\", \"headcount\"] }) \
+               { cells { metric { code } contributors derivedContributors } } }",
+            json!({}),
+        )
+        .await;
+    let cells: BTreeMap<String, (i64, i64)> = d["impact"]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["metric"]["code"].as_str().unwrap().to_owned(),
+                (
+                    c["contributors"].as_i64().unwrap(),
+                    c["derivedContributors"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(cells["procurement_spend_total"].1, 3, "{d}");
+    assert_eq!(cells["local_spend_share"].1, 3, "{d}");
+    assert!(cells["procurement_spend_total"].0 >= 3, "{d}");
+    assert_eq!(cells["headcount"].1, 0, "{d}");
 }
 
 both_databases!(the_demo_analysis_agrees_with_the_derived_returns);
