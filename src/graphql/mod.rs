@@ -2,6 +2,7 @@
 //! itself (depth, complexity) are set where the schema is built.
 
 pub mod catalogue;
+mod cells;
 pub mod connection;
 pub mod context;
 pub mod cost;
