@@ -511,6 +511,37 @@ async fn the_analysis_is_disclosure_controlled(backend: Backend) {
         "the steward sees its own categories"
     );
 
+    // A cell whose aggregate-only contributions are all zero is not shown as an exact zero
+    // (none of the files' sole traders is an anchor): it would tell each contributor's.
+    let a = analysis(
+        &app,
+        Some(&analyst),
+        json!({"networkIds": ["sandwell"], "years": [YEAR], "groupBy": ["SIZE"], "measures": ["ANCHOR"]}),
+    )
+    .await;
+    assert!(
+        a["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["value"] != "0.00"),
+        "{a}"
+    );
+    let own = analysis(
+        &app,
+        Some(&admin),
+        json!({"networkIds": ["sandwell"], "years": [YEAR], "groupBy": ["SIZE"], "measures": ["ANCHOR"]}),
+    )
+    .await;
+    assert!(
+        own["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["size"] == "SOLE_TRADER" && c["value"] == "0.00"),
+        "the steward sees its zero: {own}"
+    );
+
     // Spend in a chosen set of districts is not published from aggregate-only lines; in one
     // district, a network's area or the region it is.
     let two = analysis(
