@@ -209,7 +209,11 @@ impl ImpactQuery {
                 withheld_networks: vec![],
             });
         }
-        let mut report = match impact::run(db, caller, &spec, noise_key(ctx)?).await {
+        let mut report = match ctx
+            .data::<impact::Slots>()?
+            .run(db, caller, &spec, noise_key(ctx)?)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {

@@ -68,7 +68,10 @@ pub fn build(
         .data(db)
         .data(keys)
         .data(access_log)
-        .data(noise);
+        .data(noise)
+        .data(crate::analytics::impact::Slots::for_pool(
+            settings.db_max_connections,
+        ));
     if !settings.introspection {
         b = b.disable_introspection();
     }
