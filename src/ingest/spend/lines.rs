@@ -152,7 +152,7 @@ pub fn read<R: Read>(
                         Err(vec![LineProblem::bad(
                             line,
                             Some("category"),
-                            &format!(
+                            format!(
                                 "a file may name at most {MAX_CATEGORIES} categories and this \
                                  line's is one more: categories group spend (a procurement \
                                  classification such as ProClass), so map yours to fewer"
