@@ -210,7 +210,11 @@ impl SpendQuery {
         let db = db(ctx)?;
         let caller = caller(ctx);
         let years = years_of(&input.years)?;
-        let measures = measures_of(input.measures.as_deref())?;
+        let by_supplier_district = input
+            .group_by
+            .as_deref()
+            .is_some_and(|d| d.contains(&SpendDimension::SupplierDistrict));
+        let measures = measures_of(input.measures.as_deref(), by_supplier_district)?;
         let in_scope =
             networks_in_scope(db, input.region.as_ref(), input.network_ids.as_deref()).await?;
         let asked: Vec<i64> = in_scope.iter().map(|n| n.id).collect();
@@ -318,15 +322,34 @@ fn internal(what: &str) -> async_graphql::Error {
     super::context::internal(what)
 }
 
-/// The measures asked for, once each, in the order of [`Measure::ALL`].
-fn measures_of(asked: Option<&[SpendMeasure]>) -> Result<Vec<Measure>, ApiError> {
+/// The measures asked for, once each, in the order of [`Measure::ALL`]. Grouped by supplier
+/// district, spend in the geography is each district's total (or nothing): asked for, it is
+/// refused, and left out of the default, so that the same spend is not published under two
+/// names with two draws of noise to average.
+fn measures_of(
+    asked: Option<&[SpendMeasure]>,
+    by_supplier_district: bool,
+) -> Result<Vec<Measure>, ApiError> {
     let Some(asked) = asked else {
-        return Ok(Measure::ALL.to_vec());
+        return Ok(Measure::ALL
+            .into_iter()
+            .filter(|m| !(by_supplier_district && m.geographic()))
+            .collect());
     };
     if asked.is_empty() {
         return Err(ApiError::bad_input(
             "input.measures",
             "give at least one measure, or leave it out for all",
+        ));
+    }
+    if by_supplier_district && let Some(m) = asked.iter().find(|m| Measure::from(**m).geographic())
+    {
+        return Err(ApiError::bad_input(
+            "input.measures",
+            format!(
+                "{m:?} with groupBy SUPPLIER_DISTRICT: each district's spend in the geography \
+                 is its TOTAL when the district is in it and nothing otherwise; ask for TOTAL"
+            ),
         ));
     }
     Ok(Measure::ALL

@@ -290,6 +290,24 @@ async fn the_analysis_is_the_sum_of_the_lines(backend: Backend) {
         })
         .collect();
     assert_eq!(got, want, "{a}");
+    let every = analysis(
+        &app,
+        Some(&admin),
+        json!({"networkIds": ["sandwell"], "years": [YEAR], "groupBy": ["SUPPLIER_DISTRICT"]}),
+    )
+    .await;
+    let measures: BTreeSet<&str> = every["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["measure"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        measures.len(),
+        6,
+        "no spend in the geography by district: {measures:?}"
+    );
+    assert!(!measures.contains("IN_GEOGRAPHY"));
 
     // By size and by category, the same way.
     let a = analysis(&app, Some(&admin), grouped("SIZE", json!(["TOTAL"]))).await;
@@ -385,6 +403,11 @@ async fn the_analysis_is_the_sum_of_the_lines(backend: Backend) {
         (
             json!({"networkIds": ["sandwell"], "years": []}),
             "input.years",
+        ),
+        // Grouped by supplier district, spend in the geography is each district's total.
+        (
+            json!({"networkIds": ["sandwell"], "years": [YEAR], "groupBy": ["SUPPLIER_DISTRICT"], "measures": ["SHARE_IN_GEOGRAPHY"]}),
+            "input.measures",
         ),
     ] {
         let (_, body) = app.post_as(&admin, ANALYSIS, json!({ "i": input })).await;
