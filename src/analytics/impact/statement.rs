@@ -362,8 +362,9 @@ fn ctes(
 /// The spend analysis's values: for each visible return, the spend file behind it (the
 /// latest switched in by the time that version was submitted: lines and the return they
 /// restate are written in one transaction) and the level of its `SPEND` values (`fl`); each
-/// institution's sums over its lines per bucket (`lb`); and those sums as `vals` rows, one
-/// metric code a sum.
+/// institution's sums over its lines per bucket (`lb`: summed by file first, an integer, then
+/// given the institution, period and level, which cost a third more when grouped on over ten
+/// million lines); and those sums as `vals` rows, one metric code a sum.
 fn spend_values(
     caller: &Caller,
     reach: &policy::returns::Reach,
@@ -404,24 +405,27 @@ fn spend_values(
         wanted
             .into_iter()
             .map(|sum| {
+                // `FILTER` rather than `CASE`: PostgreSQL skips the rows instead of adding
+                // zeros (a tenth of the aggregate's time over ten million lines).
                 let flagged = |flag: &'static str| {
                     Sql::format(
-                        "CAST(SUM(CASE WHEN {} THEN l.amount ELSE 0 END) AS BIGINT)",
+                        "CAST(COALESCE(SUM(l.amount) FILTER (WHERE {}), 0) AS BIGINT)",
                         [Sql::raw(flag)],
                     )
                 };
                 let expr = match sum {
                     LineSum::Total => Sql::raw("CAST(SUM(l.amount) AS BIGINT)"),
+                    // A line whose place is unknown has no district.
                     LineSum::InGeography => Sql::format(
-                        "CAST(SUM(CASE WHEN l.place <> {} AND l.district_code IN ({}) \
-                           THEN l.amount ELSE 0 END) AS BIGINT)",
-                        [unknown(), Sql::list(lines.geography.iter().cloned())],
+                        "CAST(COALESCE(SUM(l.amount) FILTER (WHERE l.district_code IN ({})), 0) \
+                           AS BIGINT)",
+                        [Sql::list(lines.geography.iter().cloned())],
                     ),
                     LineSum::Sme => flagged("l.sme"),
                     LineSum::Vcse => flagged("l.vcse"),
                     LineSum::Anchor => flagged("l.anchor"),
                     LineSum::PlaceUnknown => Sql::format(
-                        "CAST(SUM(CASE WHEN l.place = {} THEN l.amount ELSE 0 END) AS BIGINT)",
+                        "CAST(COALESCE(SUM(l.amount) FILTER (WHERE l.place = {}), 0) AS BIGINT)",
                         [unknown()],
                     ),
                     LineSum::Suppliers => Sql::raw("CAST(COUNT(DISTINCT l.supplier_id) AS BIGINT)"),
@@ -441,6 +445,10 @@ fn spend_values(
             LineSum::PlaceUnknown => "s_unknown",
         }
     };
+    let picked: Vec<Sql> = sums
+        .iter()
+        .map(|(sum, _)| Sql::format("s.{}", [Sql::raw(column(*sum))]))
+        .collect();
     let columns = sums
         .into_iter()
         .map(|(sum, expr)| Sql::format("{} AS {}", [expr, Sql::raw(column(sum))]));
@@ -461,10 +469,12 @@ fn spend_values(
         ),
         Sql::format(
             "lb AS MATERIALIZED (SELECT fl.inst AS inst, fl.period AS period, fl.lvl AS lvl, \
-               {} AS breakdown, {} \
-             FROM fl JOIN spend_lines l ON l.file_id = fl.fid WHERE fl.lvl > 0 \
-             GROUP BY 1, 2, 3, 4)",
-            [bucket, Sql::join(columns, ", ")],
+               s.breakdown AS breakdown, {} \
+             FROM fl JOIN (SELECT l.file_id AS fid, {} AS breakdown, {} FROM spend_lines l \
+               WHERE l.file_id IN (SELECT fid FROM fl WHERE lvl > 0) GROUP BY 1, 2) s \
+               ON s.fid = fl.fid \
+             WHERE fl.lvl > 0)",
+            [Sql::join(picked, ", "), bucket, Sql::join(columns, ", ")],
         ),
         Sql::format(
             "vals AS MATERIALIZED ({})",
