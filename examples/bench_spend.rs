@@ -531,9 +531,16 @@ async fn wait_job(client: &reqwest::Client, url: &str, token: &str, id: &str) ->
     }
 }
 
-/// Imports the file at `path` for `institution`; the seconds from the first byte sent until
-/// the job SUCCEEDED, and the job.
-async fn import_file(server: &Server, institution: &str, token: &str, path: &Path) -> (f64, Value) {
+/// How long an import took: from the first byte sent until the answer (the body read, checked
+/// and staged), and until the job SUCCEEDED (switched in); and the job.
+struct Imported {
+    staged: f64,
+    secs: f64,
+    job: Value,
+}
+
+/// Imports the file at `path` for `institution`.
+async fn import_file(server: &Server, institution: &str, token: &str, path: &Path) -> Imported {
     let client = reqwest::Client::new();
     let (port, inst, tok, p) = (
         server.port,
@@ -548,8 +555,57 @@ async fn import_file(server: &Server, institution: &str, token: &str, path: &Pat
     })
     .await
     .unwrap();
+    let staged = started.elapsed().as_secs_f64();
     let job = wait_job(&client, &server.graphql(), token, &id).await;
-    (started.elapsed().as_secs_f64(), job)
+    Imported {
+        staged,
+        secs: started.elapsed().as_secs_f64(),
+        job,
+    }
+}
+
+/// The statements PostgreSQL counted in this database since the last reset, by time
+/// (pg_stat_statements, when the server loads it; utility statements such as COPY are not
+/// counted): the top `n`, printed under `label`; then reset.
+async fn top_statements(db: &DatabaseConnection, label: &str, n: usize, width: usize) {
+    let Ok(rows) = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT CAST(calls AS BIGINT), total_exec_time, \
+                   left(regexp_replace(query, '\\s+', ' ', 'g'), {width}) \
+                 FROM pg_stat_statements \
+                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND query NOT ILIKE '%pg_stat_statements%' \
+                 ORDER BY total_exec_time DESC LIMIT {n}"
+            ),
+        ))
+        .await
+    else {
+        return;
+    };
+    println!("{label} (pg_stat_statements, by time):");
+    let prefix = label.split(':').next().unwrap_or(label);
+    for r in rows {
+        println!(
+            "{prefix}:   {} call(s), {:.0} ms: {}",
+            r.try_get_by_index::<i64>(0).unwrap(),
+            r.try_get_by_index::<f64>(1).unwrap(),
+            r.try_get_by_index::<String>(2).unwrap()
+        );
+    }
+    reset_statements(db).await;
+}
+
+/// Whether pg_stat_statements is there (created in this database and reset).
+async fn reset_statements(db: &DatabaseConnection) -> bool {
+    db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await
+        .is_ok()
+        && db
+            .execute_unprepared("SELECT pg_stat_statements_reset()")
+            .await
+            .is_ok()
 }
 
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
@@ -732,16 +788,22 @@ async fn ingest(
 ) {
     let token = token(dir, url, INGEST_NETWORK);
     let server = Server::start(dir, url, true, "serve-ingest").await;
-    let (secs, job) = import_file(&server, &format!("{INGEST_NETWORK}-i0"), &token, file).await;
+    let pgss = reset_statements(db).await;
+    let Imported { staged, secs, job } =
+        import_file(&server, &format!("{INGEST_NETWORK}-i0"), &token, file).await;
     let peak = status_kb(server.pid(), "VmHWM:");
     drop(server);
     let ours = lines as f64 / secs;
     println!(
-        "spend (1): anchorfed POST /imports/spend: {lines} lines ({:.0} MB) in {secs:.2} s until SUCCEEDED: {ours:.0} rows/s ({} of them place unknown; server peak RSS {:.0} MB)",
+        "spend (1): anchorfed POST /imports/spend: {lines} lines ({:.0} MB) in {secs:.2} s until SUCCEEDED: {ours:.0} rows/s ({} of them place unknown; the answer, the file read, checked and staged, after {staged:.2} s, the switch {:.2} s more; server peak RSS {:.0} MB)",
         bytes as f64 / 1e6,
         job["result"]["placeUnknownLines"],
+        secs - staged,
         mb(peak)
     );
+    if pgss {
+        top_statements(db, "spend (1): the import's statements", 6, 160).await;
+    }
 
     db.execute_unprepared(
         "CREATE TABLE bare_spend (supplier text, supplier_id text, postcode text, district text, \
@@ -801,7 +863,7 @@ async fn rss(dir: &Path, url: &str, files: &[(PathBuf, u64, u64)]) {
                 }
             })
         };
-        let (secs, _) = import_file(
+        let Imported { secs, .. } = import_file(
             &server,
             &format!("{INGEST_NETWORK}-i{}", k + 1),
             &token,
@@ -1095,36 +1157,15 @@ async fn diagnose(
     body: &Value,
     files: &Path,
 ) -> Server {
-    let pgss = db
-        .execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .await
-        .is_ok()
-        && db
-            .execute_unprepared("SELECT pg_stat_statements_reset()")
-            .await
-            .is_ok();
-    if pgss {
+    if reset_statements(db).await {
         post(client, &server.graphql(), Some(analyst), body).await;
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT CAST(calls AS BIGINT), total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 400) \
-                 FROM pg_stat_statements \
-                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                   AND query NOT ILIKE '%pg_stat_statements%' \
-                 ORDER BY total_exec_time DESC LIMIT 6",
-            ))
-            .await
-            .unwrap();
-        println!("spend (3): one spendAnalysis request's statements by time (pg_stat_statements):");
-        for r in rows {
-            println!(
-                "spend (3):   {} call(s), {:.1} ms: {}",
-                r.try_get_by_index::<i64>(0).unwrap(),
-                r.try_get_by_index::<f64>(1).unwrap(),
-                r.try_get_by_index::<String>(2).unwrap()
-            );
-        }
+        top_statements(
+            db,
+            "spend (3): one spendAnalysis request's statements",
+            6,
+            400,
+        )
+        .await;
     }
     let Ok(log) = std::env::var("BENCH_SPEND_PG_LOG") else {
         return server;
