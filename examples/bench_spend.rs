@@ -27,6 +27,8 @@
 //! - `BENCH_SPEND_DIR`: where the files go (default `target/bench-spend`);
 //! - `BENCH_SPEND_ONLY`: the parts to run, from `ingest,rss,share` (default all three);
 //! - `BENCH_SPEND_RUNS`: the timed runs of each side of part 3 (default 7);
+//! - `BENCH_SPEND_SQL`: statements (`;`-separated) run on each database once it is prepared,
+//!   to try an index (name it `bench_…`: its size is printed) or a setting;
 //! - `BENCH_SPEND_PG_LOG`: the PostgreSQL server's log; when given and part 3's ratio is
 //!   over 1.3, the plans of the analysis' slow statements (auto_explain) are copied from it
 //!   to `plans.txt` in `BENCH_SPEND_DIR`.
@@ -737,7 +739,43 @@ async fn prepared_database(
         println!("spend: {} {loaded}", url.rsplit('/').next().unwrap());
         db.execute_unprepared("ANALYZE").await.unwrap();
     }
+    if let Ok(extra) = std::env::var("BENCH_SPEND_SQL") {
+        for s in extra.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            db.execute_unprepared(s)
+                .await
+                .unwrap_or_else(|e| panic!("BENCH_SPEND_SQL: {s}: {e}"));
+            println!("spend: applied (BENCH_SPEND_SQL): {s}");
+        }
+    }
     (url, db, fresh)
+}
+
+/// The indexes this benchmark's runs added (`BENCH_SPEND_SQL`, named `bench_…`), with their
+/// sizes.
+async fn added_indexes(db: &DatabaseConnection) -> String {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(c.relname AS TEXT), CAST(pg_relation_size(c.oid) AS BIGINT) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'i' AND n.nspname = 'public' AND c.relname LIKE 'bench\\_%' \
+             ORDER BY 1",
+        ))
+        .await
+        .unwrap();
+    if rows.is_empty() {
+        return "none".into();
+    }
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{} {:.0} MB",
+                r.try_get_by_index::<String>(0).unwrap(),
+                r.try_get_by_index::<i64>(1).unwrap() as f64 / 1e6
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn token(dir: &Path, url: &str, network: &str) -> String {
@@ -1050,10 +1088,11 @@ async fn share(arg: &str, dir: &Path, lookup: &Path, suppliers: Arc<Vec<Supplier
         .unwrap();
     let size = |i| sizes.try_get_by_index::<i64>(i).unwrap() as f64 / 1e6;
     println!(
-        "spend (3): database {name}: {lines} spend lines ({:.0} MB, its indexes {:.0} MB, as migrated; the database {:.0} MB); indexes added by this benchmark: none",
+        "spend (3): database {name}: {lines} spend lines ({:.0} MB, its indexes {:.0} MB, the database {:.0} MB); indexes added by this benchmark: {}",
         size(0),
         size(1),
-        size(2)
+        size(2),
+        added_indexes(&db).await
     );
 
     // anchorfed, the response cache off: a warm-up, then the timed runs one at a time.
