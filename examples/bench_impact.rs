@@ -205,6 +205,7 @@ async fn main() {
         by_district: false,
         as_of: anchorfed::domain::AsOf::Now,
         panel: false,
+        lines: None,
     };
     let reader = by_region[0][0];
     let nets = by_region[0]
@@ -496,6 +497,7 @@ async fn disclosure(db: &DatabaseConnection, backend: &str) {
                 by_district: false,
                 as_of: anchorfed::domain::AsOf::Now,
                 panel: false,
+                lines: None,
             };
             let t = Instant::now();
             let report = impact::run(db, &anonymous, &spec, &noise)

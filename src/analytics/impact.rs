@@ -28,6 +28,8 @@ pub struct Spec {
     pub by_district: bool,
     pub as_of: crate::domain::AsOf,
     pub panel: bool,
+    /// For the spend analysis: the values are sums over spend lines, not returns' values.
+    pub lines: Option<super::spend::Lines>,
 }
 
 /// Where a cell sits: its period and the dimensions grouped by (0 / empty when not grouped).
@@ -468,7 +470,7 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
     let members = institutions(&numerators);
     let place = disclosure::Place {
         metric: &r.metric,
-        breakdown: "",
+        breakdown: &r.breakdown,
         period: &r.period,
         coordinates: &coordinates,
         members: &members,
@@ -550,7 +552,7 @@ fn ratio_cell(s: &Spec, key: &NoiseKey, r: Row) -> ApiResult<Cell> {
     };
     Ok(Cell {
         key: r.key(),
-        breakdown: None,
+        breakdown: Some(r.breakdown.clone()).filter(|b| !b.is_empty()),
         value,
         suppressed,
         contributors: r.contributors,

@@ -4,6 +4,7 @@
 
 pub mod impact;
 pub mod release;
+pub mod spend;
 
 use sea_orm::{ConnectionTrait, FromQueryResult};
 

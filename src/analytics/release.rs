@@ -5,6 +5,10 @@
 //! - **Published dimensions.** Such a cell is shown for one network or a whole region (and
 //!   their crossings with sector, district and year), not for a chosen set of networks: sets
 //!   of networks that differ by one would otherwise difference out that network's members.
+//! - **Published geographies.** The spend analysis's spend in a geography, with
+//!   aggregate-only contributors, is shown for the region, one network's area or one
+//!   district, not a chosen set of districts: sets that differ by one district, asked
+//!   many ways, would average the noise out of the spend there.
 //! - **`asOf`.** Such a cell is shown as it stands now; at an earlier instant it would isolate
 //!   a restatement.
 //! - **The differencing guard.** Every released cell's aggregate-only contributors are kept
@@ -75,6 +79,13 @@ pub async fn release<C: ConnectionTrait>(
             c.pending = None;
         } else if asked.past_as_of {
             withhold(c, Reason::AsOf);
+            c.pending = None;
+        } else if spec
+            .lines
+            .as_ref()
+            .is_some_and(|l| !l.published_geography && l.geographic(&c.metric))
+        {
+            withhold(c, Reason::Geography);
             c.pending = None;
         }
     }

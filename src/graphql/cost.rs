@@ -10,6 +10,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{ServerError, ValidationResult};
 
 use super::impact::Dimension;
+use super::spend::SpendDimension;
 use crate::domain::Sector;
 
 /// What one `impact` costs before its cells: one aggregate statement, however small.
@@ -57,6 +58,48 @@ pub fn impact(
         .saturating_mul(metrics.max(1))
         .saturating_mul(groups.min(CROSSING_CELLS));
     IMPACT_STATEMENT.saturating_add(cells.saturating_mul(per_cell.max(1)))
+}
+
+/// Supplier districts a `SUPPLIER_DISTRICT` grouping is priced at (suppliers are national).
+const SUPPLIER_DISTRICTS: usize = 60;
+/// Categories a `CATEGORY` grouping is priced at (each institution's own words).
+const CATEGORIES: usize = 40;
+
+/// The price of a `spendAnalysis` field, as [`impact`]'s: its statement plus, for every cell
+/// it may answer (years x measures x each grouping's values, a crossing at most
+/// [`super::spend::MAX_CELLS`] in all), the selection under it. The answer itself is refused
+/// past that many cells.
+pub fn spend_analysis(
+    years: usize,
+    measures: usize,
+    networks: Option<usize>,
+    group_by: &[SpendDimension],
+    per_cell: usize,
+) -> usize {
+    let mut groups: usize = 1;
+    let mut seen: Vec<SpendDimension> = Vec::with_capacity(5);
+    for d in group_by {
+        if seen.contains(d) {
+            continue;
+        }
+        seen.push(*d);
+        let values = match d {
+            SpendDimension::Network => networks.unwrap_or(REGION_NETWORKS).max(1),
+            SpendDimension::InstitutionSector => Sector::ALL.len(),
+            SpendDimension::SupplierDistrict => SUPPLIER_DISTRICTS,
+            SpendDimension::Size => 3,
+            SpendDimension::Category => CATEGORIES,
+        };
+        groups = groups.saturating_mul(values);
+    }
+    let cells = years
+        .max(1)
+        .saturating_mul(measures.max(1))
+        .saturating_mul(groups.min(CROSSING_CELLS.saturating_mul(10)))
+        .min(super::spend::MAX_CELLS);
+    IMPACT_STATEMENT
+        .saturating_mul(2)
+        .saturating_add(cells.saturating_mul(per_cell.max(1)))
 }
 
 /// Put into a request's data, it makes execution stop after validation and record the

@@ -181,10 +181,11 @@ impl ImpactQuery {
     async fn impact(&self, ctx: &Context<'_>, input: ImpactInput) -> Result<ImpactReport> {
         let db = db(ctx)?;
         let caller = caller(ctx);
-        let years = years_of(&input)?;
+        let years = years_of(&input.years)?;
         let metrics = catalogue::metrics(db).await?;
         let asked_metrics = metrics_of(&input, &metrics)?;
-        let in_scope = networks_in_scope(db, &input).await?;
+        let in_scope =
+            networks_in_scope(db, input.region.as_ref(), input.network_ids.as_deref()).await?;
         let asked: Vec<i64> = in_scope.iter().map(|n| n.id).collect();
         if let Err(e) = policy::returns::may_read_impact(caller, &years, &asked_metrics.groups) {
             log_read(ctx, "impact", asked, true).await;
@@ -212,6 +213,7 @@ impl ImpactQuery {
             by_district: dims.contains(&Dimension::District),
             as_of: domain::AsOf::given(input.as_of, now),
             panel: input.panel.unwrap_or(false),
+            lines: None,
         };
         if spec.networks.is_empty() {
             return Ok(ImpactReport {
@@ -254,11 +256,11 @@ impl ImpactQuery {
 }
 
 /// The years asked for, checked, sorted and once each.
-fn years_of(input: &ImpactInput) -> Result<Vec<domain::FinancialYear>, ApiError> {
-    if input.years.is_empty() || input.years.len() > 20 {
+pub(super) fn years_of(asked: &[FinancialYear]) -> Result<Vec<domain::FinancialYear>, ApiError> {
+    if asked.is_empty() || asked.len() > 20 {
         return Err(ApiError::bad_input("input.years", "give 1 to 20 years"));
     }
-    let mut years: Vec<domain::FinancialYear> = input.years.iter().map(|y| y.0).collect();
+    let mut years: Vec<domain::FinancialYear> = asked.iter().map(|y| y.0).collect();
     years.sort();
     years.dedup();
     Ok(years)
@@ -319,11 +321,12 @@ fn metrics_of(
 
 /// The networks in scope: the region's, or those named (within the region if given), once
 /// each, by id.
-async fn networks_in_scope(
+pub(super) async fn networks_in_scope(
     db: &DatabaseConnection,
-    input: &ImpactInput,
+    region: Option<&GssCode>,
+    network_ids: Option<&[ID]>,
 ) -> Result<Vec<networks::Model>, ApiError> {
-    let region = match &input.region {
+    let region = match region {
         Some(code) => Some(
             directory::region_by_code(db, &code.0)
                 .await?
@@ -331,7 +334,7 @@ async fn networks_in_scope(
         ),
         None => None,
     };
-    let mut in_scope: Vec<networks::Model> = match (&input.network_ids, &region) {
+    let mut in_scope: Vec<networks::Model> = match (network_ids, &region) {
         (Some(ids), _) => {
             if ids.len() > MAX_NETWORKS {
                 return Err(ApiError::bad_input(

@@ -17,6 +17,7 @@ pub mod returns;
 pub mod scalars;
 pub mod sharing;
 pub mod spans;
+pub mod spend;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub struct Query(
     impact::ImpactQuery,
     sharing::SharingQuery,
     imports::ImportsQuery,
+    spend::SpendQuery,
 );
 
 #[derive(MergedObject, Default)]

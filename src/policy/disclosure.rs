@@ -429,6 +429,9 @@ pub enum Reason {
     Scope,
     /// Aggregate-only figures are published as they stand now.
     AsOf,
+    /// Aggregate-only spend in a geography is published for a region, a network's area or
+    /// one district.
+    Geography,
     /// It would single out contributors when set against a cell already released.
     Differencing,
 }
@@ -443,6 +446,10 @@ impl Reason {
             Reason::Scope => {
                 "figures with contributors seen only in aggregate are published for one network \
                  or a whole region, not for a chosen set of networks"
+            }
+            Reason::Geography => {
+                "spend with contributors seen only in aggregate is published for a region, one \
+                 network's area or one district, not a chosen set of districts"
             }
             Reason::AsOf => {
                 "figures with contributors seen only in aggregate are published as they stand \

@@ -27,4 +27,5 @@ mod schema;
 mod sharing;
 mod sharing_model;
 mod spend;
+mod spend_analysis;
 mod vocab;

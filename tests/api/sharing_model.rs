@@ -717,6 +717,7 @@ async fn access_equals_a_simple_model(backend: Backend) {
                 by_district: false,
                 as_of: anchorfed::domain::AsOf::At(at),
                 panel: false,
+                lines: None,
             };
             let result = impact::run(db, &caller, &spec, &noise).await;
             if !reader

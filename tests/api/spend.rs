@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::both_databases;
 use crate::helpers::{As, Backend, TestApp, fresh_database_url, spawn_app, test_settings};
 
-const HEADER: &str =
+pub(crate) const HEADER: &str =
     "supplier,supplier_id,postcode,district,amount,category,sme,vcse,sole_trader,anchor\n";
 
 /// The NSPL's published header, May 2025 edition (2021 LSOAs).
@@ -174,7 +174,7 @@ async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
 }
 
 /// Sends a file and follows its job to its end.
-async fn import(app: &TestApp, token: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn import(app: &TestApp, token: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
     let (status, answer) = post(app, Some(token), query, body).await;
     let id = answer["jobId"]
         .as_str()
@@ -979,7 +979,7 @@ both_databases!(
 );
 
 /// Pence from an amount as the file gives it (`1234.5`, `12.34`).
-fn pence(amount: &str) -> i64 {
+pub(crate) fn pence(amount: &str) -> i64 {
     let (pounds, fraction) = amount.split_once('.').unwrap_or((amount, ""));
     let fraction = format!("{fraction:0<2}");
     pounds.parse::<i64>().unwrap() * 100 + fraction[..2].parse::<i64>().unwrap()
@@ -1696,7 +1696,7 @@ async fn top_suppliers_are_sums_for_detail_readers_only(backend: Backend) {
 
 both_databases!(top_suppliers_are_sums_for_detail_readers_only);
 
-async fn create_org(app: &TestApp, key: &str) {
+pub(crate) async fn create_org(app: &TestApp, key: &str) {
     let op = app.token(As::Operator, "").await;
     app.query_as(
         &op,

@@ -19,11 +19,14 @@
 use sea_orm::{DbBackend, FromQueryResult};
 
 use super::Spec;
+use crate::analytics::spend::{LineSum, Lines};
 use crate::auth::Caller;
+use crate::domain::MetricGroup;
 use crate::domain::Verb;
 use crate::error::{ApiError, ApiResult};
 use crate::policy;
 use crate::sql::Sql;
+use entity::vocab::PlaceSource;
 
 /// What a row of the statement is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,7 +298,7 @@ fn ctes(
         ),
         Sql::format(
             "vis AS MATERIALIZED (SELECT r.id AS rid, r.institution_id AS institution_id, \
-               r.period AS period, r.period_end AS period_end \
+               r.period AS period, r.period_end AS period_end, r.submitted_at AS submitted_at \
              FROM {} WHERE ({}) AND r.period IN ({}))",
             [
                 eligible_returns.from(),
@@ -303,7 +306,11 @@ fn ctes(
                 Sql::list(s.years.iter().map(|y| y.to_string())),
             ],
         ),
-        Sql::format(
+    ];
+    if let Some(lines) = &s.lines {
+        out.extend(spend_values(caller, reach, &chosen, lines));
+    } else {
+        out.push(Sql::format(
             "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM ( \
                SELECT r.institution_id AS inst, r.period AS period, v.metric_code AS metric, \
                  v.breakdown AS breakdown, v.value AS value, {} AS lvl \
@@ -316,8 +323,8 @@ fn ctes(
                 chosen.from(),
                 Sql::list(value_metrics.iter().cloned()),
             ],
-        ),
-    ];
+        ));
+    }
     if by_residence {
         // The share in the two most deprived deciles, as its own breakdown.
         out.push(Sql::raw(
@@ -345,6 +352,120 @@ fn ctes(
         ));
     }
     Ok(out)
+}
+
+/// The spend analysis's values: for each visible return, the spend file behind it (the
+/// latest switched in by the time that version was submitted: lines and the return they
+/// restate are written in one transaction) and the level of its `SPEND` values (`fl`); each
+/// institution's sums over its lines per bucket (`lb`); and those sums as `vals` rows, one
+/// metric code a sum.
+fn spend_values(
+    caller: &Caller,
+    reach: &policy::returns::Reach,
+    chosen: &policy::returns::ChosenReturns,
+    lines: &Lines,
+) -> Vec<Sql> {
+    let level = policy::returns::value_level(
+        caller,
+        reach,
+        chosen,
+        Sql::value(MetricGroup::Spend.as_str()),
+    );
+    let unknown = || Sql::value(PlaceSource::Unknown.as_str());
+    let mut bucket = vec![];
+    if lines.by_supplier_district {
+        bucket.push(Sql::format(
+            "'supplier_district:' || COALESCE(CASE WHEN l.place <> {} THEN l.district_code END, 'unknown')",
+            [unknown()],
+        ));
+    }
+    if lines.by_size {
+        bucket.push(Sql::raw(
+            "'size:' || CASE WHEN l.sole_trader THEN 'sole_trader' WHEN l.sme THEN 'sme' ELSE 'large' END",
+        ));
+    }
+    if lines.by_category {
+        bucket.push(Sql::raw("'category:' || COALESCE(l.category, '')"));
+    }
+    let bucket = if bucket.is_empty() {
+        Sql::raw("''")
+    } else {
+        Sql::join(bucket, " || '|' || ")
+    };
+    let sums: Vec<(LineSum, Sql)> = {
+        let mut wanted: Vec<LineSum> = lines.sums.values().copied().collect();
+        wanted.sort();
+        wanted.dedup();
+        wanted
+            .into_iter()
+            .map(|sum| {
+                let flagged = |flag: &'static str| {
+                    Sql::format(
+                        "CAST(SUM(CASE WHEN {} THEN l.amount ELSE 0 END) AS BIGINT)",
+                        [Sql::raw(flag)],
+                    )
+                };
+                let expr = match sum {
+                    LineSum::Total => Sql::raw("CAST(SUM(l.amount) AS BIGINT)"),
+                    LineSum::InGeography => Sql::format(
+                        "CAST(SUM(CASE WHEN l.place <> {} AND l.district_code IN ({}) \
+                           THEN l.amount ELSE 0 END) AS BIGINT)",
+                        [unknown(), Sql::list(lines.geography.iter().cloned())],
+                    ),
+                    LineSum::Sme => flagged("l.sme"),
+                    LineSum::Vcse => flagged("l.vcse"),
+                    LineSum::Anchor => flagged("l.anchor"),
+                    LineSum::PlaceUnknown => Sql::format(
+                        "CAST(SUM(CASE WHEN l.place = {} THEN l.amount ELSE 0 END) AS BIGINT)",
+                        [unknown()],
+                    ),
+                    LineSum::Suppliers => Sql::raw("CAST(COUNT(DISTINCT l.supplier_id) AS BIGINT)"),
+                };
+                (sum, expr)
+            })
+            .collect()
+    };
+    let column = |sum: LineSum| -> &'static str {
+        match sum {
+            LineSum::Total => "s_total",
+            LineSum::InGeography => "s_in",
+            LineSum::Sme => "s_sme",
+            LineSum::Vcse => "s_vcse",
+            LineSum::Anchor => "s_anchor",
+            LineSum::Suppliers => "s_suppliers",
+            LineSum::PlaceUnknown => "s_unknown",
+        }
+    };
+    let columns = sums
+        .into_iter()
+        .map(|(sum, expr)| Sql::format("{} AS {}", [expr, Sql::raw(column(sum))]));
+    let rows = lines.sums.iter().map(|(code, sum)| {
+        Sql::format(
+            "SELECT inst, period, {} AS metric, breakdown, {} AS value, lvl FROM lb",
+            [Sql::value(code.clone()), Sql::raw(column(*sum))],
+        )
+    });
+    vec![
+        Sql::format(
+            "fl AS MATERIALIZED (SELECT r.institution_id AS inst, r.period AS period, {} AS lvl, \
+               (SELECT f.id FROM spend_files f WHERE f.institution_id = r.institution_id \
+                  AND f.period = r.period AND f.submitted_at <= r.submitted_at \
+                ORDER BY f.version DESC LIMIT 1) AS fid \
+             FROM {})",
+            [level, chosen.from()],
+        ),
+        Sql::format(
+            "lb AS MATERIALIZED (SELECT fl.inst AS inst, fl.period AS period, fl.lvl AS lvl, \
+               {} AS breakdown, {} \
+             FROM fl JOIN spend_lines l ON l.file_id = fl.fid WHERE fl.lvl > 0 \
+             GROUP BY 1, 2, 3, 4)",
+            [bucket, Sql::join(columns, ", ")],
+        ),
+        Sql::format(
+            "vals AS MATERIALIZED ({})",
+            [Sql::join(rows, " UNION ALL ")],
+        ),
+    ]
 }
 
 /// Eligible institutions per cell (per metric only under `panel`).
@@ -546,7 +667,10 @@ fn sum_cells(s: &Spec, sums: &[String], members: AggregateOnlyMembers) -> Sql {
 /// The cells of one ratio: each institution's two parts side by side in one pass over `vals`
 /// (a self-join of the materialized CTE, whose size the planner cannot see, went quadratic).
 fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOnlyMembers) -> Sql {
-    let mut cols = vec![("metric", Sql::value(ratio.to_owned()))];
+    let mut cols = vec![
+        ("metric", Sql::value(ratio.to_owned())),
+        ("breakdown", Sql::raw("x.breakdown")),
+    ];
     cols.extend(dimensions(s, Source::Inner));
     cols.extend([
         ("total", Sql::raw("CAST(SUM(x.nv) AS BIGINT)")),
@@ -574,19 +698,19 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
         cols,
         Sql::format(
             "FROM (SELECT y.*, \
-                 ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
+                 ROW_NUMBER() OVER (PARTITION BY y.breakdown, y.period, y.network, y.sector, y.district, y.agg \
                    ORDER BY y.nv DESC) AS rn, \
-                 ROW_NUMBER() OVER (PARTITION BY y.period, y.network, y.sector, y.district, y.agg \
+                 ROW_NUMBER() OVER (PARTITION BY y.breakdown, y.period, y.network, y.sector, y.district, y.agg \
                    ORDER BY y.dv DESC) AS rd \
                FROM (SELECT e.period AS period, e.network AS network, {} AS sector, {} AS district, \
-                   e.inst AS inst, e.steward AS steward, kn.nets AS nets, {}, \
+                   e.inst AS inst, e.steward AS steward, kn.nets AS nets, {}, v.breakdown AS breakdown, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS nv, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS dv, \
                    CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg \
                  FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period \
-                   AND v.breakdown = '' AND v.metric IN ({}, {}) {} {} \
+                   AND v.metric IN ({}, {}) {} {} {} \
                  LEFT JOIN kn ON kn.inst = e.inst AND kn.period = e.period \
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 \
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 \
                  HAVING COUNT(DISTINCT v.metric) = 2) y) x{}",
             [
                 Sql::raw(sector),
@@ -596,6 +720,12 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
                 Sql::value(den.to_owned()),
                 Sql::value(num.to_owned()),
                 Sql::value(den.to_owned()),
+                // Impact's ratios are of totals; the spend analysis's, of each bucket's sums.
+                Sql::raw(if s.lines.is_some() {
+                    ""
+                } else {
+                    "AND v.breakdown = ''"
+                }),
                 panel_join(s),
                 Sql::raw(THRESHOLD_JOIN),
                 Sql::raw(CELL),
