@@ -422,6 +422,8 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 struct Server {
     process: Stopped,
     port: u16,
+    /// Its log (stdout and stderr), quoted when an import fails.
+    logs: [PathBuf; 2],
 }
 
 impl Server {
@@ -460,7 +462,11 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Server { process, port }
+        Server {
+            process,
+            port,
+            logs: [dir.join(format!("{name}.log")), err],
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -518,7 +524,13 @@ fn send_spend(port: u16, institution: &str, token: &str, body: impl Read, len: u
 }
 
 /// Follows `importJob(id)` until it ends; panics unless it SUCCEEDED.
-async fn wait_job(client: &reqwest::Client, url: &str, token: &str, id: &str) -> Value {
+async fn wait_job(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    id: &str,
+    logs: &[PathBuf],
+) -> Value {
     let body = json!({
         "query": "query($id: ID!) { importJob(id: $id) { state rowsRead failure result { lines placeUnknownLines } } }",
         "variables": {"id": id}
@@ -527,7 +539,15 @@ async fn wait_job(client: &reqwest::Client, url: &str, token: &str, id: &str) ->
         let job = data(client, url, token, &body).await["importJob"].clone();
         match job["state"].as_str() {
             Some("SUCCEEDED") => return job,
-            Some("FAILED") => panic!("import job {id} failed: {job}"),
+            Some("FAILED") => {
+                let mut tail = String::new();
+                for l in logs {
+                    let text = std::fs::read_to_string(l).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    tail += &lines[lines.len().saturating_sub(20)..].join("\n");
+                }
+                panic!("import job {id} failed: {job}; the server's log ends:\n{tail}")
+            }
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
@@ -558,7 +578,7 @@ async fn import_file(server: &Server, institution: &str, token: &str, path: &Pat
     .await
     .unwrap();
     let staged = started.elapsed().as_secs_f64();
-    let job = wait_job(&client, &server.graphql(), token, &id).await;
+    let job = wait_job(&client, &server.graphql(), token, &id, &server.logs).await;
     Imported {
         staged,
         secs: started.elapsed().as_secs_f64(),
@@ -1032,12 +1052,13 @@ async fn share(arg: &str, dir: &Path, lookup: &Path, suppliers: Arc<Vec<Supplier
         let work = Arc::new(std::sync::Mutex::new(work.into_iter()));
         let mut workers = vec![];
         for _ in 0..2 {
-            let (work, suppliers, tokens, gql, port) = (
+            let (work, suppliers, tokens, gql, port, logs) = (
                 work.clone(),
                 suppliers.clone(),
                 tokens.clone(),
                 server.graphql(),
                 server.port,
+                server.logs.clone(),
             );
             workers.push(tokio::spawn(async move {
                 let client = reqwest::Client::new();
@@ -1059,7 +1080,7 @@ async fn share(arg: &str, dir: &Path, lookup: &Path, suppliers: Arc<Vec<Supplier
                     })
                     .await
                     .unwrap();
-                    wait_job(&client, &gql, &tokens[n], &id).await;
+                    wait_job(&client, &gql, &tokens[n], &id, &logs).await;
                 }
             }));
         }
