@@ -1198,7 +1198,7 @@ async fn share(arg: &str, dir: &Path, lookup: &Path, suppliers: Arc<Vec<Supplier
     drop(server);
     conn.close().await.unwrap();
     println!(
-        "spend (3): took {:.0} s (database {name} kept for a rerun: bench_spend {}/{name} with BENCH_SPEND_ONLY=share)",
+        "spend (3): took {:.0} s (database {name}; on a server that outlives the run, BENCH_SPEND_ONLY=share bench_spend {}/{name} measures again without loading)",
         started.elapsed().as_secs_f64(),
         arg.rsplit_once('/').map_or(arg, |(b, _)| b)
     );
