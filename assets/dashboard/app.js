@@ -482,13 +482,6 @@ async function geography() {
   return state.geo;
 }
 
-function centre(feature) {
-  const ring = feature.geometry.coordinates[0];
-  const xs = ring.map((p) => p[0]);
-  const ys = ring.map((p) => p[1]);
-  return [(Math.min(...xs) + Math.max(...xs)) / 2, (Math.min(...ys) + Math.max(...ys)) / 2];
-}
-
 function renderMap(data, geo) {
   const code = $("map-metric").value;
   const fig = FIGURES.find((f) => f.code === code);
@@ -506,33 +499,35 @@ function renderMap(data, geo) {
     return "";
   };
   const chartEl = $("map-chart");
-  const schematic = geo.schematic !== false;
-  const labels = geo.features.map((f) => ({ f, at: centre(f) }));
+  const title = (f) => `${f.properties.name}${status(f) ? `: ${status(f)}` : ""}`;
   const plot = Plot.plot({
     width: chartWidth(chartEl),
-    height: 330,
-    ariaLabel: `Map of districts shaded by ${fig.label}, ${state.year}${schematic ? " (schematic: one square a district, not boundaries)" : ""}`,
+    height: 520, // the districts fit inside, their shape kept
+    ariaLabel: `Map of districts shaded by ${fig.label}, ${state.year}`,
     ariaDescription: "The table beside the map gives each district's figure.",
-    projection: schematic ? { type: "reflect-y", domain: geo, inset: 6 } : { type: "mercator", domain: geo, inset: 6 },
+    // Boundaries in longitude and latitude; room on the left for the westernmost district's
+    // name (Wolverhampton's, on the edge).
+    projection: { type: "mercator", domain: geo, inset: 6, insetLeft: 24 },
     color: { type: "linear", scheme: "blues", zero: true, legend: true, label: fig.column, tickFormat: "~s" },
     marks: [
-      Plot.geo(geo.features, { fill: "#e4e4e4", stroke: "#333", strokeWidth: 1 }),
-      Plot.geo(geo.features.filter((f) => value(f) !== null), { fill: value, stroke: "#333", strokeWidth: 1 }),
-      Plot.text(labels, {
-        x: (l) => l.at[0],
-        y: (l) => l.at[1],
-        text: (l) => `${l.f.properties.name}${status(l.f) ? `\n${status(l.f)}` : ""}`,
-        fill: "#111",
-        stroke: "white",
-        strokeWidth: 3,
-        fontSize: 11,
-        lineWidth: 8,
-      }),
+      Plot.geo(geo.features, { fill: "#e4e4e4", stroke: "#333", strokeWidth: 1, title }),
+      Plot.geo(geo.features.filter((f) => value(f) !== null), { fill: value, stroke: "#333", strokeWidth: 1, title }),
+      // Names only: the small districts leave no room for a second line; the fill, each
+      // shape's title and the table say which are suppressed or have no anchors.
+      Plot.text(
+        geo.features,
+        Plot.centroid({
+          text: (f) => f.properties.name,
+          fill: "#111",
+          stroke: "white",
+          strokeWidth: 3,
+          fontSize: 10,
+          lineWidth: 7,
+        }),
+      ),
     ],
   });
-  const caption = schematic
-    ? "A schematic map: one square a district in its rough position, not its boundary. Grey: suppressed, not reported, or no anchors based there."
-    : "Districts shaded by the figure. Grey: suppressed, not reported, or no anchors based there.";
+  const caption = "Districts shaded by the figure. Grey: suppressed, not reported, or no anchors based there; the table says which.";
   figure(chartEl, plot, caption);
   $("map-note").textContent = geo.source ? `Map: ${geo.name}. Source: ${geo.source}. Licence: ${geo.licence}.` : "";
   const names = new Map(geo.features.map((f) => [f.properties.code, f.properties.name]));

@@ -97,9 +97,11 @@ pub async fn release<C: ConnectionTrait>(
         c.eligible = disclosure::round_count(c.eligible);
         if c.value.is_none() {
             c.contributors = 0;
+            c.derived = 0;
             c.suppressed = c.suppressed.or(Some(Reason::Protected));
         } else {
             c.contributors = disclosure::round_count(c.contributors);
+            c.derived = disclosure::round_count(c.derived).min(c.contributors);
         }
     }
     Ok(())
@@ -119,7 +121,10 @@ fn withhold(c: &mut Cell, why: Reason) {
 /// A cell's identity for the guard: metric (a ratio's part), breakdown, period.
 type Slot = (String, String, String);
 
-/// A cell's slots: its own metric's, or a ratio's two parts'.
+/// A cell's slots: its own metric's, or a ratio's two parts'. A spend-analysis figure that a
+/// return metric also holds (the total, SME and VCSE spend) takes that metric's slot, so an
+/// `impact` cell and a `spendAnalysis` cell whose contributors differ by one institution (one
+/// that typed its spend, one that imported lines) are guarded against each other.
 fn slots(spec: &Spec, c: &Cell) -> Vec<Slot> {
     let breakdown = c.breakdown.clone().unwrap_or_default();
     let metrics = match spec.ratio_parts.get(&c.metric) {
@@ -128,6 +133,10 @@ fn slots(spec: &Spec, c: &Cell) -> Vec<Slot> {
     };
     metrics
         .into_iter()
+        .map(|m| match super::spend::restated_metric(&m) {
+            Some(code) if spec.lines.is_some() => code.to_owned(),
+            _ => m,
+        })
         .map(|m| (m, breakdown.clone(), c.key.period.clone()))
         .collect()
 }

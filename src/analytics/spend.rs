@@ -16,23 +16,17 @@ use entity::metrics;
 use entity::vocab::{Aggregation, DisclosureClass, MetricGroup};
 use sha2::{Digest, Sha256};
 
-/// A figure of the analysis.
+/// A figure of the analysis: what each means is the API's `SpendMeasure`
+/// ([`crate::graphql::spend::SpendMeasure`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Measure {
-    /// Every line's amount, place unknown included.
     Total,
-    /// Lines whose supplier's district is in the chosen geography.
     InGeography,
-    /// `InGeography` over `Total`.
     ShareInGeography,
-    /// Lines flagged SME (sole traders included when so flagged).
     Sme,
     Vcse,
-    /// Lines with another anchor institution as supplier.
     Anchor,
-    /// Distinct suppliers of each institution, summed over institutions.
     Suppliers,
-    /// Lines whose supplier's place is unknown.
     PlaceUnknown,
 }
 
@@ -80,6 +74,17 @@ impl Measure {
     /// Whether the measure depends on the chosen geography.
     pub fn geographic(self) -> bool {
         matches!(self, Measure::InGeography | Measure::ShareInGeography)
+    }
+}
+
+/// The return metric that holds the same figure as the analysis's `code`, if any: the
+/// differencing guard treats the two as one.
+pub fn restated_metric(code: &str) -> Option<&'static str> {
+    match code {
+        "spend_lines.total" => Some("procurement_spend_total"),
+        "spend_lines.sme" => Some("spend_sme"),
+        "spend_lines.vcse" => Some("spend_vcse"),
+        _ => None,
     }
 }
 
@@ -223,7 +228,7 @@ pub struct Bucket {
     pub category: Option<String>,
 }
 
-/// A supplier's size, from the line's flags.
+/// A supplier's size, from the line's flags: sole trader, else SME, else large.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     SoleTrader,

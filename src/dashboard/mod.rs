@@ -75,7 +75,7 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "districts.geojson",
         media_type: "application/geo+json",
-        body: include_bytes!("../../demo/geography/wmca-districts-schematic.geojson"),
+        body: include_bytes!("../../demo/geography/wmca-districts.geojson"),
     },
 ];
 

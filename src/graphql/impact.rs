@@ -10,6 +10,7 @@ use entity::{equivalences, metrics, networks};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::catalogue::Metric;
+use super::cells;
 use super::context::{caller, db, id_or_key, loaders, log_read, noise_key};
 use super::enums::SectorGql;
 use super::loaders::{GeoCode, NetworkId};
@@ -77,33 +78,15 @@ impl ImpactCell {
         Metric(std::sync::Arc::new(self.metric.clone()))
     }
     async fn year(&self) -> Result<FinancialYear> {
-        Ok(FinancialYear(self.cell.key.period.parse().map_err(
-            |_| ApiError::Internal(anyhow::anyhow!("cell period")),
-        )?))
+        cells::year(&self.cell)
     }
     /// With `groupBy: NETWORK`.
     async fn network(&self, ctx: &Context<'_>) -> Result<Option<Network>> {
-        if self.cell.key.network == 0 {
-            return Ok(None);
-        }
-        Ok(loaders(ctx)?
-            .load_one(NetworkId(self.cell.key.network))
-            .await?
-            .map(Network))
+        cells::network(ctx, &self.cell).await
     }
     /// With `groupBy: SECTOR`.
     async fn sector(&self) -> Result<Option<SectorGql>> {
-        let stored = &self.cell.key.sector;
-        if stored.is_empty() {
-            return Ok(None);
-        }
-        let s: domain::Sector = stored.parse().map_err(|e| {
-            ApiError::Internal(anyhow::anyhow!(
-                "institutions.sector in impact cell {:?}: {e}",
-                self.cell.key
-            ))
-        })?;
-        Ok(Some(s.into()))
+        cells::sector(&self.cell)
     }
     /// With `groupBy: DISTRICT`: the institutions' home district.
     async fn district(&self, ctx: &Context<'_>) -> Result<Option<District>> {
@@ -144,16 +127,21 @@ impl ImpactCell {
     }
     /// Eligible institutions with a reported value this reader may count.
     async fn contributors(&self) -> i32 {
-        i32::try_from(self.cell.contributors).unwrap_or(i32::MAX)
+        cells::count(self.cell.contributors)
+    }
+    /// Contributors whose value here was derived from their spend lines (imported, not typed;
+    /// for a ratio, either part): rounded as `contributors` is when disclosure control applies.
+    async fn derived_contributors(&self) -> i32 {
+        cells::count(self.cell.derived)
     }
     /// Institutions that were members of the networks in scope on the period's last day,
     /// each once.
     async fn eligible(&self) -> i32 {
-        i32::try_from(self.cell.eligible).unwrap_or(i32::MAX)
+        cells::count(self.cell.eligible)
     }
     /// contributors / eligible; null when nothing is eligible.
     async fn coverage(&self) -> Option<f64> {
-        (self.cell.eligible > 0).then(|| self.cell.contributors as f64 / self.cell.eligible as f64)
+        cells::coverage(&self.cell)
     }
     async fn equivalences(&self) -> &[Equivalence] {
         &self.equivalences
@@ -221,7 +209,11 @@ impl ImpactQuery {
                 withheld_networks: vec![],
             });
         }
-        let mut report = match impact::run(db, caller, &spec, noise_key(ctx)?).await {
+        let mut report = match ctx
+            .data::<impact::Slots>()?
+            .run(db, caller, &spec, noise_key(ctx)?)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {

@@ -301,7 +301,17 @@ impl ImportsQuery {
         let Some(job) = jobs::reaped(db(ctx)?, &id).await? else {
             return Ok(None);
         };
-        match policy::spend::may_follow_import(caller, job.network_id) {
+        // A period that does not parse is no period the token's scopes could allow.
+        let period = match job
+            .period
+            .as_deref()
+            .map(str::parse::<crate::domain::FinancialYear>)
+        {
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => return Err(internal("import_jobs.period")),
+            None => None,
+        };
+        match policy::spend::may_follow_import(caller, job.network_id, period) {
             Ok(_) => Ok(Some(ImportJob(job))),
             Err(ApiError::Forbidden { reason }) => {
                 tracing::info!(refusal.reason = %reason, "importJob: not the caller's");

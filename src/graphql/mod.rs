@@ -2,6 +2,7 @@
 //! itself (depth, complexity) are set where the schema is built.
 
 pub mod catalogue;
+mod cells;
 pub mod connection;
 pub mod context;
 pub mod cost;
@@ -67,7 +68,10 @@ pub fn build(
         .data(db)
         .data(keys)
         .data(access_log)
-        .data(noise);
+        .data(noise)
+        .data(crate::analytics::impact::Slots::for_pool(
+            settings.db_max_connections,
+        ));
     if !settings.introspection {
         b = b.disable_introspection();
     }

@@ -5,6 +5,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
 
+use super::cells;
 use super::context::{caller, db, id_or_key, loaders, log_read, noise_key};
 use super::enums::SectorGql;
 use super::impact::{networks_in_scope, years_of};
@@ -42,14 +43,15 @@ pub enum SpendDimension {
 
 /// A figure of the analysis.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::analytics::spend::Measure")]
 pub enum SpendMeasure {
-    /// Every line's amount, in pounds.
+    /// Every line's amount, in pounds, place unknown included.
     Total,
     /// Spend with suppliers whose district is in the chosen geography.
     InGeography,
     /// `IN_GEOGRAPHY` over `TOTAL`, from 0 to 1.
     ShareInGeography,
-    /// Spend with suppliers flagged SME.
+    /// Spend with suppliers flagged SME (sole traders too, when so flagged).
     Sme,
     /// Spend with voluntary, community and social enterprise suppliers.
     Vcse,
@@ -63,41 +65,9 @@ pub enum SpendMeasure {
     PlaceUnknown,
 }
 
-impl SpendMeasure {
-    fn measure(self) -> Measure {
-        match self {
-            SpendMeasure::Total => Measure::Total,
-            SpendMeasure::InGeography => Measure::InGeography,
-            SpendMeasure::ShareInGeography => Measure::ShareInGeography,
-            SpendMeasure::Sme => Measure::Sme,
-            SpendMeasure::Vcse => Measure::Vcse,
-            SpendMeasure::Anchor => Measure::Anchor,
-            SpendMeasure::Suppliers => Measure::Suppliers,
-            SpendMeasure::PlaceUnknown => Measure::PlaceUnknown,
-        }
-    }
-
-    fn of(m: Measure) -> SpendMeasure {
-        SpendMeasure::ALL_MEASURES
-            .into_iter()
-            .find(|s| s.measure() == m)
-            .unwrap_or(SpendMeasure::Total)
-    }
-
-    const ALL_MEASURES: [SpendMeasure; 8] = [
-        SpendMeasure::Total,
-        SpendMeasure::InGeography,
-        SpendMeasure::ShareInGeography,
-        SpendMeasure::Sme,
-        SpendMeasure::Vcse,
-        SpendMeasure::Anchor,
-        SpendMeasure::Suppliers,
-        SpendMeasure::PlaceUnknown,
-    ];
-}
-
 /// A supplier's size, from the line's flags.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::analytics::spend::Size")]
 pub enum SupplierSize {
     SoleTrader,
     /// Flagged SME, not a sole trader.
@@ -142,33 +112,18 @@ pub struct SpendCell {
 #[Object]
 impl SpendCell {
     async fn measure(&self) -> SpendMeasure {
-        SpendMeasure::of(self.measure)
+        self.measure.into()
     }
     async fn year(&self) -> Result<FinancialYear> {
-        Ok(FinancialYear(self.cell.key.period.parse().map_err(
-            |_| ApiError::Internal(anyhow::anyhow!("spend cell period")),
-        )?))
+        cells::year(&self.cell)
     }
     /// With `groupBy: NETWORK`.
     async fn network(&self, ctx: &Context<'_>) -> Result<Option<Network>> {
-        if self.cell.key.network == 0 {
-            return Ok(None);
-        }
-        Ok(loaders(ctx)?
-            .load_one(NetworkId(self.cell.key.network))
-            .await?
-            .map(Network))
+        cells::network(ctx, &self.cell).await
     }
     /// With `groupBy: INSTITUTION_SECTOR`: the buying institutions' sector.
     async fn sector(&self) -> Result<Option<SectorGql>> {
-        let stored = &self.cell.key.sector;
-        if stored.is_empty() {
-            return Ok(None);
-        }
-        let s: domain::Sector = stored.parse().map_err(|e| {
-            ApiError::Internal(anyhow::anyhow!("institutions.sector in a spend cell: {e}"))
-        })?;
-        Ok(Some(s.into()))
+        cells::sector(&self.cell)
     }
     /// With `groupBy: SUPPLIER_DISTRICT`: the suppliers' district; `null` for lines whose
     /// place is unknown (`supplierPlaceKnown` false).
@@ -187,11 +142,7 @@ impl SpendCell {
     }
     /// With `groupBy: SIZE`.
     async fn size(&self) -> Option<SupplierSize> {
-        self.bucket.size.map(|s| match s {
-            analysis::Size::SoleTrader => SupplierSize::SoleTrader,
-            analysis::Size::Sme => SupplierSize::Sme,
-            analysis::Size::Large => SupplierSize::Large,
-        })
+        self.bucket.size.map(Into::into)
     }
     /// With `groupBy: CATEGORY`: the category as the lines give it; `null` for lines that
     /// give none.
@@ -217,16 +168,16 @@ impl SpendCell {
     }
     /// Eligible institutions with spend lines this reader may count.
     async fn contributors(&self) -> i32 {
-        i32::try_from(self.cell.contributors).unwrap_or(i32::MAX)
+        cells::count(self.cell.contributors)
     }
     /// Institutions that were members of the networks in scope on the period's last day,
     /// each once.
     async fn eligible(&self) -> i32 {
-        i32::try_from(self.cell.eligible).unwrap_or(i32::MAX)
+        cells::count(self.cell.eligible)
     }
     /// contributors / eligible; null when nothing is eligible.
     async fn coverage(&self) -> Option<f64> {
-        (self.cell.eligible > 0).then(|| self.cell.contributors as f64 / self.cell.eligible as f64)
+        cells::coverage(&self.cell)
     }
 }
 
@@ -310,7 +261,11 @@ impl SpendQuery {
                 geography,
             });
         }
-        let mut report = match impact::run(db, caller, &spec, noise_key(ctx)?).await {
+        let mut report = match ctx
+            .data::<impact::Slots>()?
+            .run(db, caller, &spec, noise_key(ctx)?)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e, ApiError::Forbidden { .. }) {
@@ -376,7 +331,7 @@ fn measures_of(asked: Option<&[SpendMeasure]>) -> Result<Vec<Measure>, ApiError>
     }
     Ok(Measure::ALL
         .into_iter()
-        .filter(|m| asked.iter().any(|a| a.measure() == *m))
+        .filter(|m| asked.iter().any(|a| Measure::from(*a) == *m))
         .collect())
 }
 
@@ -480,9 +435,11 @@ async fn geography_of(
     }
 }
 
-/// Each cell as the API shows it. Cells split by category that disclosure control withheld
-/// from a reader who sees some of their contributors only in aggregate are left out: a
-/// category is text an institution wrote, and its name alone could tell what it bought.
+/// Each cell as the API shows it, in the order of the measures. Cells split by a line's
+/// supplier district, size or category that disclosure control withheld are left out, not
+/// shown as withheld: that a cell exists at all says some contributor bought there, and a
+/// category is text the buyer wrote (a red team read one institution's supplier districts off
+/// the labels of withheld cells).
 fn shape(lines: &Lines, measures: &[Measure], cells: Vec<Cell>) -> Result<Vec<SpendCell>> {
     let mut out = vec![];
     for c in cells {
@@ -495,7 +452,7 @@ fn shape(lines: &Lines, measures: &[Measure], cells: Vec<Cell>) -> Result<Vec<Sp
             }
             None => Bucket::default(),
         };
-        if bucket.category.is_some() && c.value.is_none() && c.suppressed.is_some() {
+        if bucket != Bucket::default() && c.value.is_none() && c.suppressed.is_some() {
             continue;
         }
         let scale = match measure {
@@ -510,5 +467,12 @@ fn shape(lines: &Lines, measures: &[Measure], cells: Vec<Cell>) -> Result<Vec<Sp
             scale,
         });
     }
+    out.sort_by(|a, b| {
+        (a.measure, &a.cell.key, &a.cell.breakdown).cmp(&(
+            b.measure,
+            &b.cell.key,
+            &b.cell.breakdown,
+        ))
+    });
     Ok(out)
 }

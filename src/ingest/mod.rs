@@ -634,6 +634,18 @@ fn method_of(
     if method.as_ref().is_some_and(|m| m.chars().count() > 500) {
         return Err("at most 500 characters".into());
     }
+    // `impact` counts values with this note as derived from spend lines: only the import
+    // writes it.
+    if method.as_ref().is_some_and(|m| {
+        m.to_lowercase()
+            .starts_with(spend::derive::METHOD_PREFIX.trim_end())
+    }) {
+        return Err(format!(
+            "a note beginning `{}` is written by the spend-line import only: import the lines \
+             (POST /imports/spend) to derive spend from them",
+            spend::derive::METHOD_PREFIX.trim_end()
+        ));
+    }
     if value.is_some() {
         check_method(metric, method.as_deref())?;
     }
@@ -935,4 +947,27 @@ async fn replay_or_conflict(
         )));
     }
     Ok(Outcome::Replayed(replay(db, prev).await?))
+}
+
+#[cfg(test)]
+mod method_tests {
+    use super::method_of;
+
+    #[test]
+    fn only_the_import_may_say_a_value_is_derived_from_spend_lines() {
+        let typed = method_of(
+            "procurement_spend_local",
+            Some(1),
+            Some("  Derived from spend lines version 3 (10 lines)"),
+        );
+        assert!(typed.unwrap_err().contains("spend-line import only"));
+        assert_eq!(
+            method_of(
+                "procurement_spend_local",
+                Some(1),
+                Some(" from our ledger ")
+            ),
+            Ok(Some("from our ledger".to_owned()))
+        );
+    }
 }

@@ -131,10 +131,13 @@ pub struct Side {
 }
 
 /// Whether the dominance rule holds: the sum less the two largest is at least
-/// `percent`% of the largest.
+/// `percent`% of the largest, and the largest is more than nothing. A cell whose
+/// contributions are all zero would be shown exactly (the noise is sized to the largest) and
+/// tell each contributor's value: a red team read "every one of these spent nothing with
+/// VCSEs" off such cells.
 pub fn passes_dominance(s: Side, percent: i64) -> bool {
     let rest = i128::from(s.sum) - i128::from(s.largest) - i128::from(s.second);
-    rest * 100 >= i128::from(s.largest) * i128::from(percent)
+    s.largest > 0 && rest * 100 >= i128::from(s.largest) * i128::from(percent)
 }
 
 /// The server secret noise is drawn with. Its `Debug` does not show it.
@@ -1069,7 +1072,7 @@ mod tests {
         fn dominance_matches_its_definition(a in 0i64..1000, b in 0i64..1000, rest in 0i64..1000) {
             let (largest, second) = (a.max(b), a.min(b));
             let s = Side { sum: largest + second + rest, largest, second };
-            prop_assert_eq!(passes_dominance(s, 10), rest * 10 >= largest);
+            prop_assert_eq!(passes_dominance(s, 10), largest > 0 && rest * 10 >= largest);
         }
 
         #[test]

@@ -55,9 +55,27 @@ pub fn may_import_spend(
 }
 
 /// Following an import job (its state, its problems, what it wrote): those who may import
-/// for the job's network. Anyone else is told there is no such job.
-pub fn may_follow_import(caller: &Caller, network: i64) -> Result<&Principal, ApiError> {
-    returns::may_submit_returns(caller, network)
+/// that file, as [`may_import_spend`] decides for the job's network and period (a token
+/// scoped to other metric groups or years may not read its totals or problems either).
+/// Anyone else is told there is no such job.
+pub fn may_follow_import(
+    caller: &Caller,
+    network: i64,
+    period: Option<FinancialYear>,
+) -> Result<&Principal, ApiError> {
+    match period {
+        Some(period) => may_import_spend(caller, network, period),
+        None => {
+            let p = returns::may_submit_returns(caller, network)?;
+            if !p.scopes.allows_metric_group(MetricGroup::Spend) {
+                return Err(forbid(
+                    p,
+                    "follow an import: token scopes leave out metrics:spend",
+                ));
+            }
+            Ok(p)
+        }
+    }
 }
 
 /// Reading an institution's suppliers for `period` (`topSuppliers`): whoever sees that
@@ -133,11 +151,29 @@ mod tests {
             let writer = matches!(role, Role::NetworkAdmin | Role::NetworkSubmitter);
             assert_eq!(may_upload_spend(&own).is_ok(), writer, "{role}");
             assert_eq!(may_import_spend(&own, 1, fy).is_ok(), writer, "{role}");
-            assert_eq!(may_follow_import(&own, 1).is_ok(), writer, "{role}");
+            assert_eq!(
+                may_follow_import(&own, 1, Some(fy)).is_ok(),
+                writer,
+                "{role}"
+            );
             // Never for an institution another network stewards, whatever the role.
             assert!(may_import_spend(&own, 2, fy).is_err(), "{role}");
-            assert!(may_follow_import(&own, 2).is_err(), "{role}");
+            assert!(may_follow_import(&own, 2, Some(fy)).is_err(), "{role}");
         }
+        // A writer whose scopes leave out spend, or the job's year, follows none of its jobs.
+        for scopes in ["metrics:emissions", "years:2019/20"] {
+            let narrowed = principal(Role::NetworkAdmin, Some(1), scopes);
+            assert!(
+                may_follow_import(&narrowed, 1, Some(fy)).is_err(),
+                "{scopes}"
+            );
+        }
+        let emissions = principal(
+            Role::NetworkSubmitter,
+            Some(1),
+            "metrics:emissions write:returns",
+        );
+        assert!(may_follow_import(&emissions, 1, None).is_err());
         let anonymous = Caller::Anonymous;
         assert!(matches!(
             may_upload_spend(&anonymous),

@@ -256,7 +256,71 @@ async fn check_districts(b: &Browser, app: &TestApp, reader: &Reader<'_>) -> usi
             format!("{} of {}", c["contributors"], c["eligible"])
         );
     }
+    check_map(b, dcells).await;
     suppressed
+}
+
+/// The map draws the twelve districts' boundaries, each a shape of its own inside the plot
+/// (not a dot, not the whole globe, as a ring wound the wrong way for d3 would be), titled
+/// with its name and why it is grey; the shaded shapes are the districts the API gives a
+/// figure for.
+async fn check_map(b: &Browser, dcells: &[Value]) {
+    let map = b
+        .js(
+            "const titled = [...document.querySelectorAll('#map-chart path')]
+               .filter((p) => p.querySelector(':scope > title'));
+             const [base, shaded] = [...new Set(titled.map((p) => p.parentElement))];
+             const svg = base.ownerSVGElement.getBoundingClientRect();
+             const shape = (p) => {
+               const r = p.getBoundingClientRect();
+               return { title: p.querySelector('title').textContent,
+                        fits: r.width >= 10 && r.height >= 10 && r.left >= svg.left - 1
+                          && r.right <= svg.right + 1 && r.top >= svg.top - 1
+                          && r.bottom <= svg.bottom + 1
+                          && r.width <= svg.width * 0.8 && r.height <= svg.height * 0.8 };
+             };
+             return { base: [...base.querySelectorAll('path')].map(shape),
+                      shaded: shaded ? [...shaded.querySelectorAll('path')].map(shape) : [] };",
+        )
+        .await;
+    let titles = |layer: &str| -> Vec<String> {
+        map[layer]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert_eq!(s["fits"], true, "the map's {layer} shape {s}");
+                s["title"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let base = titles("base");
+    assert_eq!(
+        base.len(),
+        12,
+        "seven WMCA and five Warwickshire districts: {base:?}"
+    );
+    let mut shaded = titles("shaded");
+    shaded.sort();
+    let mut with_figure = Vec::new();
+    for c in dcells {
+        let name = c["district"]["name"].as_str().unwrap();
+        let title = base
+            .iter()
+            .find(|t| t.as_str() == name || t.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no shape for {name}: {base:?}"));
+        if c["suppressed"] == true {
+            assert_eq!(title, &format!("{name}: suppressed"));
+        } else if !c["value"].is_null() {
+            assert_eq!(title, name);
+            with_figure.push(name.to_owned());
+        }
+    }
+    with_figure.sort();
+    assert_eq!(
+        shaded, with_figure,
+        "the shaded districts are those with a figure"
+    );
 }
 
 async fn screenshot(b: &Browser, backend: Backend, who: &str) {
@@ -282,7 +346,7 @@ async fn demo_app(backend: Backend) -> TestApp {
 async fn dashboard_shows_each_reader_what_impact_answers(backend: Backend) {
     let app = demo_app(backend).await;
     let token = app.token(As::Admin("sandwell"), "").await;
-    let b = Browser::start(1280, 2700).await;
+    let b = Browser::start(1280, 3000).await;
 
     let anonymous = Reader {
         name: "anonymous",

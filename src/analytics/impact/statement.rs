@@ -10,7 +10,7 @@
 //! - `vis`: the versions of returns of eligible institutions current for this reader at
 //!   `asOf`, by the policy module's predicate — the only place access is decided;
 //! - `vals`: the reported (not "not reported") values of those returns, with the level at
-//!   which the reader sees each;
+//!   which the reader sees each, and whether each is derived from spend lines (`drv`);
 //! - `pan`: with `panel`, the institutions that reported a metric in every requested year.
 //!
 //! The expressions are `MATERIALIZED` (SQLite 3.35+, PostgreSQL 12+): left inline, SQLite
@@ -106,6 +106,8 @@ pub struct Row {
     /// particular order, `networks` being those it belonged to, `;`-separated: the
     /// differencing guard needs who they are, the rule for each network's view who knows them.
     pub agg_members: Option<String>,
+    /// Contributors whose value rests on spend lines.
+    pub derived: i64,
 }
 
 impl Row {
@@ -116,7 +118,7 @@ impl Row {
 
 /// Every part's columns, in order, with the value a part that does not fill one gives it.
 /// The cell's dimensions come first: `GROUP BY 2, 3, 4, 5, 6, 7` ([`CELL`]) relies on it.
-const COLUMNS: [(&str, &str); 22] = [
+const COLUMNS: [(&str, &str); 23] = [
     ("kind", "''"),
     ("metric", "''"),
     ("breakdown", "''"),
@@ -139,6 +141,7 @@ const COLUMNS: [(&str, &str); 22] = [
     ("people_count_min", NULL),
     ("people_count_round", NULL),
     ("agg_members", "CAST(NULL AS TEXT)"),
+    ("derived", "CAST(0 AS BIGINT)"),
 ];
 
 const NULL: &str = "CAST(NULL AS BIGINT)";
@@ -311,15 +314,17 @@ fn ctes(
         out.extend(spend_values(caller, reach, &chosen, lines));
     } else {
         out.push(Sql::format(
-            "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM ( \
+            "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl, drv FROM ( \
                SELECT r.institution_id AS inst, r.period AS period, v.metric_code AS metric, \
-                 v.breakdown AS breakdown, v.value AS value, {} AS lvl \
+                 v.breakdown AS breakdown, v.value AS value, {} AS lvl, \
+                 CASE WHEN v.method LIKE {} THEN 1 ELSE 0 END AS drv \
                FROM {} \
                JOIN return_values v ON v.return_id = r.rid JOIN metrics mt ON mt.code = v.metric_code \
                WHERE v.metric_code IN ({}) AND v.value IS NOT NULL) x WHERE x.lvl > 0)",
             [
                 Sql::raw(if by_residence { "lv" } else { "vals" }),
                 level,
+                Sql::value(format!("{}%", crate::ingest::spend::derive::METHOD_PREFIX)),
                 chosen.from(),
                 Sql::list(value_metrics.iter().cloned()),
             ],
@@ -328,8 +333,8 @@ fn ctes(
     if by_residence {
         // The share in the two most deprived deciles, as its own breakdown.
         out.push(Sql::raw(
-            "vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl FROM lv \
-               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl) FROM lv \
+            "vals AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl, drv FROM lv \
+               UNION ALL SELECT inst, period, metric, 'imd_decile:1-2', SUM(value), MIN(lvl), MAX(drv) FROM lv \
                WHERE metric = 'employees_by_residence' AND breakdown IN ('imd_decile:1', 'imd_decile:2') \
                GROUP BY inst, period, metric)",
         ));
@@ -441,7 +446,7 @@ fn spend_values(
         .map(|(sum, expr)| Sql::format("{} AS {}", [expr, Sql::raw(column(sum))]));
     let rows = lines.sums.iter().map(|(code, sum)| {
         Sql::format(
-            "SELECT inst, period, {} AS metric, breakdown, {} AS value, lvl FROM lb",
+            "SELECT inst, period, {} AS metric, breakdown, {} AS value, lvl, 0 AS drv FROM lb",
             [Sql::value(code.clone()), Sql::raw(column(*sum))],
         )
     });
@@ -561,6 +566,9 @@ impl AggregateOnlyMembers {
     }
 }
 
+/// Contributors whose value (or one of a ratio's parts) is derived from spend lines.
+const DERIVED: &str = "COUNT(DISTINCT CASE WHEN x.derived_part = 1 THEN x.inst END)";
+
 /// Contributors the reader sees only at AGGREGATE (`x.agg = 1`).
 const AGGREGATE_ONLY: &str = "COUNT(DISTINCT CASE WHEN x.agg = 1 THEN x.inst END)";
 
@@ -623,6 +631,7 @@ fn sum_cells(s: &Spec, sums: &[String], members: AggregateOnlyMembers) -> Sql {
         ("total", Sql::raw("CAST(SUM(x.value) AS BIGINT)")),
         ("contributors", Sql::raw("COUNT(DISTINCT x.inst)")),
         ("aggregate_only", Sql::raw(AGGREGATE_ONLY)),
+        ("derived", Sql::raw(DERIVED)),
     ]);
     cols.extend(aggregate_only_side(
         ["agg_sum", "agg_largest", "agg_second"],
@@ -645,7 +654,7 @@ fn sum_cells(s: &Spec, sums: &[String], members: AggregateOnlyMembers) -> Sql {
         cols,
         Sql::format(
             "FROM (SELECT v.metric AS metric, v.breakdown AS breakdown, {}, e.inst AS inst, \
-                 e.steward AS steward, kn.nets AS nets, v.value AS value, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
+                 e.steward AS steward, kn.nets AS nets, v.value AS value, v.drv AS derived_part, CASE WHEN v.lvl = 1 THEN 1 ELSE 0 END AS agg, {}, \
                  ROW_NUMBER() OVER (PARTITION BY v.metric, v.breakdown, {}, v.lvl \
                    ORDER BY v.value DESC) AS rk \
                FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period {} {} \
@@ -677,6 +686,7 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
         ("denominator", Sql::raw("CAST(SUM(x.dv) AS BIGINT)")),
         ("contributors", Sql::raw("COUNT(DISTINCT x.inst)")),
         ("aggregate_only", Sql::raw(AGGREGATE_ONLY)),
+        ("derived", Sql::raw(DERIVED)),
     ]);
     cols.extend(aggregate_only_side(
         ["agg_sum", "agg_largest", "agg_second"],
@@ -706,7 +716,7 @@ fn ratio_cells(s: &Spec, ratio: &str, num: &str, den: &str, members: AggregateOn
                    e.inst AS inst, e.steward AS steward, kn.nets AS nets, {}, v.breakdown AS breakdown, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS nv, \
                    MAX(CASE WHEN v.metric = {} THEN v.value END) AS dv, \
-                   CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg \
+                   CASE WHEN MIN(v.lvl) = 1 THEN 1 ELSE 0 END AS agg, MAX(v.drv) AS derived_part \
                  FROM elig e JOIN vals v ON v.inst = e.inst AND v.period = e.period \
                    AND v.metric IN ({}, {}) {} {} {} \
                  LEFT JOIN kn ON kn.inst = e.inst AND kn.period = e.period \

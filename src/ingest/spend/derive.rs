@@ -189,10 +189,14 @@ pub fn basis(file: &spend_files::Model) -> String {
     format!("derived from {} spend lines", file.lines)
 }
 
+/// How every derived value's method note begins: `impact` counts the contributors whose
+/// values carry it.
+pub const METHOD_PREFIX: &str = "derived from spend lines version ";
+
 /// The method note of a value derived from `file`.
 pub fn method(file: &spend_files::Model) -> String {
     format!(
-        "derived from spend lines version {} ({} lines, {} of them place unknown)",
+        "{METHOD_PREFIX}{} ({} lines, {} of them place unknown)",
         file.version, file.lines, file.place_unknown_lines
     )
 }

@@ -71,6 +71,31 @@ impl Summary {
     }
 }
 
+/// The most distinct categories one file may name: the analysis groups by category, and each
+/// one is a cell of every answer grouped so (a red team's file of a million categories made
+/// each such question run until its timeout).
+pub const MAX_CATEGORIES: usize = 1000;
+
+/// The distinct categories seen so far, up to [`MAX_CATEGORIES`].
+#[derive(Default)]
+struct Categories(std::collections::HashSet<String>);
+
+impl Categories {
+    /// Whether a line with `category` keeps the file within the limit (a category already
+    /// seen, or none, always does).
+    fn admit(&mut self, category: Option<&str>) -> bool {
+        let Some(c) = category else { return true };
+        if self.0.contains(c) {
+            return true;
+        }
+        if self.0.len() >= MAX_CATEGORIES {
+            return false;
+        }
+        self.0.insert(c.to_owned());
+        true
+    }
+}
+
 /// How reading ended.
 #[derive(Debug)]
 pub enum Ended {
@@ -109,6 +134,7 @@ pub fn read<R: Read>(
     let mut record = csv::StringRecord::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut total: i128 = 0;
+    let mut categories = Categories::default();
     loop {
         let line = match reader.read_record(&mut record) {
             Ok(false) => break,
@@ -121,6 +147,16 @@ pub fn read<R: Read>(
                             line,
                             Some("amount"),
                             "the amounts up to this line add up to more than can be kept exactly",
+                        )])
+                    } else if !categories.admit(l.category.as_deref()) {
+                        Err(vec![LineProblem::bad(
+                            line,
+                            Some("category"),
+                            format!(
+                                "a file may name at most {MAX_CATEGORIES} categories and this \
+                                 line's is one more: categories group spend (a procurement \
+                                 classification such as ProClass), so map yours to fewer"
+                            ),
                         )])
                     } else {
                         Ok(l)
@@ -401,6 +437,27 @@ mod tests {
             Ended::Whole(s) => s.problems,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_file_names_at_most_so_many_categories() {
+        let mut csv = String::from(HEAD);
+        for i in 0..=MAX_CATEGORIES {
+            // Each category twice, and lines with none: only new names count.
+            csv.push_str(&format!("S{i},ID{i},,,1.00,Category {i},,,,\n"));
+            csv.push_str(&format!("S{i},ID{i},,,1.00,Category {i},,,,\n"));
+            csv.push_str(&format!("S{i},ID{i},,,1.00,,,,,\n"));
+        }
+        let p = problems(&csv);
+        // The header is line 1; category number MAX_CATEGORIES + 1 first appears on the
+        // line after 3 * MAX_CATEGORIES others, and again on the next; the line without one
+        // is fine.
+        let first = 3 * MAX_CATEGORIES as u64 + 2;
+        let lines: Vec<u64> = p.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [first, first + 1], "{p:?}");
+        assert!(p.iter().all(|p| p.column.as_deref() == Some("category")));
+        let within: Vec<&str> = csv.lines().take(3 * MAX_CATEGORIES + 1).collect();
+        assert!(problems(&format!("{}\n", within.join("\n"))).is_empty());
     }
 
     #[test]
