@@ -321,6 +321,18 @@ pub async fn run<C: ConnectionTrait>(
     value_metrics.sort();
     value_metrics.dedup();
     let backend = db.get_database_backend();
+    if let Some(cap) = s.lines.as_ref().and_then(|l| l.max_places)
+        && let Some(count) = statement::cell_places(backend, caller, s, &value_metrics, cap)?
+    {
+        let n = Count::find_by_statement(count.statement(backend))
+            .one(db)
+            .await
+            .map_err(overflow)?
+            .map_or(0, |c| c.n);
+        if usize::try_from(n).unwrap_or(usize::MAX) > cap {
+            return Err(too_many_cells());
+        }
+    }
     let statement = statement::build(backend, caller, s, &sums, &value_metrics)?;
     let rows = Row::find_by_statement(statement.statement(backend))
         .all(db)
@@ -646,6 +658,27 @@ fn answer_empty_cells(
             }
         }
     }
+}
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
+}
+
+/// The most cells one spend analysis answer may hold.
+pub const MAX_CELLS: usize = 5000;
+
+/// The refusal of an answer over [`MAX_CELLS`]. It does not say how many: the count would take
+/// in cells the reader is not shown (withheld ones split by a line's district, size or
+/// category are left out of answers).
+pub fn too_many_cells() -> ApiError {
+    ApiError::bad_input(
+        "input.groupBy",
+        format!(
+            "the answer would hold more than the {MAX_CELLS} cells one answer may: group by \
+             fewer dimensions, or ask for fewer years or measures"
+        ),
+    )
 }
 
 fn overflow(e: sea_orm::DbErr) -> ApiError {

@@ -117,6 +117,9 @@ pub struct Lines {
     pub published_geography: bool,
     /// Metric code to the sum over lines it is.
     pub sums: BTreeMap<String, LineSum>,
+    /// When split below institutions, the most cell places (period, network, sector, bucket)
+    /// an answer may have: more is refused before the cells are worked out.
+    pub max_places: Option<usize>,
 }
 
 impl Lines {
@@ -139,6 +142,7 @@ impl Lines {
             by_category,
             published_geography,
             sums: BTreeMap::new(),
+            max_places: None,
         };
         let mut sums = BTreeMap::new();
         for m in measures {

@@ -22,9 +22,7 @@ use crate::policy;
 
 /// The most districts a chosen geography may name.
 const MAX_DISTRICTS: usize = 500;
-/// The most cells one answer may hold: groupings that split further are refused, with a
-/// message saying to group by less.
-pub const MAX_CELLS: usize = 5000;
+pub use crate::analytics::impact::MAX_CELLS;
 
 /// What spend cells are grouped by, beyond the year.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -224,7 +222,7 @@ impl SpendQuery {
         }
         let (geography, published_geography) = geography_of(db, &input, &in_scope).await?;
         let dims = input.group_by.unwrap_or_default();
-        let lines = Lines::new(
+        let mut lines = Lines::new(
             geography.iter().map(|g| g.code.clone()).collect(),
             published_geography,
             [
@@ -234,6 +232,7 @@ impl SpendQuery {
             ],
             &measures,
         );
+        lines.max_places = Some(MAX_CELLS / measures.len().max(1));
         let (metrics, ratio_parts) = analysis::metrics(&lines, &measures);
         let whole = in_scope.len();
         let networks = policy::returns::scoped_networks(
@@ -279,15 +278,7 @@ impl SpendQuery {
             }
         };
         if report.cells.len() > MAX_CELLS {
-            return Err(ApiError::bad_input(
-                "input.groupBy",
-                format!(
-                    "the answer would hold {} cells, more than the {MAX_CELLS} one answer may: \
-                     group by fewer dimensions, or ask for fewer years or measures",
-                    report.cells.len()
-                ),
-            )
-            .into());
+            return Err(impact::too_many_cells().into());
         }
         release::release(
             db,

@@ -663,7 +663,7 @@ async fn an_answer_too_large_is_refused(backend: Backend) {
     );
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(
-        message.contains("5400 cells") && message.contains("group by fewer"),
+        message.contains("more than the 5000 cells") && message.contains("group by fewer"),
         "{message}"
     );
     // Every measure by category and supplier district, for twenty years: priced, refused.

@@ -233,6 +233,40 @@ pub fn build(
     ))
 }
 
+/// For the spend analysis split below institutions: how many distinct cell places (period,
+/// network and sector when grouped by, bucket) the lines this reader may count fall in, up
+/// to `cap` + 1. One pass over those lines, cheaper than the statement it guards, so an answer
+/// too large to give is refused before its cells are worked out. The common table
+/// expressions are the statement's; those this does not read are not evaluated.
+pub fn cell_places(
+    backend: DbBackend,
+    caller: &Caller,
+    s: &Spec,
+    value_metrics: &[String],
+    cap: usize,
+) -> ApiResult<Option<Sql>> {
+    let Some(lines) = s.lines.as_ref().filter(|l| l.bucketed()) else {
+        return Ok(None);
+    };
+    let reach = policy::returns::reach(caller);
+    let members = AggregateOnlyMembers(backend);
+    let ctes = ctes(caller, &reach, s, value_metrics, members)?;
+    let (sector, _) = grouped_sector_district(s);
+    let mut with = vec![reach.cte()];
+    with.extend(ctes);
+    Ok(Some(Sql::format(
+        "WITH {} SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT DISTINCT e.period, e.network, \
+           {}, {} FROM fl JOIN elig e ON e.inst = fl.inst AND e.period = fl.period \
+           JOIN spend_lines l ON l.file_id = fl.fid WHERE fl.lvl > 0 LIMIT {}) x",
+        [
+            Sql::join(with, ", "),
+            Sql::raw(sector),
+            bucket(lines),
+            Sql::value(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1)),
+        ],
+    )))
+}
+
 /// The common table expressions after `reach`.
 /// `(period, month, end_date)` rows: each requested year's last day for each year-end month.
 fn period_ends(s: &Spec) -> ApiResult<Vec<Sql>> {
@@ -359,6 +393,31 @@ fn ctes(
     Ok(out)
 }
 
+/// A line's bucket, as [`crate::analytics::spend::Bucket`] reads it back: the parts grouped
+/// by, `|`-separated, the category last.
+fn bucket(lines: &Lines) -> Sql {
+    let mut parts = vec![];
+    if lines.by_supplier_district {
+        parts.push(Sql::format(
+            "'supplier_district:' || COALESCE(CASE WHEN l.place <> {} THEN l.district_code END, 'unknown')",
+            [Sql::value(PlaceSource::Unknown.as_str())],
+        ));
+    }
+    if lines.by_size {
+        parts.push(Sql::raw(
+            "'size:' || CASE WHEN l.sole_trader THEN 'sole_trader' WHEN l.sme THEN 'sme' ELSE 'large' END",
+        ));
+    }
+    if lines.by_category {
+        parts.push(Sql::raw("'category:' || COALESCE(l.category, '')"));
+    }
+    if parts.is_empty() {
+        Sql::raw("''")
+    } else {
+        Sql::join(parts, " || '|' || ")
+    }
+}
+
 /// The spend analysis's values: for each visible return, the spend file behind it (the
 /// latest switched in by the time that version was submitted: lines and the return they
 /// restate are written in one transaction) and the level of its `SPEND` values (`fl`); each
@@ -378,26 +437,7 @@ fn spend_values(
         Sql::value(MetricGroup::Spend.as_str()),
     );
     let unknown = || Sql::value(PlaceSource::Unknown.as_str());
-    let mut bucket = vec![];
-    if lines.by_supplier_district {
-        bucket.push(Sql::format(
-            "'supplier_district:' || COALESCE(CASE WHEN l.place <> {} THEN l.district_code END, 'unknown')",
-            [unknown()],
-        ));
-    }
-    if lines.by_size {
-        bucket.push(Sql::raw(
-            "'size:' || CASE WHEN l.sole_trader THEN 'sole_trader' WHEN l.sme THEN 'sme' ELSE 'large' END",
-        ));
-    }
-    if lines.by_category {
-        bucket.push(Sql::raw("'category:' || COALESCE(l.category, '')"));
-    }
-    let bucket = if bucket.is_empty() {
-        Sql::raw("''")
-    } else {
-        Sql::join(bucket, " || '|' || ")
-    };
+    let bucket = bucket(lines);
     let sums: Vec<(LineSum, Sql)> = {
         let mut wanted: Vec<LineSum> = lines.sums.values().copied().collect();
         wanted.sort();
