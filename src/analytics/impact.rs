@@ -264,15 +264,78 @@ fn institutions(contributions: &[Contribution]) -> Vec<i64> {
 /// How many aggregate statements (`impact`, `spendAnalysis`) may run at once: half the
 /// database pool, so that however many are asked for, every other request still finds a
 /// connection (a red team's 24 concurrent analyses over a million categories took every
-/// connection for four minutes). A statement keeps its slot until it has ended, even when the
-/// request that asked for it has gone: SQLite does not stop a statement when its request does.
+/// connection for four minutes); and at most [`PER_AUDIENCE`] for one audience of token
+/// holders (a network's admins and submitters, a region's analysts, an organisation's
+/// researchers), so that one network minting tokens cannot take all of them (the next red
+/// team did). An audience's further questions wait, up to [`AUDIENCE_QUEUE`] in all (a
+/// dashboard asks several at once); past that they are refused. Anonymous callers are held back by their address's rate limit instead. A
+/// statement keeps its slots until it has ended, even when the request that asked for it has
+/// gone: SQLite does not stop a statement when its request does.
 #[derive(Clone)]
-pub struct Slots(std::sync::Arc<tokio::sync::Semaphore>);
+pub struct Slots {
+    all: std::sync::Arc<tokio::sync::Semaphore>,
+    audiences: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, AudienceSlots>>>,
+}
+
+/// One audience's questions: admitted (running or waiting) and running.
+#[derive(Clone)]
+struct AudienceSlots {
+    admitted: std::sync::Arc<tokio::sync::Semaphore>,
+    running: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// Aggregate statements one audience of token holders may have running at once.
+pub const PER_AUDIENCE: usize = 2;
+/// Aggregate questions one audience may have running or waiting.
+pub const AUDIENCE_QUEUE: usize = 8;
+
+/// The slots an audience's question holds while it runs.
+type Held = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 impl Slots {
     pub fn for_pool(connections: u32) -> Self {
         let n = usize::try_from(connections / 2).unwrap_or(1).max(1);
-        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(n)))
+        Self {
+            all: std::sync::Arc::new(tokio::sync::Semaphore::new(n)),
+            audiences: std::sync::Arc::default(),
+        }
+    }
+
+    /// The caller's audience's own slot, if it is a token holder's: waits while its audience
+    /// has [`PER_AUDIENCE`] running, refused at once when [`AUDIENCE_QUEUE`] are running or
+    /// waiting.
+    async fn audience_slot(&self, caller: &Caller) -> ApiResult<Option<Held>> {
+        if caller.principal().is_none() {
+            return Ok(None);
+        }
+        let audience = disclosure::Audience::of(caller).stored();
+        let slots = {
+            let mut map = self
+                .audiences
+                .lock()
+                .map_err(|_| ApiError::Internal(anyhow::anyhow!("aggregate slots poisoned")))?;
+            map.entry(audience)
+                .or_insert_with(|| AudienceSlots {
+                    admitted: std::sync::Arc::new(tokio::sync::Semaphore::new(AUDIENCE_QUEUE)),
+                    running: std::sync::Arc::new(tokio::sync::Semaphore::new(PER_AUDIENCE)),
+                })
+                .clone()
+        };
+        let admitted = slots.admitted.try_acquire_owned().map_err(|_| {
+            ApiError::Conflict(format!(
+                "{AUDIENCE_QUEUE} aggregate questions from your network, region or organisation \
+                 are already running or waiting: ask again when one has been answered"
+            ))
+        })?;
+        let running = slots
+            .running
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("aggregate slots closed: {e}")))?;
+        Ok(Some((admitted, running)))
     }
 
     /// [`run`] in one of the slots, waiting for one while all are taken.
@@ -283,15 +346,16 @@ impl Slots {
         s: &Spec,
         key: &NoiseKey,
     ) -> ApiResult<Report> {
+        let own = self.audience_slot(caller).await?;
         let permit = self
-            .0
+            .all
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("aggregate slots closed: {e}")))?;
         let (db, caller, s, key) = (db.clone(), caller.clone(), s.clone(), key.clone());
         tokio::spawn(async move {
-            let _slot = permit;
+            let _slots = (permit, own);
             run(&db, &caller, &s, &key).await
         })
         .await
@@ -696,8 +760,53 @@ mod tests {
 
     #[test]
     fn aggregates_take_at_most_half_the_pool() {
-        assert_eq!(Slots::for_pool(16).0.available_permits(), 8);
-        assert_eq!(Slots::for_pool(3).0.available_permits(), 1);
-        assert_eq!(Slots::for_pool(1).0.available_permits(), 1, "never none");
+        assert_eq!(Slots::for_pool(16).all.available_permits(), 8);
+        assert_eq!(Slots::for_pool(3).all.available_permits(), 1);
+        assert_eq!(Slots::for_pool(1).all.available_permits(), 1, "never none");
+    }
+
+    #[tokio::test]
+    async fn one_audience_holds_at_most_its_share() {
+        use crate::auth::Caller;
+        use crate::domain::Role;
+        use crate::policy::tests::principal;
+        let slots = Slots::for_pool(16);
+        let admin = principal(Role::NetworkAdmin, Some(1), "");
+        let mut held = vec![];
+        for _ in 0..super::PER_AUDIENCE {
+            held.push(slots.audience_slot(&admin).await.unwrap());
+        }
+        // The next waits while two run; once eight are running or waiting, more are refused.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            slots.audience_slot(&admin),
+        )
+        .await;
+        assert!(waiting.is_err(), "a third waits");
+        let queue = slots.audiences.lock().unwrap()["network:1"]
+            .admitted
+            .clone();
+        let free = u32::try_from(queue.available_permits()).unwrap();
+        let full = queue.acquire_many_owned(free).await.unwrap();
+        assert!(matches!(
+            slots.audience_slot(&admin).await,
+            Err(crate::error::ApiError::Conflict(_))
+        ));
+        // Another network's admin, and anonymous callers, are not held back by it.
+        let other = principal(Role::NetworkAdmin, Some(2), "");
+        assert!(slots.audience_slot(&other).await.unwrap().is_some());
+        assert!(
+            slots
+                .audience_slot(&Caller::Anonymous)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        drop(held);
+        drop(full);
+        assert!(
+            slots.audience_slot(&admin).await.unwrap().is_some(),
+            "free again"
+        );
     }
 }
