@@ -32,6 +32,8 @@
 mod common;
 #[path = "common/national.rs"]
 mod national;
+#[path = "common/process.rs"]
+mod process;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -43,6 +45,8 @@ use anchorfed::domain::FinancialYear;
 use entity::vocab::{AccessLevel, GranteeKind};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
+
+use process::{Stopped, anchorfed, console, free_port, status_kb};
 
 const THREADS: u32 = 2;
 const CONNECTIONS: u32 = 16;
@@ -98,62 +102,6 @@ struct Load {
     p99_ms: f64,
     /// Non-2xx answers and socket errors (wrk), failed transactions (pgbench).
     errors: u64,
-}
-
-/// A server process, stopped when dropped: at the end, or when the benchmark panics.
-struct Stopped(std::process::Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn binary() -> PathBuf {
-    // target/release/examples/bench_reads -> target/release/anchorfed
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("anchorfed")
-}
-
-fn anchorfed(dir: &Path, url: &str) -> Command {
-    let mut c = Command::new(binary());
-    c.env_remove("ANCHORFED_CONFIG")
-        .env("DATABASE_URL", url)
-        .env("ANCHORFED_DATA_DIR", dir)
-        .current_dir(dir);
-    c
-}
-
-fn console(dir: &Path, url: &str, args: &[&str]) -> String {
-    let out = anchorfed(dir, url)
-        .args(args)
-        .output()
-        .expect("run anchorfed (build it: cargo build --release)");
-    assert!(
-        out.status.success(),
-        "anchorfed {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Waits until `ready` answers true, or panics after a minute with the server's log.

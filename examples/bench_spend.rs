@@ -44,11 +44,12 @@
     reason = "this benchmark issues its tokens at the console, as an operator would"
 )]
 mod common;
+#[path = "common/process.rs"]
+mod process;
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -56,6 +57,8 @@ use std::time::{Duration, Instant};
 use sea_orm::sqlx::{AssertSqlSafe, Connection, Row, postgres::PgConnection};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
+
+use process::{Stopped, anchorfed, console, free_port, status_kb};
 
 const REGION: &str = "E47000100";
 const ELSEWHERE: &str = "E47000101";
@@ -361,62 +364,6 @@ fn nspl(path: &Path) -> u64 {
     drop(w);
     std::fs::rename(&tmp, path).unwrap();
     20 * LOADED
-}
-
-/// A process, stopped when dropped: at the end, or when the benchmark panics.
-struct Stopped(std::process::Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn binary() -> PathBuf {
-    // target/release/examples/bench_spend -> target/release/anchorfed
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("anchorfed")
-}
-
-fn anchorfed(dir: &Path, url: &str) -> Command {
-    let mut c = Command::new(binary());
-    c.env_remove("ANCHORFED_CONFIG")
-        .env("DATABASE_URL", url)
-        .env("ANCHORFED_DATA_DIR", dir)
-        .current_dir(dir);
-    c
-}
-
-fn console(dir: &Path, url: &str, args: &[&str]) -> String {
-    let out = anchorfed(dir, url)
-        .args(args)
-        .output()
-        .expect("run anchorfed (build it: cargo build --release)");
-    assert!(
-        out.status.success(),
-        "anchorfed {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `anchorfed serve`, release build, its own process, on a port of its own.
