@@ -6,7 +6,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject
 use chrono::Utc;
 
 use super::cells;
-use super::context::{caller, db, id_or_key, loaders, log_read, noise_key};
+use super::context::{caller, db, id_or_key, internal, loaders, log_read, noise_key};
 use super::enums::SectorGql;
 use super::impact::{networks_in_scope, years_of};
 use super::loaders::{GeoCode, NetworkId};
@@ -307,10 +307,6 @@ impl SpendQuery {
             geography,
         })
     }
-}
-
-fn internal(what: &str) -> async_graphql::Error {
-    super::context::internal(what)
 }
 
 /// The measures asked for, once each, in the order of [`Measure::ALL`]. Grouped by supplier
