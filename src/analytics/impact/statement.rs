@@ -345,7 +345,7 @@ fn ctes(
         ),
     ];
     if let Some(lines) = &s.lines {
-        out.extend(spend_values(caller, reach, &chosen, lines));
+        out.extend(spend_values(caller, reach, &chosen, lines, members.0));
     } else {
         out.push(Sql::format(
             "{} AS MATERIALIZED (SELECT inst, period, metric, breakdown, value, lvl, drv FROM ( \
@@ -429,6 +429,7 @@ fn spend_values(
     reach: &policy::returns::Reach,
     chosen: &policy::returns::ChosenReturns,
     lines: &Lines,
+    backend: DbBackend,
 ) -> Vec<Sql> {
     let level = policy::returns::value_level(
         caller,
@@ -507,15 +508,39 @@ fn spend_values(
              FROM {})",
             [level, chosen.from()],
         ),
-        Sql::format(
-            "lb AS MATERIALIZED (SELECT fl.inst AS inst, fl.period AS period, fl.lvl AS lvl, \
-               s.breakdown AS breakdown, {} \
-             FROM fl JOIN (SELECT l.file_id AS fid, {} AS breakdown, {} FROM spend_lines l \
-               WHERE l.file_id IN (SELECT fid FROM fl WHERE lvl > 0) GROUP BY 1, 2) s \
-               ON s.fid = fl.fid \
-             WHERE fl.lvl > 0)",
-            [Sql::join(picked, ", "), bucket, Sql::join(columns, ", ")],
-        ),
+        match backend {
+            // Each file summed on its own, by a plain aggregate over its lines (grouped only
+            // when split by a line's district, size or category): the work of a hand-written
+            // sum, where one hash aggregate keyed on the file took 4 of 7 s over ten million
+            // lines (BENCHMARKS.md, spend part 3).
+            DbBackend::Postgres => Sql::format(
+                "lb AS MATERIALIZED (SELECT fl.inst AS inst, fl.period AS period, fl.lvl AS lvl, \
+                   s.breakdown AS breakdown, {} \
+                 FROM fl CROSS JOIN LATERAL (SELECT {} AS breakdown, {} FROM spend_lines l \
+                   WHERE l.file_id = fl.fid {}) s \
+                 WHERE fl.lvl > 0)",
+                [
+                    Sql::join(picked, ", "),
+                    bucket,
+                    Sql::join(columns, ", "),
+                    Sql::raw(if lines.bucketed() {
+                        "GROUP BY 1"
+                    } else {
+                        "HAVING COUNT(*) > 0"
+                    }),
+                ],
+            ),
+            // SQLite has no LATERAL.
+            _ => Sql::format(
+                "lb AS MATERIALIZED (SELECT fl.inst AS inst, fl.period AS period, fl.lvl AS lvl, \
+                   s.breakdown AS breakdown, {} \
+                 FROM fl JOIN (SELECT l.file_id AS fid, {} AS breakdown, {} FROM spend_lines l \
+                   WHERE l.file_id IN (SELECT fid FROM fl WHERE lvl > 0) GROUP BY 1, 2) s \
+                   ON s.fid = fl.fid \
+                 WHERE fl.lvl > 0)",
+                [Sql::join(picked, ", "), bucket, Sql::join(columns, ", ")],
+            ),
+        },
         Sql::format(
             "vals AS MATERIALIZED ({})",
             [Sql::join(rows, " UNION ALL ")],
