@@ -71,6 +71,15 @@ impl Measure {
         })
     }
 
+    /// Decimal places of its values: pence, whole suppliers, a share to four places.
+    pub fn scale(self) -> u32 {
+        match self {
+            Measure::Suppliers => 0,
+            Measure::ShareInGeography => 4,
+            _ => 2,
+        }
+    }
+
     /// Whether the measure depends on the chosen geography.
     pub fn geographic(self) -> bool {
         matches!(self, Measure::InGeography | Measure::ShareInGeography)
@@ -197,11 +206,7 @@ pub fn metrics(
             } else {
                 "GBP".to_owned()
             },
-            scale: match m {
-                Measure::Suppliers => 0,
-                Measure::ShareInGeography => 4,
-                _ => 2,
-            },
+            scale: i16::try_from(m.scale()).unwrap_or(2),
             metric_group: MetricGroup::Spend,
             definition: String::new(),
             source: "spend lines".to_owned(),

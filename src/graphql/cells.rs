@@ -7,9 +7,9 @@ use super::context::loaders;
 use super::enums::SectorGql;
 use super::loaders::NetworkId;
 use super::objects::Network;
-use super::scalars::FinancialYear;
-use crate::analytics::impact::Cell;
-use crate::domain;
+use super::scalars::{Decimal, FinancialYear};
+use crate::analytics::impact::{Cell, Value2};
+use crate::domain::{self, quantity};
 use crate::error::ApiError;
 
 pub(super) fn year(cell: &Cell) -> Result<FinancialYear> {
@@ -42,6 +42,15 @@ pub(super) fn sector(cell: &Cell) -> Result<Option<SectorGql>> {
         ))
     })?;
     Ok(Some(s.into()))
+}
+
+/// The cell's value as a decimal of `scale` places: a sum in minor units, or a ratio of sums.
+pub(super) fn value(cell: &Cell, scale: u32) -> Option<Decimal> {
+    match &cell.value {
+        Some(Value2::Sum(v)) => Some(Decimal(quantity::from_minor_units(*v, scale))),
+        Some(Value2::Ratio(n, d)) => quantity::ratio(*n, *d, scale).map(Decimal),
+        None => None,
+    }
 }
 
 /// A count as GraphQL's `Int`.

@@ -105,13 +105,7 @@ impl ImpactCell {
     }
     /// The total over the contributors (a ratio of sums for ratio metrics); null when none.
     async fn value(&self) -> Option<Decimal> {
-        match &self.cell.value {
-            Some(Value2::Sum(v)) => {
-                Some(Decimal(quantity::from_minor_units(*v, self.metric.scale)))
-            }
-            Some(Value2::Ratio(n, d)) => quantity::ratio(*n, *d, self.metric.scale).map(Decimal),
-            None => None,
-        }
+        cells::value(&self.cell, self.metric.scale)
     }
     /// For breakdown cells: the value over its breakdown kind's total in the same cell.
     async fn share(&self) -> Option<f64> {

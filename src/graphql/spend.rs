@@ -12,11 +12,11 @@ use super::impact::{networks_in_scope, years_of};
 use super::loaders::{GeoCode, NetworkId};
 use super::objects::{District, Network};
 use super::scalars::{Decimal, FinancialYear, GssCode};
-use crate::analytics::impact::{self, Cell, Value2};
+use crate::analytics::impact::{self, Cell};
 use crate::analytics::release;
 use crate::analytics::spend::{self as analysis, Bucket, Lines, Measure};
 use crate::directory;
-use crate::domain::{self, MetricGroup, quantity};
+use crate::domain::{self, MetricGroup};
 use crate::error::ApiError;
 use crate::policy;
 
@@ -104,7 +104,6 @@ pub struct SpendCell {
     cell: Cell,
     measure: Measure,
     bucket: Bucket,
-    scale: u32,
 }
 
 #[Object]
@@ -150,11 +149,7 @@ impl SpendCell {
     /// Pounds, a number of suppliers, or a share from 0 to 1; null when nothing contributes
     /// or disclosure control withheld it.
     async fn value(&self) -> Option<Decimal> {
-        match &self.cell.value {
-            Some(Value2::Sum(v)) => Some(Decimal(quantity::from_minor_units(*v, self.scale))),
-            Some(Value2::Ratio(n, d)) => quantity::ratio(*n, *d, self.scale).map(Decimal),
-            None => None,
-        }
+        cells::value(&self.cell, self.measure.scale())
     }
     /// Withheld by disclosure control (the reader sees some contributors only in aggregate).
     async fn suppressed(&self) -> bool {
@@ -465,16 +460,10 @@ fn shape(lines: &Lines, measures: &[Measure], cells: Vec<Cell>) -> Result<Vec<Sp
         if bucket != Bucket::default() && c.value.is_none() && c.suppressed.is_some() {
             continue;
         }
-        let scale = match measure {
-            Measure::Suppliers => 0,
-            Measure::ShareInGeography => 4,
-            _ => 2,
-        };
         out.push(SpendCell {
             cell: c,
             measure,
             bucket,
-            scale,
         });
     }
     out.sort_by(|a, b| {
