@@ -1,5 +1,7 @@
 //! Connecting to the database (embedded SQLite or PostgreSQL) and migrating it.
 
+pub mod single;
+
 use std::time::Duration;
 
 use anyhow::Context;

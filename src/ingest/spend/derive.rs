@@ -26,8 +26,8 @@ use chrono::Utc;
 use entity::vocab::{PlaceSource, ReturnStatus};
 use entity::{return_values, returns, spend_files};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
+    QueryFilter, QuerySelect,
 };
 
 use super::Target;
@@ -42,7 +42,7 @@ pub const DERIVED: [&str; 3] = [
 ];
 
 /// The sums of one file's lines, in pence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, FromQueryResult)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
 pub struct Sums {
     pub total: i64,
     pub local: i64,
@@ -84,12 +84,13 @@ pub async fn sums<C: ConnectionTrait>(
 /// spend derived from `file`'s lines. Runs in the switch's transaction.
 // Long because it is the steps of one write in the switch's transaction, in order: the sums,
 // the version it restates, the new return, its values, the current-version flags.
-pub async fn restate(
-    txn: &DatabaseTransaction,
+/// `sums` are the file's ([`sums`], or kept as its lines were copied).
+pub async fn restate<C: ConnectionTrait>(
+    txn: &C,
     target: &Target,
     file: &spend_files::Model,
+    sums: Sums,
 ) -> ApiResult<returns::Model> {
-    let sums = sums(txn, file, &target.network).await?;
     let institution = target.institution.id;
     let period = file.period.as_str();
     let base = returns::Entity::find()

@@ -19,9 +19,11 @@
 //! been terminated before the period began, leaves the place unknown: the line is kept,
 //! counted as "place unknown" and reported by its line, never guessed.
 
+mod copy;
 pub mod demo;
 pub mod derive;
 pub mod lines;
+mod place;
 mod stage;
 pub mod suppliers;
 
@@ -33,8 +35,7 @@ use entity::vocab::{ImportState, PlaceSource};
 use entity::{import_jobs, institutions, networks, spend_files};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
-    DatabaseConnection, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect,
+    DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -94,22 +95,77 @@ pub async fn run(
     input: impl std::io::Read + Send + 'static,
     read: Option<tokio::sync::oneshot::Sender<ReadReport>>,
 ) -> ApiResult<import_jobs::Model> {
-    let (lease, ended) = match stage::stage(db, job, input).await {
-        Ok(staged) => staged,
-        Err(e) => {
-            fail_for(db, job, &e).await;
-            return Err(e);
-        }
-    };
-    let outcome = conclude(db, job, target, ended, read).await;
-    if let Err(e) = &outcome {
-        fail_for(db, job, e).await;
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => copy::run(db, job, target, input, read).await?,
+        _ => staged(db, job, target, input, read).await?,
     }
-    lease.release().await;
-    outcome?;
     jobs::find(db, job)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("import job {job} vanished")))
+}
+
+/// SQLite: the file staged, then switched in by one transaction.
+async fn staged(
+    db: &DatabaseConnection,
+    job: &str,
+    target: &Target,
+    input: impl std::io::Read + Send + 'static,
+    read: Option<tokio::sync::oneshot::Sender<ReadReport>>,
+) -> ApiResult<()> {
+    let outcome = match stage::stage(db, job, input).await {
+        Ok(Ended::Whole(summary)) if summary.accepted() => {
+            tell(
+                read,
+                ReadReport {
+                    rows_read: summary.rows_read,
+                    rows_rejected: 0,
+                    accepted: true,
+                },
+            );
+            match start_month(target) {
+                Ok(start_month) => {
+                    switch_staged(db, job, target, &summary, Written::Staged { start_month }).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Ok(other) => refused(db, job, other, read).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &outcome {
+        fail_for(db, job, e).await;
+    }
+    outcome
+}
+
+async fn switch_staged(
+    db: &DatabaseConnection,
+    job: &str,
+    target: &Target,
+    summary: &Summary,
+    written: Written,
+) -> ApiResult<()> {
+    let txn = crate::db::begin_write(db)
+        .await
+        .context("Failed to start switching an import in")?;
+    let switched = switch(&txn, job, target, summary, written).await?;
+    if !switched.marked {
+        txn.rollback()
+            .await
+            .context("Failed to roll back the switch of a job no longer running")?;
+        return Err(ended_meanwhile());
+    }
+    txn.commit()
+        .await
+        .context("Failed to commit the switch of an import")?;
+    switched.log(job);
+    Ok(())
+}
+
+fn tell(read: Option<tokio::sync::oneshot::Sender<ReadReport>>, report: ReadReport) {
+    if let Some(tx) = read {
+        let _ = tx.send(report);
+    }
 }
 
 /// Ends a job that met an error: logged, its staged rows removed, marked failed (best
@@ -141,71 +197,59 @@ async fn fail_for(db: &DatabaseConnection, job: &str, e: &ApiError) {
     .await;
 }
 
-/// After reading: switches an accepted file in, or records why the file was refused.
-async fn conclude(
+/// Records why a file read to its end (or not) was refused; nothing of it is written.
+async fn refused(
     db: &DatabaseConnection,
     job: &str,
-    target: &Target,
     ended: Ended,
     read: Option<tokio::sync::oneshot::Sender<ReadReport>>,
 ) -> ApiResult<()> {
-    let tell = |r: ReadReport| {
-        if let Some(tx) = read {
-            let _ = tx.send(r);
-        }
-    };
-    match ended {
-        Ended::Whole(summary) if summary.accepted() => {
-            tell(ReadReport {
-                rows_read: summary.rows_read,
-                rows_rejected: 0,
-                accepted: true,
-            });
-            switch(db, job, target, &summary).await
-        }
-        Ended::Whole(summary) => {
-            let failure = format!(
+    let (failure, failed_summary) = match &ended {
+        Ended::Whole(summary) => (
+            format!(
                 "{} of {} lines have problems; nothing was written",
                 summary.rows_rejected, summary.rows_read
-            );
-            let failed = Failed {
-                rows_read: summary.rows_read,
-                rows_rejected: summary.rows_rejected,
-                problems: &summary.problems,
-                failure: Some(&failure),
-                sha256: Some(&summary.sha256),
-            };
-            let recorded = jobs::fail(db, job, failed).await;
-            tell(ReadReport {
-                rows_read: summary.rows_read,
-                rows_rejected: summary.rows_rejected,
-                accepted: false,
-            });
-            recorded
-        }
-        Ended::Broken(_) | Ended::Abandoned => {
-            let why = match ended {
-                Ended::Broken(why) => why,
-                _ => "the import was stopped".to_owned(),
-            };
-            let failure =
-                format!("the file could not be read to its end ({why}); nothing was written");
-            let failed = Failed {
-                rows_read: 0,
-                rows_rejected: 0,
-                problems: &[],
-                failure: Some(&failure),
-                sha256: None,
-            };
-            let recorded = jobs::fail(db, job, failed).await;
-            tell(ReadReport {
-                rows_read: 0,
-                rows_rejected: 0,
-                accepted: false,
-            });
-            recorded
-        }
-    }
+            ),
+            Some(summary),
+        ),
+        Ended::Broken(why) => (
+            format!("the file could not be read to its end ({why}); nothing was written"),
+            None,
+        ),
+        Ended::Abandoned => (
+            "the file could not be read to its end (the import was stopped); nothing was written"
+                .to_owned(),
+            None,
+        ),
+    };
+    let failed = match failed_summary {
+        Some(summary) => Failed {
+            rows_read: summary.rows_read,
+            rows_rejected: summary.rows_rejected,
+            problems: &summary.problems,
+            failure: Some(&failure),
+            sha256: Some(&summary.sha256),
+        },
+        None => Failed {
+            rows_read: 0,
+            rows_rejected: 0,
+            problems: &[],
+            failure: Some(&failure),
+            sha256: None,
+        },
+    };
+    let recorded = jobs::fail(db, job, failed).await;
+    let (rows_read, rows_rejected) =
+        failed_summary.map_or((0, 0), |s| (s.rows_read, s.rows_rejected));
+    tell(
+        read,
+        ReadReport {
+            rows_read,
+            rows_rejected,
+            accepted: false,
+        },
+    );
+    recorded
 }
 
 /// One line whose supplier's place is unknown, and why.
@@ -216,24 +260,63 @@ pub struct PlaceUnknown {
     pub reason: String,
 }
 
-/// Switches a staged, accepted file in, in one transaction, unless the same file was
-/// accepted before; either way the job ends succeeded, with the version it names.
-async fn switch(
-    db: &DatabaseConnection,
+/// How an accepted file's lines were written before the switch.
+pub(super) enum Written {
+    /// In `spend_staging` (SQLite), to be moved with their places resolved in SQL.
+    Staged { start_month: i32 },
+    /// Straight into `spend_lines` under the number `file_id`, after [`copy::SAVEPOINT`], in
+    /// the switch's own transaction (PostgreSQL), with what they came to.
+    Copied { file_id: i64, tally: place::Tally },
+}
+
+/// What a switch did, before its transaction ends.
+pub(super) struct Switched {
+    file: spend_files::Model,
+    replayed: bool,
+    /// Whether the job was still running and is now marked succeeded: if not, the
+    /// transaction is rolled back.
+    marked: bool,
+}
+
+impl Switched {
+    fn log(&self, job: &str) {
+        tracing::info!(
+            import.job = %job,
+            spend.file = self.file.id,
+            spend.version = self.file.version,
+            spend.lines = self.file.lines,
+            replayed = self.replayed,
+            "spend lines switched in"
+        );
+    }
+}
+
+/// A job marked failed while it ran (a start-up took it for abandoned): it stays failed, and
+/// nothing of it is written.
+fn ended_meanwhile() -> ApiError {
+    ApiError::Conflict(
+        "the import job was ended while it ran; nothing was written: send the file again".into(),
+    )
+}
+
+/// Switches an accepted file in, in the transaction `txn`, unless the same file was accepted
+/// before; either way the job is marked succeeded, with the version it names.
+pub(super) async fn switch<C: ConnectionTrait>(
+    txn: &C,
     job: &str,
     target: &Target,
     summary: &Summary,
-) -> ApiResult<()> {
-    let backend = db.get_database_backend();
-    let txn = crate::db::begin_write(db)
-        .await
-        .context("Failed to start switching an import in")?;
+    written: Written,
+) -> ApiResult<Switched> {
+    let backend = txn.get_database_backend();
     if backend == DatabaseBackend::Postgres {
         // The pool's statement timeout is for requests; a switch moves the whole file.
         txn.execute_unprepared("SET LOCAL statement_timeout = 0")
             .await
             .context("Failed to lift the statement timeout for a switch")?;
         // Versions are numbered from the latest: two files of one institution take turns.
+        // (After the copy's tracked write, as returns take `data_version`'s row before their
+        // institutions': one order, no deadlock.)
         txn.execute_raw(
             Sql::format(
                 "SELECT id FROM institutions WHERE id = {} FOR UPDATE",
@@ -249,22 +332,38 @@ async fn switch(
         .filter(spend_files::Column::InstitutionId.eq(target.institution.id))
         .filter(spend_files::Column::Period.eq(period.as_str()))
         .filter(spend_files::Column::Sha256.eq(summary.sha256.as_str()))
-        .one(&txn)
+        .one(txn)
         .await
         .context("Failed to look for an earlier import of the same file")?;
-    let (file, replayed, unknown) = match earlier {
-        Some(file) => (file, true, vec![]),
-        None => {
-            let file = insert_file(&txn, target, summary).await?;
-            move_lines(&txn, job, &file, start_month(target)?).await?;
-            let (file, unknown) = count_unknown(&txn, file).await?;
-            derive::restate(&txn, target, &file).await?;
+    let staged = matches!(written, Written::Staged { .. });
+    let (file, replayed, unknown) = match (earlier, written) {
+        (Some(file), Written::Copied { .. }) => {
+            txn.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {}", copy::SAVEPOINT))
+                .await
+                .context("Failed to drop the lines of a file imported before")?;
+            (file, true, vec![])
+        }
+        (Some(file), Written::Staged { .. }) => (file, true, vec![]),
+        (None, Written::Staged { start_month }) => {
+            let file = insert_file(txn, target, summary, None, (0, 0)).await?;
+            move_lines(txn, job, &file, start_month).await?;
+            let (file, unknown) = count_unknown(txn, file, start_month).await?;
+            let sums = derive::sums(txn, &file, &target.network).await?;
+            derive::restate(txn, target, &file, sums).await?;
             (file, false, unknown)
         }
+        (None, Written::Copied { file_id, tally }) => {
+            let unknown = (tally.unknown_lines, tally.unknown_total);
+            let file = insert_file(txn, target, summary, Some(file_id), unknown).await?;
+            derive::restate(txn, target, &file, tally.sums).await?;
+            (file, false, tally.unknown)
+        }
     };
-    stage::unstage(&txn, job).await?;
+    if staged {
+        stage::unstage(txn, job).await?;
+    }
     let unknown = serde_json::to_string(&unknown).context("Failed to serialise place unknown")?;
-    let ended = txn
+    let marked = txn
         .execute_raw(
             Sql::format(
                 "UPDATE import_jobs SET state = {}, rows_read = {}, rows_rejected = 0, \
@@ -286,30 +385,13 @@ async fn switch(
         )
         .await
         .context("Failed to mark an import job succeeded")?
-        .rows_affected();
-    if ended != 1 {
-        // Marked failed meanwhile (a start-up took it for abandoned): it stays failed, and
-        // nothing of it is written.
-        txn.rollback()
-            .await
-            .context("Failed to roll back the switch of a job no longer running")?;
-        return Err(ApiError::Conflict(
-            "the import job was ended while it ran; nothing was written: send the file again"
-                .into(),
-        ));
-    }
-    txn.commit()
-        .await
-        .context("Failed to commit the switch of an import")?;
-    tracing::info!(
-        import.job = %job,
-        spend.file = file.id,
-        spend.version = file.version,
-        spend.lines = file.lines,
+        .rows_affected()
+        == 1;
+    Ok(Switched {
+        file,
         replayed,
-        "spend lines switched in"
-    );
-    Ok(())
+        marked,
+    })
 }
 
 /// The month the period starts, as yyyymm: postcodes terminated before it do not resolve.
@@ -322,10 +404,14 @@ fn start_month(target: &Target) -> ApiResult<i32> {
 }
 
 /// The next version of the institution's spend lines for the period.
-async fn insert_file(
-    txn: &DatabaseTransaction,
+/// `id` is the number taken for it before its lines were copied (PostgreSQL), `unknown` the
+/// count and amount of its lines whose place is unknown, when known already.
+async fn insert_file<C: ConnectionTrait>(
+    txn: &C,
     target: &Target,
     summary: &Summary,
+    id: Option<i64>,
+    unknown: (i64, i64),
 ) -> ApiResult<spend_files::Model> {
     let period = target.period.to_string();
     let latest: Option<i32> = spend_files::Entity::find()
@@ -338,29 +424,33 @@ async fn insert_file(
         .await
         .context("Failed to read the latest version of spend lines")?
         .flatten();
-    Ok(spend_files::ActiveModel {
+    let mut row = spend_files::ActiveModel {
         institution_id: Set(target.institution.id),
         period: Set(period),
         version: Set(latest.unwrap_or(0) + 1),
         sha256: Set(summary.sha256.clone()),
         lines: Set(jobs::count(summary.rows_read)),
         total: Set(summary.total),
-        place_unknown_lines: Set(0),
-        place_unknown_total: Set(0),
+        place_unknown_lines: Set(unknown.0),
+        place_unknown_total: Set(unknown.1),
         submitted_at: Set(Utc::now()),
         submitted_by: Set(target.by.clone()),
         ..Default::default()
+    };
+    if let Some(id) = id {
+        row.id = Set(id);
     }
-    .insert(txn)
-    .await
-    .context("Failed to insert a version of spend lines")?)
+    Ok(row
+        .insert(txn)
+        .await
+        .context("Failed to insert a version of spend lines")?)
 }
 
 /// Moves the job's staged lines into `spend_lines`, resolving each supplier's place: by
 /// postcode (if the lookup knows it and it was not terminated before `start_month`), else by
 /// the district given when no postcode was, else unknown.
-async fn move_lines(
-    txn: &DatabaseTransaction,
+async fn move_lines<C: ConnectionTrait>(
+    txn: &C,
     job: &str,
     file: &spend_files::Model,
     start_month: i32,
@@ -411,9 +501,10 @@ struct UnknownLine {
 
 /// Counts the file's lines whose place is unknown, records the count and amount on the file,
 /// and names the first of them with the reason.
-async fn count_unknown(
-    txn: &DatabaseTransaction,
+async fn count_unknown<C: ConnectionTrait>(
+    txn: &C,
     file: spend_files::Model,
+    start_month: i32,
 ) -> ApiResult<(spend_files::Model, Vec<PlaceUnknown>)> {
     let backend = txn.get_database_backend();
     let totals = Unknown::find_by_statement(
@@ -460,10 +551,23 @@ async fn count_unknown(
         .is_none();
     let named = first
         .into_iter()
-        .map(|u| PlaceUnknown {
-            line: u64::try_from(u.line).unwrap_or(0),
-            reason: unknown_reason(&u, &file.period, lookup_empty),
-            postcode: u.postcode,
+        .map(|u| {
+            let entry = u.known.as_ref().map(|_| place::Entry {
+                district: u.district.clone(),
+                lsoa: None,
+                terminated: u.terminated,
+            });
+            PlaceUnknown {
+                line: u64::try_from(u.line).unwrap_or(0),
+                reason: place::unknown_reason(
+                    u.postcode.as_deref(),
+                    entry.as_ref(),
+                    start_month,
+                    &file.period,
+                    lookup_empty,
+                ),
+                postcode: u.postcode,
+            }
         })
         .collect();
     let mut am: spend_files::ActiveModel = file.into();
@@ -474,25 +578,6 @@ async fn count_unknown(
         .await
         .context("Failed to record the lines whose place is unknown")?;
     Ok((file, named))
-}
-
-fn unknown_reason(u: &UnknownLine, period: &str, lookup_empty: bool) -> String {
-    match (&u.postcode, &u.known, u.terminated, &u.district) {
-        (None, _, _, _) => "no postcode or district given".into(),
-        (Some(_), None, _, _) if lookup_empty => {
-            "no postcode lookup is loaded (anchorfed geography load nspl)".into()
-        }
-        (Some(p), None, _, _) => format!("postcode {p} is not in the postcode lookup"),
-        (Some(p), Some(_), Some(t), _) => format!(
-            "postcode {p} was terminated in {}-{:02}, before {period} began",
-            t / 100,
-            t % 100
-        ),
-        (Some(p), Some(_), None, None) => {
-            format!("the postcode lookup places {p} in no district")
-        }
-        (Some(p), Some(_), None, Some(_)) => format!("postcode {p} did not resolve"),
-    }
 }
 
 /// A `Read` over chunks sent from async code (an HTTP body), for the CSV reader on its own

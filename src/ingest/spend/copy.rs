@@ -1,0 +1,232 @@
+//! PostgreSQL: a file's lines are written once, straight into `spend_lines`, by
+//! `COPY … FROM STDIN` inside the transaction that switches the file in.
+//!
+//! The job has a connection of its own out of the pool (closed at the end, never returned),
+//! without the pool's statement timeout, holding the job's advisory lock until the job has
+//! ended (see `ingest::jobs`). On it, one transaction: the file's id is taken from
+//! `spend_files`' sequence, a savepoint is set, and the lines stream through `COPY` as they
+//! are read and checked, each with the place its supplier resolves to ([`Places`]: the
+//! postcodes of each batch looked up in one statement, on the pool) and the counts and sums
+//! the switch records kept as they pass. A refused file aborts the copy; a file seen before
+//! rolls back to the savepoint; a killed process leaves an open transaction PostgreSQL
+//! discards. No row of the file is seen by anyone until the commit.
+//!
+//! The tracked writes (`spend_lines` at the copy's end, then `spend_files` and the restated
+//! return) take `data_version`'s row for the rest of the transaction; the copy, which lasts
+//! as long as the upload, does not hold it while it streams (the statement-level trigger
+//! fires when the copy ends), so other writers wait only for the switch.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::{self, postgres::PgConnection};
+use tokio::sync::oneshot;
+
+use super::lines::{Ended, StagedLine};
+use super::place::Places;
+use super::stage::{self, Progress};
+use super::{ReadReport, Target, Written};
+use crate::db::single::Single;
+use crate::error::ApiResult;
+use crate::ingest::jobs::LOCK_SPACE;
+
+/// The savepoint before the copy: a file seen before is rolled back to it.
+pub(super) const SAVEPOINT: &str = "spend_lines_copied";
+
+const COPY: &str = "COPY spend_lines (file_id, line, supplier, supplier_id, postcode, \
+                    given_district, amount, category, sme, vcse, sole_trader, anchor, \
+                    district_code, lsoa_code, place) FROM STDIN (FORMAT csv)";
+
+/// Runs the job `job` on `input` to its end (PostgreSQL). Every failure ends the job failed,
+/// recorded while the job still holds its lock.
+pub(super) async fn run(
+    db: &DatabaseConnection,
+    job: &str,
+    target: &Target,
+    input: impl Read + Send + 'static,
+    read: Option<oneshot::Sender<ReadReport>>,
+) -> ApiResult<()> {
+    let single = match lease(db, job).await {
+        Ok(conn) => Single::new(conn),
+        Err(e) => {
+            super::fail_for(db, job, &e).await;
+            return Err(e);
+        }
+    };
+    let outcome = write(db, &single, job, target, input, read).await;
+    if let Err(e) = &outcome {
+        // Whatever the transaction holds goes (a copy cut short is discarded with it), then
+        // the job is marked failed while its lock is still held.
+        let _ = sea_orm::ConnectionTrait::execute_unprepared(&single, "ROLLBACK").await;
+        super::fail_for(db, job, e).await;
+    }
+    single.close().await;
+    outcome
+}
+
+/// A connection of the import's own, out of the pool (it is closed, never returned, so a copy
+/// cut short cannot reach another request), without the pool's statement timeout, holding the
+/// job's advisory lock.
+async fn lease(db: &DatabaseConnection, job: &str) -> ApiResult<PgConnection> {
+    let mut conn = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .context("Failed to get a connection for an import")?
+        .detach();
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut conn)
+        .await
+        .context("Failed to lift the statement timeout for an import")?;
+    sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+        .bind(LOCK_SPACE)
+        .bind(job)
+        .execute(&mut conn)
+        .await
+        .context("Failed to take an import job's lock")?;
+    Ok(conn)
+}
+
+async fn write(
+    db: &DatabaseConnection,
+    single: &Single,
+    job: &str,
+    target: &Target,
+    input: impl Read + Send + 'static,
+    read: Option<oneshot::Sender<ReadReport>>,
+) -> ApiResult<()> {
+    let mut places = Places::new(
+        db,
+        &target.network,
+        super::start_month(target)?,
+        target.period.to_string(),
+    )
+    .await?;
+    single
+        .begin()
+        .await
+        .context("Failed to start an import's transaction")?;
+    let file_id: i64 = {
+        let mut conn = single.conn().await;
+        let id = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('spend_files', 'id'))")
+            .fetch_one(&mut *conn)
+            .await
+            .context("Failed to number a version of spend lines")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("SAVEPOINT {SAVEPOINT}")))
+            .execute(&mut *conn)
+            .await
+            .context("Failed to mark where an import's lines begin")?;
+        id
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    let (mut rx, reader) = stage::spawn_reader(input, counter.clone());
+    let mut progress = Progress::new(db, job, &counter);
+    let ended = {
+        let mut conn = single.conn().await;
+        let mut copy = conn
+            .copy_in_raw(COPY)
+            .await
+            .context("Failed to start copying an import's lines")?;
+        let mut buf = Vec::with_capacity(256 << 10);
+        while let Some(batch) = rx.recv().await {
+            places.learn(&batch).await?;
+            buf.clear();
+            encode(&mut buf, file_id, &batch, &mut places)?;
+            copy.send(buf.as_slice())
+                .await
+                .context("Failed to copy an import's lines")?;
+            progress.tick().await;
+        }
+        let ended = stage::ended(reader).await?;
+        if matches!(&ended, Ended::Whole(s) if s.accepted()) {
+            copy.finish()
+                .await
+                .context("Failed to finish copying an import's lines")?;
+        } else {
+            copy.abort("the file was refused")
+                .await
+                .context("Failed to abandon copying a refused file")?;
+        }
+        ended
+    };
+    match ended {
+        Ended::Whole(summary) if summary.accepted() => {
+            super::tell(
+                read,
+                ReadReport {
+                    rows_read: summary.rows_read,
+                    rows_rejected: 0,
+                    accepted: true,
+                },
+            );
+            let written = Written::Copied {
+                file_id,
+                tally: places.tally,
+            };
+            let switched = super::switch(single, job, target, &summary, written).await?;
+            if !switched.marked {
+                single
+                    .rollback()
+                    .await
+                    .context("Failed to roll back the switch of a job no longer running")?;
+                return Err(super::ended_meanwhile());
+            }
+            single
+                .commit()
+                .await
+                .context("Failed to commit the switch of an import")?;
+            switched.log(job);
+            Ok(())
+        }
+        other => {
+            single
+                .rollback()
+                .await
+                .context("Failed to end a refused import's transaction")?;
+            super::refused(db, job, other, read).await
+        }
+    }
+}
+
+/// Lines as `COPY`'s CSV, with their places: an unquoted empty field is NULL, booleans are
+/// `t` and `f`.
+fn encode(
+    buf: &mut Vec<u8>,
+    file_id: i64,
+    batch: &[StagedLine],
+    places: &mut Places,
+) -> ApiResult<()> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(buf);
+    let flag = |b: bool| if b { "t" } else { "f" };
+    let file = file_id.to_string();
+    for l in batch {
+        let (line, amount) = (l.line.to_string(), l.amount.to_string());
+        let place = places.place(l);
+        w.write_record([
+            file.as_str(),
+            &line,
+            &l.supplier,
+            &l.supplier_id,
+            l.postcode.as_deref().unwrap_or(""),
+            l.district.as_deref().unwrap_or(""),
+            &amount,
+            l.category.as_deref().unwrap_or(""),
+            flag(l.sme),
+            flag(l.vcse),
+            flag(l.sole_trader),
+            flag(l.anchor),
+            place.district.unwrap_or(""),
+            place.lsoa.unwrap_or(""),
+            place.source.as_str(),
+        ])
+        .context("Failed to encode an import's lines")?;
+    }
+    w.flush().context("Failed to encode an import's lines")?;
+    Ok(())
+}

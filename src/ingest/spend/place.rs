@@ -1,0 +1,251 @@
+//! Where each line's supplier is, worked out as the lines stream past (PostgreSQL's single
+//! write), and what the switch needs to know about the lines once they have all passed.
+//!
+//! A line's place comes from its postcode through the postcode lookup, or from the district
+//! given when no postcode is; a postcode the lookup does not know, or knows to have been
+//! terminated before the period began, leaves it unknown. (SQLite's switch says the same in
+//! SQL: `super::move_lines`; the API tests hold both to the same answers.)
+//!
+//! The postcodes of each batch of lines are looked up in one statement, with what was found
+//! (or not found) kept in a bounded map in front: a file's suppliers repeat, so most lines
+//! are answered from it, and memory stays flat however long the file.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use entity::vocab::PlaceSource;
+use sea_orm::sqlx;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+
+use super::derive::Sums;
+use super::lines::StagedLine;
+use super::{MAX_PLACE_UNKNOWN, PlaceUnknown};
+use crate::error::ApiResult;
+
+/// Postcodes kept between batches. At this bound the map starts again (a file of more
+/// distinct postcodes than this costs more lookups, never more memory): about 10 MB.
+const MAX_KEPT: usize = 100_000;
+
+/// A row of the lookup: postcode, district, LSOA 2021, LSOA 2011, terminated.
+type Row = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+);
+
+/// What the lookup says of one postcode, whatever the period.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub district: Option<String>,
+    pub lsoa: Option<String>,
+    /// yyyymm
+    pub terminated: Option<i32>,
+}
+
+/// A line's resolved place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place<'a> {
+    pub district: Option<&'a str>,
+    pub lsoa: Option<&'a str>,
+    pub source: PlaceSource,
+}
+
+/// Why a line's place is unknown.
+pub fn unknown_reason(
+    postcode: Option<&str>,
+    entry: Option<&Entry>,
+    start_month: i32,
+    period: &str,
+    lookup_empty: bool,
+) -> String {
+    match (postcode, entry) {
+        (None, _) => "no postcode or district given".into(),
+        (Some(_), None) if lookup_empty => {
+            "no postcode lookup is loaded (anchorfed geography load nspl)".into()
+        }
+        (Some(p), None) => format!("postcode {p} is not in the postcode lookup"),
+        (Some(p), Some(e)) => match e.terminated {
+            Some(t) if t < start_month => format!(
+                "postcode {p} was terminated in {}-{:02}, before {period} began",
+                t / 100,
+                t % 100
+            ),
+            _ if e.district.is_none() => {
+                format!("the postcode lookup places {p} in no district")
+            }
+            _ => format!("postcode {p} did not resolve"),
+        },
+    }
+}
+
+/// Resolves lines' places for one file and keeps the counts and sums the switch records.
+pub struct Places {
+    pool: sqlx::PgPool,
+    known: HashMap<String, Option<Entry>>,
+    start_month: i32,
+    period: String,
+    lookup_empty: bool,
+    network: HashSet<String>,
+    region: HashSet<String>,
+    pub tally: Tally,
+}
+
+/// What the lines came to.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub sums: Sums,
+    pub unknown_lines: i64,
+    pub unknown_total: i64,
+    /// The first [`MAX_PLACE_UNKNOWN`] lines whose place is unknown, in file order.
+    pub unknown: Vec<PlaceUnknown>,
+}
+
+impl Places {
+    /// For a file of `network`'s for a period starting in `start_month` (yyyymm).
+    pub async fn new(
+        db: &DatabaseConnection,
+        network: &entity::networks::Model,
+        start_month: i32,
+        period: String,
+    ) -> ApiResult<Self> {
+        let lookup_empty = entity::postcodes::Entity::find()
+            .select_only()
+            .column(entity::postcodes::Column::Postcode)
+            .into_tuple::<String>()
+            .one(db)
+            .await
+            .context("Failed to look at the postcode lookup")?
+            .is_none();
+        let network_districts = entity::network_districts::Entity::find()
+            .select_only()
+            .column(entity::network_districts::Column::DistrictCode)
+            .filter(entity::network_districts::Column::NetworkId.eq(network.id))
+            .into_tuple::<String>()
+            .all(db)
+            .await
+            .context("Failed to read the network's districts")?;
+        let region_districts = entity::region_districts::Entity::find()
+            .select_only()
+            .column(entity::region_districts::Column::DistrictCode)
+            .filter(entity::region_districts::Column::RegionId.eq(network.region_id))
+            .into_tuple::<String>()
+            .all(db)
+            .await
+            .context("Failed to read the region's districts")?;
+        Ok(Self {
+            pool: db.get_postgres_connection_pool().clone(),
+            known: HashMap::new(),
+            start_month,
+            period,
+            lookup_empty,
+            network: network_districts.into_iter().collect(),
+            region: region_districts.into_iter().collect(),
+            tally: Tally::default(),
+        })
+    }
+
+    /// Looks up the postcodes of `batch` not seen yet, in one statement.
+    pub async fn learn(&mut self, batch: &[StagedLine]) -> ApiResult<()> {
+        let mut missing: Vec<&str> = batch
+            .iter()
+            .filter_map(|l| l.postcode.as_deref())
+            .filter(|p| !self.known.contains_key(*p))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        if self.known.len() + missing.len() > MAX_KEPT {
+            self.known.clear();
+        }
+        let found: Vec<Row> = sqlx::query_as(
+            "SELECT postcode, district_code, lsoa21_code, lsoa11_code, terminated \
+                 FROM postcodes WHERE postcode = ANY($1)",
+        )
+        .bind(&missing)
+        .fetch_all(&self.pool)
+        .await
+        .context("Failed to look up the postcodes of an import's lines")?;
+        for p in missing {
+            self.known.insert(p.to_owned(), None);
+        }
+        for (postcode, district, lsoa21, lsoa11, terminated) in found {
+            self.known.insert(
+                postcode,
+                Some(Entry {
+                    district,
+                    lsoa: lsoa21.or(lsoa11),
+                    terminated,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// The place of `line` (its postcode learnt), counted into the tally.
+    pub fn place<'a>(&'a mut self, line: &'a StagedLine) -> Place<'a> {
+        let place = match (&line.postcode, &line.district) {
+            (None, Some(d)) => Place {
+                district: Some(d),
+                lsoa: None,
+                source: PlaceSource::District,
+            },
+            (None, None) => Place {
+                district: None,
+                lsoa: None,
+                source: PlaceSource::Unknown,
+            },
+            (Some(p), _) => match self.known.get(p.as_str()).and_then(Option::as_ref) {
+                Some(e) if e.terminated.is_none_or(|t| t >= self.start_month) => Place {
+                    district: e.district.as_deref(),
+                    lsoa: e.lsoa.as_deref(),
+                    source: if e.district.is_some() {
+                        PlaceSource::Postcode
+                    } else {
+                        PlaceSource::Unknown
+                    },
+                },
+                _ => Place {
+                    district: None,
+                    lsoa: None,
+                    source: PlaceSource::Unknown,
+                },
+            },
+        };
+        let t = &mut self.tally;
+        t.sums.total += line.amount;
+        if place.source == PlaceSource::Unknown {
+            t.unknown_lines += 1;
+            t.unknown_total += line.amount;
+            if t.unknown.len() < MAX_PLACE_UNKNOWN {
+                let entry = line
+                    .postcode
+                    .as_deref()
+                    .and_then(|p| self.known.get(p))
+                    .and_then(Option::as_ref);
+                t.unknown.push(PlaceUnknown {
+                    line: u64::try_from(line.line).unwrap_or(0),
+                    postcode: line.postcode.clone(),
+                    reason: unknown_reason(
+                        line.postcode.as_deref(),
+                        entry,
+                        self.start_month,
+                        &self.period,
+                        self.lookup_empty,
+                    ),
+                });
+            }
+        } else if let Some(d) = place.district {
+            if self.network.contains(d) {
+                t.sums.local += line.amount;
+            }
+            if self.region.contains(d) {
+                t.sums.region += line.amount;
+            }
+        }
+        place
+    }
+}
