@@ -71,7 +71,11 @@ fn columns() -> Vec<Column> {
         // File imports and what they wrote (spend lines: the large table, scanned whole).
         col("import_jobs.kind", "id", names(ImportKind::as_str)),
         col("import_jobs.state", "id", names(ImportState::as_str)),
-        col("spend_lines.place", "id", names(PlaceSource::as_str)),
+        col(
+            "spend_lines.place",
+            "file_id || ':' || line",
+            names(PlaceSource::as_str),
+        ),
     ]
 }
 

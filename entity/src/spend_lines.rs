@@ -7,11 +7,11 @@ use crate::vocab::PlaceSource;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "spend_lines")]
 pub struct Model {
-    #[sea_orm(primary_key)]
-    pub id: i64,
-    /// The `spend_files` version it belongs to.
+    /// The `spend_files` version it belongs to; with `line`, the key.
+    #[sea_orm(primary_key, auto_increment = false)]
     pub file_id: i64,
     /// Its line in the file (the header is line 1).
+    #[sea_orm(primary_key, auto_increment = false)]
     pub line: i32,
     /// The supplier's name, as given. A sole trader's name is personal data.
     pub supplier: String,

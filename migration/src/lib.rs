@@ -15,6 +15,7 @@ pub mod m20261130_000009_current_returns;
 mod m20261130_000010_postcodes;
 mod m20261130_000011_spend_lines;
 pub mod m20261130_000012_data_version;
+mod m20261130_000013_spend_lines_key;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_postcodes::Migration),
             Box::new(m20261130_000011_spend_lines::Migration),
             Box::new(m20261130_000012_data_version::Migration),
+            Box::new(m20261130_000013_spend_lines_key::Migration),
         ]
     }
 }

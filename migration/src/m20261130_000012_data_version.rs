@@ -59,6 +59,21 @@ pub const UNTRACKED: [&str; 7] = [
     "tokens",
 ];
 
+/// SQLite's triggers on a tracked table (a later migration that rebuilds a table makes them
+/// again).
+pub fn sqlite_triggers(t: &str) -> Vec<String> {
+    ["INSERT", "UPDATE", "DELETE"]
+        .into_iter()
+        .map(|op| {
+            format!(
+                "CREATE TRIGGER {t}_data_version_{} AFTER {op} ON {t} \
+                 BEGIN UPDATE data_version SET version = version + 1 WHERE id = 1; END",
+                op.to_lowercase()
+            )
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -86,13 +101,8 @@ impl MigrationTrait for Migration {
             }
             _ => {
                 for t in TRACKED {
-                    for op in ["INSERT", "UPDATE", "DELETE"] {
-                        db.execute_unprepared(&format!(
-                            "CREATE TRIGGER {t}_data_version_{} AFTER {op} ON {t} \
-                             BEGIN UPDATE data_version SET version = version + 1 WHERE id = 1; END",
-                            op.to_lowercase()
-                        ))
-                        .await?;
+                    for sql in sqlite_triggers(t) {
+                        db.execute_unprepared(&sql).await?;
                     }
                 }
             }

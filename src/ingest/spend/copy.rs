@@ -33,12 +33,15 @@ use crate::db::single::Single;
 use crate::error::ApiResult;
 use crate::ingest::jobs::LOCK_SPACE;
 
+/// Encoded batches between the resolver and the copy.
+const QUEUE: usize = 4;
+
 /// The savepoint before the copy: a file seen before is rolled back to it.
 pub(super) const SAVEPOINT: &str = "spend_lines_copied";
 
 const COPY: &str = "COPY spend_lines (file_id, line, supplier, supplier_id, postcode, \
                     given_district, amount, category, sme, vcse, sole_trader, anchor, \
-                    district_code, lsoa_code, place) FROM STDIN (FORMAT csv)";
+                    district_code, lsoa_code, place) FROM STDIN (FORMAT binary)";
 
 /// Runs the job `job` on `input` to its end (PostgreSQL). Every failure ends the job failed,
 /// recorded while the job still holds its lock.
@@ -123,25 +126,44 @@ async fn write(
     };
     let counter = Arc::new(AtomicU64::new(0));
     let (mut rx, reader) = stage::spawn_reader(input, counter.clone());
+    // Places are resolved and lines encoded on a task of their own, so that looking up a
+    // batch's postcodes and encoding it overlap with copying the batch before.
+    let (encoded_tx, mut encoded) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
+    let resolver = tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            places.learn(&batch).await?;
+            let mut buf = Vec::with_capacity(batch.len() * 160);
+            encode(&mut buf, file_id, &batch, &mut places);
+            if encoded_tx.send(buf).await.is_err() {
+                break;
+            }
+        }
+        Ok::<_, crate::error::ApiError>(places.tally)
+    });
     let mut progress = Progress::new(db, job, &counter);
-    let ended = {
+    let (ended, tally) = {
         let mut conn = single.conn().await;
         let mut copy = conn
             .copy_in_raw(COPY)
             .await
             .context("Failed to start copying an import's lines")?;
-        let mut buf = Vec::with_capacity(256 << 10);
-        while let Some(batch) = rx.recv().await {
-            places.learn(&batch).await?;
-            buf.clear();
-            encode(&mut buf, file_id, &batch, &mut places)?;
-            copy.send(buf.as_slice())
+        copy.send(HEADER.as_slice())
+            .await
+            .context("Failed to copy an import's lines")?;
+        while let Some(buf) = encoded.recv().await {
+            copy.send(buf)
                 .await
                 .context("Failed to copy an import's lines")?;
             progress.tick().await;
         }
+        let tally = resolver
+            .await
+            .context("The place resolver of an import stopped")??;
         let ended = stage::ended(reader).await?;
         if matches!(&ended, Ended::Whole(s) if s.accepted()) {
+            copy.send((-1i16).to_be_bytes().as_slice())
+                .await
+                .context("Failed to copy an import's lines")?;
             copy.finish()
                 .await
                 .context("Failed to finish copying an import's lines")?;
@@ -150,7 +172,7 @@ async fn write(
                 .await
                 .context("Failed to abandon copying a refused file")?;
         }
-        ended
+        (ended, tally)
     };
     match ended {
         Ended::Whole(summary) if summary.accepted() => {
@@ -162,10 +184,7 @@ async fn write(
                     accepted: true,
                 },
             );
-            let written = Written::Copied {
-                file_id,
-                tally: places.tally,
-            };
+            let written = Written::Copied { file_id, tally };
             let switched = super::switch(single, job, target, &summary, written).await?;
             if !switched.marked {
                 single
@@ -191,42 +210,57 @@ async fn write(
     }
 }
 
-/// Lines as `COPY`'s CSV, with their places: an unquoted empty field is NULL, booleans are
-/// `t` and `f`.
-fn encode(
-    buf: &mut Vec<u8>,
-    file_id: i64,
-    batch: &[StagedLine],
-    places: &mut Places,
-) -> ApiResult<()> {
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(buf);
-    let flag = |b: bool| if b { "t" } else { "f" };
-    let file = file_id.to_string();
-    for l in batch {
-        let (line, amount) = (l.line.to_string(), l.amount.to_string());
-        let place = places.place(l);
-        w.write_record([
-            file.as_str(),
-            &line,
-            &l.supplier,
-            &l.supplier_id,
-            l.postcode.as_deref().unwrap_or(""),
-            l.district.as_deref().unwrap_or(""),
-            &amount,
-            l.category.as_deref().unwrap_or(""),
-            flag(l.sme),
-            flag(l.vcse),
-            flag(l.sole_trader),
-            flag(l.anchor),
-            place.district.unwrap_or(""),
-            place.lsoa.unwrap_or(""),
-            place.source.as_str(),
-        ])
-        .context("Failed to encode an import's lines")?;
+/// `COPY`'s binary format: its signature, no flags, no header extension. Binary rather than
+/// CSV: nothing to quote or escape on our side, no numbers or booleans to parse on
+/// PostgreSQL's, which together made CSV's copy about a third slower.
+const HEADER: [u8; 19] = *b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Lines in `COPY`'s binary format, with their places: each a field count, then each field
+/// as its length and its bytes (-1 for NULL), integers big-endian, booleans one byte, text
+/// as UTF-8 (the columns' own types, in [`COPY`]'s order).
+fn encode(buf: &mut Vec<u8>, file_id: i64, batch: &[StagedLine], places: &mut Places) {
+    fn text(buf: &mut Vec<u8>, v: Option<&str>) {
+        match v {
+            Some(v) => {
+                // Every text field is checked to be far shorter than 2 GB.
+                buf.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
+                buf.extend_from_slice(v.as_bytes());
+            }
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
     }
-    w.flush().context("Failed to encode an import's lines")?;
-    Ok(())
+    fn int8(buf: &mut Vec<u8>, v: i64) {
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&v.to_be_bytes());
+    }
+    fn int4(buf: &mut Vec<u8>, v: i32) {
+        buf.extend_from_slice(&4i32.to_be_bytes());
+        buf.extend_from_slice(&v.to_be_bytes());
+    }
+    fn flag(buf: &mut Vec<u8>, v: bool) {
+        buf.extend_from_slice(&1i32.to_be_bytes());
+        buf.push(u8::from(v));
+    }
+    for l in batch {
+        let place = places.place(l);
+        buf.extend_from_slice(&FIELDS.to_be_bytes());
+        int8(buf, file_id);
+        int4(buf, l.line);
+        text(buf, Some(&l.supplier));
+        text(buf, Some(&l.supplier_id));
+        text(buf, l.postcode.as_deref());
+        text(buf, l.district.as_deref());
+        int8(buf, l.amount);
+        text(buf, l.category.as_deref());
+        flag(buf, l.sme);
+        flag(buf, l.vcse);
+        flag(buf, l.sole_trader);
+        flag(buf, l.anchor);
+        text(buf, place.district);
+        text(buf, place.lsoa);
+        text(buf, Some(place.source.as_str()));
+    }
 }
+
+/// The columns [`COPY`] names.
+const FIELDS: i16 = 15;

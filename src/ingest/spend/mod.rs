@@ -3,15 +3,17 @@
 //!
 //! 1. a job is created before the first byte is read (`ingest::jobs`);
 //! 2. the file streams through the CSV reader on a thread of its own, every line checked as
-//!    it passes; good lines stream into the staging table ([`stage`]) while no line has been
-//!    bad, and memory holds a few batches of lines at most, however large the file;
+//!    it passes; good lines are written as they come while no line has been bad (PostgreSQL:
+//!    straight into `spend_lines` by `COPY` in the switch's own transaction, [`copy`];
+//!    SQLite: into the staging table, [`stage`]), and memory holds a few batches of lines at
+//!    most, however large the file;
 //! 3. a file with a bad line is refused whole: the job fails with every bad line counted and
 //!    the first [`MAX_PROBLEMS`](crate::ingest::jobs::MAX_PROBLEMS) named, and nothing is
-//!    left staged;
+//!    left written;
 //! 4. a good file is switched in by one transaction ([`switch`]): its version row, its lines
-//!    moved out of staging with the place each supplier resolves to, the job marked
-//!    succeeded, and the institution's return for the period restated with its spend
-//!    derived from the lines ([`derive`]). A file seen before for the same institution and period (by its SHA-256)
+//!    with the place each supplier resolves to, the job marked succeeded, and the
+//!    institution's return for the period restated with its spend derived from the lines
+//!    ([`derive`]). A file seen before for the same institution and period (by its SHA-256)
 //!    writes nothing and answers with the version it wrote then.
 //!
 //! A supplier's place comes from its postcode through the postcode lookup, or from the

@@ -83,6 +83,9 @@ pub fn unknown_reason(
 /// Resolves lines' places for one file and keeps the counts and sums the switch records.
 pub struct Places {
     pool: sqlx::PgPool,
+    /// Taken from the pool at the first lookup and kept for the file: one round trip a
+    /// lookup, not an acquisition (and its check) as well.
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     known: HashMap<String, Option<Entry>>,
     start_month: i32,
     period: String,
@@ -136,6 +139,7 @@ impl Places {
             .context("Failed to read the region's districts")?;
         Ok(Self {
             pool: db.get_postgres_connection_pool().clone(),
+            conn: None,
             known: HashMap::new(),
             start_month,
             period,
@@ -161,12 +165,21 @@ impl Places {
         if self.known.len() + missing.len() > MAX_KEPT {
             self.known.clear();
         }
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(
+                self.pool
+                    .acquire()
+                    .await
+                    .context("Failed to get a connection to look up postcodes")?,
+            ),
+        };
         let found: Vec<Row> = sqlx::query_as(
             "SELECT postcode, district_code, lsoa21_code, lsoa11_code, terminated \
                  FROM postcodes WHERE postcode = ANY($1)",
         )
         .bind(&missing)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut **conn)
         .await
         .context("Failed to look up the postcodes of an import's lines")?;
         for p in missing {
@@ -247,5 +260,162 @@ impl Places {
             }
         }
         place
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(lookup_empty: bool) -> Places {
+        let known = [
+            ("B69 4HE", Some("E08000028"), None),
+            ("CV1 1AA", Some("E08000026"), None),
+            ("B69 9QZ", Some("E08000028"), Some(202006)),
+            ("B70 1AA", Some("E08000028"), Some(202405)),
+            ("ZZ1 1ZZ", None, None),
+        ];
+        Places {
+            // Never connected: these tests give the lookup's answers themselves.
+            pool: sqlx::postgres::PgPoolOptions::new()
+                .connect_lazy("postgres://nobody@localhost/none")
+                .unwrap_or_else(|e| panic!("{e}")),
+            conn: None,
+            known: known
+                .into_iter()
+                .map(|(p, d, t)| {
+                    (
+                        p.to_owned(),
+                        Some(Entry {
+                            district: d.map(str::to_owned),
+                            lsoa: d.map(|_| "E01009999".to_owned()),
+                            terminated: t,
+                        }),
+                    )
+                })
+                .chain([("ZZ9 9ZZ".to_owned(), None)])
+                .collect(),
+            start_month: 202304,
+            period: "2023/24".into(),
+            lookup_empty,
+            network: ["E08000028".to_owned()].into(),
+            region: ["E08000028".to_owned(), "E08000026".to_owned()].into(),
+            tally: Tally::default(),
+        }
+    }
+
+    fn line(n: i32, postcode: Option<&str>, district: Option<&str>, amount: i64) -> StagedLine {
+        StagedLine {
+            line: n,
+            supplier: format!("S{n}"),
+            supplier_id: format!("{n}"),
+            postcode: postcode.map(str::to_owned),
+            district: district.map(str::to_owned),
+            amount,
+            category: None,
+            sme: false,
+            vcse: false,
+            sole_trader: false,
+            anchor: false,
+        }
+    }
+
+    // A runtime, as the (never connected) pool may want one.
+    #[tokio::test]
+    async fn places_resolve_as_the_switch_on_sqlite_resolves_them() {
+        let mut p = places(false);
+        let cases = [
+            // A postcode the lookup knows: its district and LSOA.
+            (
+                line(2, Some("B69 4HE"), None, 100),
+                Some("E08000028"),
+                PlaceSource::Postcode,
+            ),
+            // A postcode wins over a district given.
+            (
+                line(3, Some("CV1 1AA"), Some("E08000028"), 200),
+                Some("E08000026"),
+                PlaceSource::Postcode,
+            ),
+            // No postcode: the district given.
+            (
+                line(4, None, Some("E08000026"), 400),
+                Some("E08000026"),
+                PlaceSource::District,
+            ),
+            (line(5, None, None, 800), None, PlaceSource::Unknown),
+            // Terminated before the period began; terminated after it began still places.
+            (
+                line(6, Some("B69 9QZ"), None, 1_600),
+                None,
+                PlaceSource::Unknown,
+            ),
+            (
+                line(7, Some("B70 1AA"), None, 3_200),
+                Some("E08000028"),
+                PlaceSource::Postcode,
+            ),
+            (
+                line(8, Some("ZZ9 9ZZ"), Some("E08000028"), 6_400),
+                None,
+                PlaceSource::Unknown,
+            ),
+            (
+                line(9, Some("ZZ1 1ZZ"), None, 12_800),
+                None,
+                PlaceSource::Unknown,
+            ),
+        ];
+        for (l, district, source) in &cases {
+            let got = p.place(l);
+            assert_eq!(
+                (got.district, got.source),
+                (*district, *source),
+                "line {}",
+                l.line
+            );
+        }
+        let t = &p.tally;
+        assert_eq!(t.sums.total, 25_500);
+        // In the network (E08000028): lines 2 and 7; in the region also 3 and 4.
+        assert_eq!(t.sums.local, 100 + 3_200);
+        assert_eq!(t.sums.region, 100 + 200 + 400 + 3_200);
+        assert_eq!(
+            (t.unknown_lines, t.unknown_total),
+            (4, 800 + 1_600 + 6_400 + 12_800)
+        );
+        let reasons: Vec<(u64, &str)> = t
+            .unknown
+            .iter()
+            .map(|u| (u.line, u.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (5, "no postcode or district given"),
+                (
+                    6,
+                    "postcode B69 9QZ was terminated in 2020-06, before 2023/24 began"
+                ),
+                (8, "postcode ZZ9 9ZZ is not in the postcode lookup"),
+                (9, "the postcode lookup places ZZ1 1ZZ in no district"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_lines_are_all_counted_and_the_first_named() {
+        let mut p = places(true);
+        for n in 0..(MAX_PLACE_UNKNOWN as i32 + 50) {
+            let l = line(n + 2, Some("ZZ9 9ZZ"), None, 1);
+            p.place(&l);
+        }
+        assert_eq!(p.tally.unknown_lines, MAX_PLACE_UNKNOWN as i64 + 50);
+        assert_eq!(p.tally.unknown.len(), MAX_PLACE_UNKNOWN);
+        assert!(
+            p.tally.unknown[0]
+                .reason
+                .contains("no postcode lookup is loaded")
+        );
     }
 }
