@@ -138,7 +138,7 @@ async fn write(
                 break;
             }
         }
-        Ok::<_, crate::error::ApiError>(places.tally)
+        Ok::<_, crate::error::ApiError>(places.finish().await)
     });
     let mut progress = Progress::new(db, job, &counter);
     let (ended, tally) = {
@@ -198,9 +198,6 @@ async fn write(
                 .await
                 .context("Failed to commit the switch of an import")?;
             switched.log(job);
-            if !switched.replayed {
-                summarise(single).await;
-            }
             Ok(())
         }
         other => {
@@ -210,24 +207,6 @@ async fn write(
                 .context("Failed to end a refused import's transaction")?;
             super::refused(db, job, other, read).await
         }
-    }
-}
-
-/// Summarises the block ranges the import filled in `spend_lines`' BRIN index (migration 13),
-/// so that reads of the new file skip the rest of the table at once rather than after
-/// autovacuum's next pass. Best effort: the job has succeeded, and reads are right either way.
-async fn summarise(single: &Single) {
-    let started = std::time::Instant::now();
-    let mut conn = single.conn().await;
-    match sqlx::query("SELECT brin_summarize_new_values('ix_spend_lines_file')")
-        .execute(&mut *conn)
-        .await
-    {
-        Ok(_) => tracing::info!(
-            millis = started.elapsed().as_millis(),
-            "spend lines' block ranges summarised"
-        ),
-        Err(e) => tracing::warn!(error = %e, "summarising spend lines' block ranges failed"),
     }
 }
 

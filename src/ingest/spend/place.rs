@@ -83,9 +83,11 @@ pub fn unknown_reason(
 /// Resolves lines' places for one file and keeps the counts and sums the switch records.
 pub struct Places {
     pool: sqlx::PgPool,
-    /// Taken from the pool at the first lookup and kept for the file: one round trip a
-    /// lookup, not an acquisition (and its check) as well.
-    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    /// Opened at the first lookup and kept for the file: one round trip a lookup, not an
+    /// acquisition (and its check) as well. Detached from the pool, as the import's own
+    /// connection is, so that uploads, however many, never hold the connections requests
+    /// are served from.
+    conn: Option<sqlx::PgConnection>,
     known: HashMap<String, Option<Entry>>,
     start_month: i32,
     period: String,
@@ -171,7 +173,8 @@ impl Places {
                 self.pool
                     .acquire()
                     .await
-                    .context("Failed to get a connection to look up postcodes")?,
+                    .context("Failed to get a connection to look up postcodes")?
+                    .detach(),
             ),
         };
         let found: Vec<Row> = sqlx::query_as(
@@ -179,7 +182,7 @@ impl Places {
                  FROM postcodes WHERE postcode = ANY($1)",
         )
         .bind(&missing)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await
         .context("Failed to look up the postcodes of an import's lines")?;
         for p in missing {
@@ -196,6 +199,17 @@ impl Places {
             );
         }
         Ok(())
+    }
+
+    /// Ends the lookups: what the lines came to.
+    pub async fn finish(self) -> Tally {
+        if let Some(conn) = self.conn {
+            use sqlx::Connection as _;
+            if let Err(e) = conn.close().await {
+                tracing::warn!(error = %e, "closing an import's lookup connection failed");
+            }
+        }
+        self.tally
     }
 
     /// The place of `line` (its postcode learnt), counted into the tally.
