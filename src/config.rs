@@ -44,6 +44,9 @@ pub struct Limits {
     pub upload_bytes: usize,
     /// Streamed import bodies (`POST /imports/spend`), counted as they stream.
     pub import_bytes: u64,
+    /// Spend imports running at once on this server (`POST /imports/spend`): each holds two
+    /// database connections of its own for as long as its body streams.
+    pub imports_at_once: usize,
     /// How long one request's operations may run before they are stopped (and, on
     /// PostgreSQL, each statement's `statement_timeout`).
     pub request_timeout_seconds: u64,
@@ -63,6 +66,7 @@ impl Default for Limits {
             body_bytes: 1 << 20,
             upload_bytes: 16 << 20,
             import_bytes: 8 << 30,
+            imports_at_once: 4,
             request_timeout_seconds: 30,
             response_bytes: 8 << 20,
         }
@@ -343,6 +347,7 @@ impl Settings {
                 usize::try_from(l.import_bytes).unwrap_or(usize::MAX),
             ),
             ("limits.response_bytes", l.response_bytes),
+            ("limits.imports_at_once", l.imports_at_once),
             (
                 "limits.request_timeout_seconds",
                 usize::try_from(l.request_timeout_seconds).unwrap_or(usize::MAX),

@@ -119,11 +119,29 @@ pub(super) async fn spend(
         Ok(t) => t,
         Err(e) => return refused(&e),
     };
+    // Taken before the job is created, so a refused upload leaves no job; held by the job
+    // until it has ended (its switch outlives the answer).
+    let Ok(permit) = state.imports.clone().try_acquire_owned() else {
+        let at_once = state.settings.limits.imports_at_once;
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            &format!(
+                "{at_once} imports are running on this server (limits.imports_at_once); \
+                 nothing was read: send the file again when one has ended"
+            ),
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS),
+        );
+        return r;
+    };
     let job = match spend::start(&state.db, &target).await {
         Ok(j) => j,
         Err(e) => return refused(&e),
     };
-    stream(payload, &state, target, job.id, limit).await
+    stream(payload, &state, target, job.id, limit, permit).await
 }
 
 /// What the query names, authorised: the institution, its steward network (which must be
@@ -181,6 +199,7 @@ async fn stream(
     target: spend::Target,
     job: String,
     limit: u64,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> HttpResponse {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (read_tx, read_rx) = oneshot::channel();
@@ -197,6 +216,7 @@ async fn stream(
             Some(read_tx),
         )
         .await;
+        drop(permit);
     });
     let mut seen = 0u64;
     let body = loop {

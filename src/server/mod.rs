@@ -43,6 +43,8 @@ pub struct AppState {
     pub access_log: AccessLog,
     pub metrics: Metrics,
     rate_limiter: Option<rate_limit::RateLimiter>,
+    /// Permits for spend imports running at once (`limits.imports_at_once`).
+    imports: Arc<tokio::sync::Semaphore>,
     trusted_documents: documents::TrustedDocuments,
     operation_labels: graphql_http::OperationLabels,
 }
@@ -128,7 +130,9 @@ impl Application {
             trusted_documents.from_file = trusted_documents.registered(),
             "trusted documents registered (the dashboard's built in)"
         );
+        let imports = Arc::new(tokio::sync::Semaphore::new(settings.limits.imports_at_once));
         let state = web::Data::new(AppState {
+            imports,
             settings,
             keys,
             db: db.clone(),

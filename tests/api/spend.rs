@@ -12,7 +12,9 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{As, Backend, TestApp, fresh_database_url, spawn_app, test_settings};
+use crate::helpers::{
+    As, Backend, TestApp, fresh_database_url, spawn_app, spawn_with, test_settings,
+};
 
 pub(crate) const HEADER: &str =
     "supplier,supplier_id,postcode,district,amount,category,sme,vcse,sole_trader,anchor\n";
@@ -968,8 +970,77 @@ async fn the_demo_samples_load(backend: Backend) {
     assert!(out.contains("3 lines"), "{out}");
 }
 
+/// At most `limits.imports_at_once` imports run at once: one more is refused before a job is
+/// made or a byte read (429, `Retry-After`), and the permit comes back when a job ends.
+async fn imports_at_once_are_bounded(backend: Backend) {
+    let app = spawn_with(backend, true, |s| s.limits.imports_at_once = 1).await;
+    let token = app.token(As::Admin("sandwell"), "").await;
+    let jobs = || count(&app.db, "SELECT COUNT(*) FROM import_jobs");
+    // An upload that has sent its first line and not its last holds the one permit.
+    let first = format!("{HEADER}Fictional Supplier Ltd,CH1,,,1.00,,,,,\n");
+    let held = {
+        let (address, token, first) = (app.address.clone(), token.clone(), first.clone());
+        tokio::task::spawn_blocking(move || {
+            start_upload(
+                &address,
+                Some(&token),
+                COLLEGE,
+                first.len() + 1000,
+                first.as_bytes(),
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while jobs().await < 1 {
+        assert!(Instant::now() < deadline, "the first upload made no job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = app
+        .client
+        .post(format!("{}/imports/spend?{COLLEGE}", app.address))
+        .header("content-type", "text/csv")
+        .bearer_auth(&token)
+        .body(first.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.imports_at_once"),
+        "{body}"
+    );
+    assert_eq!(jobs().await, 1, "a refused upload makes no job");
+    // The held upload is cut off: its job fails and gives the permit back.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, job) = loop {
+        let (status, answer) = post(&app, Some(&token), COLLEGE, first.clone().into_bytes()).await;
+        if status != 429 {
+            break (status, answer);
+        }
+        assert!(Instant::now() < deadline, "the permit never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 202, "{job}");
+    let id = job["jobId"].as_str().unwrap().to_owned();
+    assert_eq!(finished(&app, &token, &id).await["state"], "SUCCEEDED");
+    assert_eq!(jobs().await, 2);
+}
+
 both_databases!(
     a_large_file_streams_in_whole,
+    imports_at_once_are_bounded,
     bad_lines_are_named_and_nothing_is_written,
     the_same_file_twice_writes_once,
     readers_without_rights_are_refused_before_the_body,
