@@ -4,9 +4,10 @@
 //! The job has a connection of its own out of the pool (closed at the end, never returned),
 //! without the pool's statement timeout, holding the job's advisory lock until the job has
 //! ended (see `ingest::jobs`). On it, one transaction: the file's id is taken from
-//! `spend_files`' sequence, a savepoint is set, and the lines stream through `COPY` as they
-//! are read and checked, each with the place its supplier resolves to ([`Places`]: the
-//! postcodes of each batch looked up in one statement, on the pool) and the counts and sums
+//! `spend_files`' sequence, a savepoint is set, and the lines stream through `COPY` (its
+//! binary format) as they are read and checked, each with the place its supplier resolves to
+//! ([`Places`]: the postcodes of each batch looked up in one statement, on a second
+//! connection of the job's own, while the batch before is copied) and the counts and sums
 //! the switch records kept as they pass. A refused file aborts the copy; a file seen before
 //! rolls back to the savepoint; a killed process leaves an open transaction PostgreSQL
 //! discards. No row of the file is seen by anyone until the commit.

@@ -399,7 +399,8 @@ fn text(raw: &str, max: usize, required: bool) -> Result<Option<String>, String>
             Ok(None)
         };
     }
-    if raw.chars().count() > max {
+    // Bytes first: no longer than `max` bytes is no longer than `max` characters.
+    if raw.len() > max && raw.chars().count() > max {
         return Err(format!("is longer than {max} characters"));
     }
     Ok(Some(raw.to_owned()))
