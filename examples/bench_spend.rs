@@ -58,6 +58,7 @@ use sea_orm::sqlx::{AssertSqlSafe, Connection, Row, postgres::PgConnection};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
+use common::Rng;
 use process::{Stopped, anchorfed, console, free_port, status_kb};
 
 const REGION: &str = "E47000100";
@@ -97,16 +98,6 @@ const CATEGORIES: [&str; 14] = [
     "Printing, stationery and office supplies",
 ];
 const SHARE_QUERY: &str = "{ spendAnalysis(input: {region: \"E47000100\", years: [\"2023/24\"], measures: [SHARE_IN_GEOGRAPHY]}) { cells { measure year value suppressed contributors eligible } } }";
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn district(d: usize) -> String {
     let n = if d < 10 { d } else { 100 + d - 10 };

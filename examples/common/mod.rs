@@ -72,3 +72,16 @@ pub fn reused(arg: &str) -> bool {
         .next()
         .is_some_and(|db| db.starts_with("bench_"))
 }
+
+/// A small deterministic generator (xorshift): the benchmarks' data is the same on every run.
+#[allow(dead_code, reason = "not every benchmark draws data")]
+pub struct Rng(pub u64);
+#[allow(dead_code, reason = "not every benchmark draws data")]
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -3,6 +3,7 @@
 //! 10 years of returns, the same on every run (a fixed seed, drawn over rows in id order). Included with
 //! `#[path = "common/national.rs"] mod national;`.
 
+use crate::common::Rng;
 use anchorfed::domain::FinancialYear;
 use chrono::{NaiveDate, Utc};
 use entity::vocab::{AccessLevel, GranteeKind, MembershipStatus, ReturnStatus, Sector};
@@ -18,16 +19,6 @@ pub const REGIONS: usize = 10;
 pub const NETWORKS_PER_REGION: usize = 10;
 const STEWARDED_PER_NETWORK: usize = 30;
 const YEARS: std::ops::Range<u16> = 2014..2024;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 async fn insert_chunks<A, E>(db: &DatabaseConnection, rows: Vec<A>, chunk: usize)
 where

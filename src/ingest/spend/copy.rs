@@ -27,7 +27,7 @@ use sea_orm::sqlx::{self, postgres::PgConnection};
 use tokio::sync::oneshot;
 
 use super::lines::{Ended, StagedLine};
-use super::place::Places;
+use super::place::{Places, Tally};
 use super::stage::{self, Progress};
 use super::{ReadReport, Target, Written};
 use crate::db::single::Single;
@@ -102,7 +102,7 @@ async fn write(
     input: impl Read + Send + 'static,
     read: Option<oneshot::Sender<ReadReport>>,
 ) -> ApiResult<()> {
-    let mut places = Places::new(
+    let places = Places::new(
         db,
         &target.network,
         super::start_month(target)?,
@@ -125,56 +125,7 @@ async fn write(
             .context("Failed to mark where an import's lines begin")?;
         id
     };
-    let counter = Arc::new(AtomicU64::new(0));
-    let (mut rx, reader) = stage::spawn_reader(input, counter.clone());
-    // Places are resolved and lines encoded on a task of their own, so that looking up a
-    // batch's postcodes and encoding it overlap with copying the batch before.
-    let (encoded_tx, mut encoded) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
-    let resolver = tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
-            places.learn(&batch).await?;
-            let mut buf = Vec::with_capacity(batch.len() * 160);
-            encode(&mut buf, file_id, &batch, &mut places);
-            if encoded_tx.send(buf).await.is_err() {
-                break;
-            }
-        }
-        Ok::<_, crate::error::ApiError>(places.finish().await)
-    });
-    let mut progress = Progress::new(db, job, &counter);
-    let (ended, tally) = {
-        let mut conn = single.conn().await;
-        let mut copy = conn
-            .copy_in_raw(COPY)
-            .await
-            .context("Failed to start copying an import's lines")?;
-        copy.send(HEADER.as_slice())
-            .await
-            .context("Failed to copy an import's lines")?;
-        while let Some(buf) = encoded.recv().await {
-            copy.send(buf)
-                .await
-                .context("Failed to copy an import's lines")?;
-            progress.tick().await;
-        }
-        let tally = resolver
-            .await
-            .context("The place resolver of an import stopped")??;
-        let ended = stage::ended(reader).await?;
-        if matches!(&ended, Ended::Whole(s) if s.accepted()) {
-            copy.send((-1i16).to_be_bytes().as_slice())
-                .await
-                .context("Failed to copy an import's lines")?;
-            copy.finish()
-                .await
-                .context("Failed to finish copying an import's lines")?;
-        } else {
-            copy.abort("the file was refused")
-                .await
-                .context("Failed to abandon copying a refused file")?;
-        }
-        (ended, tally)
-    };
+    let (ended, tally) = copy_lines(db, single, job, file_id, input, places).await?;
     match ended {
         Ended::Whole(summary) if summary.accepted() => {
             super::tell(
@@ -209,6 +160,70 @@ async fn write(
             super::refused(db, job, other, read).await
         }
     }
+}
+
+/// Streams `input`'s lines into `spend_lines` under `file_id` as they are read, checked and
+/// placed: the copy finished when the file is accepted, aborted otherwise. Returns how
+/// reading ended and what the lines came to.
+async fn copy_lines(
+    db: &DatabaseConnection,
+    single: &Single,
+    job: &str,
+    file_id: i64,
+    input: impl Read + Send + 'static,
+    mut places: Places,
+) -> ApiResult<(Ended, Tally)> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let (mut rx, reader) = stage::spawn_reader(input, counter.clone());
+    // Places are resolved and lines encoded on a task of their own, so that looking up a
+    // batch's postcodes and encoding it overlap with copying the batch before.
+    let (encoded_tx, mut encoded) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
+    let resolver = tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            places.learn(&batch).await?;
+            let mut buf = Vec::with_capacity(batch.len() * 160);
+            encode(&mut buf, file_id, &batch, &mut places);
+            if encoded_tx.send(buf).await.is_err() {
+                break;
+            }
+        }
+        Ok::<_, crate::error::ApiError>(places.finish().await)
+    });
+    let mut progress = Progress::new(db, job, &counter);
+    let copied = {
+        let mut conn = single.conn().await;
+        let mut copy = conn
+            .copy_in_raw(COPY)
+            .await
+            .context("Failed to start copying an import's lines")?;
+        copy.send(HEADER.as_slice())
+            .await
+            .context("Failed to copy an import's lines")?;
+        while let Some(buf) = encoded.recv().await {
+            copy.send(buf)
+                .await
+                .context("Failed to copy an import's lines")?;
+            progress.tick().await;
+        }
+        let tally = resolver
+            .await
+            .context("The place resolver of an import stopped")??;
+        let ended = stage::ended(reader).await?;
+        if matches!(&ended, Ended::Whole(s) if s.accepted()) {
+            copy.send((-1i16).to_be_bytes().as_slice())
+                .await
+                .context("Failed to copy an import's lines")?;
+            copy.finish()
+                .await
+                .context("Failed to finish copying an import's lines")?;
+        } else {
+            copy.abort("the file was refused")
+                .await
+                .context("Failed to abandon copying a refused file")?;
+        }
+        (ended, tally)
+    };
+    Ok(copied)
 }
 
 /// `COPY`'s binary format: its signature, no flags, no header extension. Binary rather than

@@ -112,6 +112,8 @@ pub enum Ended {
 /// go to `emit` in batches of [`BATCH`]; after the first problem nothing more is emitted (the
 /// file will be refused), but reading goes on so that every problem is counted. `read`
 /// counts the lines as they pass, for progress reports.
+// Long because it is one pass over the file: each record checked, counted against the file's
+// limits (exact total, categories) and batched, in the order a line meets them.
 pub fn read<R: Read>(
     input: R,
     read: &Arc<AtomicU64>,

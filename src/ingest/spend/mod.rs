@@ -303,6 +303,8 @@ fn ended_meanwhile() -> ApiError {
 
 /// Switches an accepted file in, in the transaction `txn`, unless the same file was accepted
 /// before; either way the job is marked succeeded, with the version it names.
+// Long because it is the steps of one transaction in order, with each backend's way of
+// having written the lines side by side so that both switch in the same way.
 pub(super) async fn switch<C: ConnectionTrait>(
     txn: &C,
     job: &str,
@@ -543,14 +545,7 @@ async fn count_unknown<C: ConnectionTrait>(
     .all(txn)
     .await
     .context("Failed to read the lines whose place is unknown")?;
-    let lookup_empty = entity::postcodes::Entity::find()
-        .select_only()
-        .column(entity::postcodes::Column::Postcode)
-        .into_tuple::<String>()
-        .one(txn)
-        .await
-        .context("Failed to look at the postcode lookup")?
-        .is_none();
+    let lookup_empty = place::lookup_empty(txn).await?;
     let named = first
         .into_iter()
         .map(|u| {

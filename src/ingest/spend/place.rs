@@ -15,7 +15,9 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Context;
 use entity::vocab::PlaceSource;
 use sea_orm::sqlx;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+};
 
 use super::derive::Sums;
 use super::lines::StagedLine;
@@ -50,6 +52,19 @@ pub struct Place<'a> {
     pub district: Option<&'a str>,
     pub lsoa: Option<&'a str>,
     pub source: PlaceSource,
+}
+
+/// Whether no postcode lookup is loaded (then every postcode's place is unknown, and the
+/// reason says so).
+pub async fn lookup_empty<C: ConnectionTrait>(db: &C) -> ApiResult<bool> {
+    Ok(entity::postcodes::Entity::find()
+        .select_only()
+        .column(entity::postcodes::Column::Postcode)
+        .into_tuple::<String>()
+        .one(db)
+        .await
+        .context("Failed to look at the postcode lookup")?
+        .is_none())
 }
 
 /// Why a line's place is unknown.
@@ -115,14 +130,7 @@ impl Places {
         start_month: i32,
         period: String,
     ) -> ApiResult<Self> {
-        let lookup_empty = entity::postcodes::Entity::find()
-            .select_only()
-            .column(entity::postcodes::Column::Postcode)
-            .into_tuple::<String>()
-            .one(db)
-            .await
-            .context("Failed to look at the postcode lookup")?
-            .is_none();
+        let lookup_empty = lookup_empty(db).await?;
         let network_districts = entity::network_districts::Entity::find()
             .select_only()
             .column(entity::network_districts::Column::DistrictCode)
